@@ -1,0 +1,91 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/olekukonko/tablewriter"
+	"github.com/spf13/cobra"
+)
+
+// outputFlag is the --output flag every command shares: table for people,
+// json and yaml for programs (a stable contract; readers ignore unknown fields).
+type outputFlag struct{ format string }
+
+func (o *outputFlag) addFlag(cmd *cobra.Command) {
+	o.format = "table"
+	cmd.Flags().StringVarP(&o.format, "output", "o", "table", "output format: table, json or yaml")
+}
+
+func (o *outputFlag) validate() error {
+	switch o.format {
+	case "table", "json", "yaml":
+		return nil
+	}
+	return &usageError{fmt.Errorf("%w %q (want table, json or yaml)", errUnknownOutput, o.format)}
+}
+
+// render writes v as JSON or YAML, or calls table to lay it out for a terminal.
+func (o *outputFlag) render(w io.Writer, v any, table func(*tableWriter)) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	switch o.format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	case "yaml":
+		b, err := yaml.MarshalWithOptions(v, yaml.UseJSONMarshaler())
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	var t tableWriter
+	table(&t)
+	return t.flush(w)
+}
+
+// tableWriter collects rows and renders them with tablewriter. A table with
+// no header is a two-column key/value listing.
+type tableWriter struct {
+	header []string
+	rows   [][]string
+}
+
+func (t *tableWriter) setHeader(cols ...string) { t.header = cols }
+
+func (t *tableWriter) row(cells ...any) {
+	r := make([]string, len(cells))
+	for i, c := range cells {
+		r[i] = fmt.Sprint(c)
+	}
+	t.rows = append(t.rows, r)
+}
+
+func (t *tableWriter) flush(w io.Writer) error {
+	if t.header == nil {
+		// Key/value listings read better without a grid.
+		width := 0
+		for _, r := range t.rows {
+			width = max(width, len(r[0])+1)
+		}
+		for _, r := range t.rows {
+			if _, err := fmt.Fprintf(w, "%-*s  %s\n", width, r[0]+":", strings.Join(r[1:], " ")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tablewriter.NewWriter(w)
+	tw.Header(t.header)
+	if err := tw.Bulk(t.rows); err != nil {
+		return err
+	}
+	return tw.Render()
+}

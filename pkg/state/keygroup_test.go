@@ -1,0 +1,50 @@
+package state
+
+import "testing"
+
+func TestRangeForSubtask_OK(t *testing.T) {
+	for _, n := range []uint32{1, 2, 3, 7, 128, 1000} {
+		for p := 1; p <= int(min(n, 40)); p++ {
+			next := uint32(0)
+			for i := range p {
+				r, err := RangeForSubtask(n, p, i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Start != next || r.End < r.Start {
+					t.Fatalf("n=%d p=%d i=%d: range %v, want start %d", n, p, i, r, next)
+				}
+				for kg := r.Start; kg <= r.End; kg++ {
+					if got := SubtaskFor(kg, n, p); got != i {
+						t.Fatalf("n=%d p=%d: key group %d routed to %d, owned by %d", n, p, kg, got, i)
+					}
+				}
+				next = r.End + 1
+			}
+			if next != n {
+				t.Fatalf("n=%d p=%d: ranges cover [0,%d), want [0,%d)", n, p, next, n)
+			}
+		}
+	}
+}
+
+func TestRangeForSubtask_ErrInvalid(t *testing.T) {
+	for _, c := range []struct {
+		n    uint32
+		p, i int
+	}{{128, 0, 0}, {128, 2, 2}, {128, 2, -1}, {4, 5, 0}} {
+		if _, err := RangeForSubtask(c.n, c.p, c.i); err == nil {
+			t.Errorf("RangeForSubtask(%d, %d, %d) succeeded", c.n, c.p, c.i)
+		}
+	}
+}
+
+// The key-group hash is part of the storage format; these values must never
+// change, or restored keys land in the wrong groups.
+func TestKeyGroupFor_Stable(t *testing.T) {
+	for key, want := range map[string]uint32{"": 66, "a": 31, "hello": 125, "user-42": 77} {
+		if got := KeyGroupFor(key, 128); got != want {
+			t.Errorf("KeyGroupFor(%q, 128) = %d, want %d", key, got, want)
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package state
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// List is keyed state holding a list of T per key. The list is stored as one
+// entry: each element is a uvarint length followed by its encoding, so Add
+// appends without decoding what is there.
+type List[T any] struct {
+	b     *Backend
+	st    int
+	codec Codec[T]
+}
+
+// NewList registers (or binds to restored) list state on b.
+func NewList[T any](b *Backend, d Descriptor[T]) (*List[T], error) {
+	c := d.codec()
+	st, err := b.register(d.Name, KindList, c.Name(), d.TTL)
+	if err != nil {
+		return nil, err
+	}
+	return &List[T]{b: b, st: st, codec: c}, nil
+}
+
+// Get returns key's elements in insertion order; nil when there are none.
+func (l *List[T]) Get(key string) ([]T, error) {
+	gi, err := l.b.slot(key)
+	if err != nil {
+		return nil, err
+	}
+	raw, ok := l.b.get(l.st, gi, key)
+	if !ok {
+		return nil, nil
+	}
+	var out []T
+	for len(raw) > 0 {
+		n, w := binary.Uvarint(raw)
+		if w <= 0 || n > uint64(len(raw)-w) {
+			return nil, fmt.Errorf("%w: state %q, key %q: malformed list element", ErrCodec, l.b.states[l.st].name, key)
+		}
+		v, err := l.codec.Decode(raw[w : w+int(n)])
+		if err != nil {
+			return nil, fmt.Errorf("state %q, key %q: %w", l.b.states[l.st].name, key, err)
+		}
+		out = append(out, v)
+		raw = raw[w+int(n):]
+	}
+	return out, nil
+}
+
+// Add appends v to key's list, restarting its TTL.
+func (l *List[T]) Add(key string, v T) error {
+	gi, err := l.b.slot(key)
+	if err != nil {
+		return err
+	}
+	t := l.b.activeTable(l.st, gi)
+	cur, inActive := t[key]
+	var buf []byte
+	switch {
+	case inActive && !cur.deleted && !cur.expired(l.b.now()):
+		// Owned by the active layer: append in place.
+		buf = cur.value
+	case !inActive:
+		// Copy an older layer's list: frozen layers are immutable.
+		if old, ok := l.b.get(l.st, gi, key); ok {
+			buf = append(make([]byte, 0, len(old)+16), old...)
+		}
+	}
+	buf, err = appendElem(buf, l.codec, v)
+	if err != nil {
+		return fmt.Errorf("state %q, key %q: %w", l.b.states[l.st].name, key, err)
+	}
+	t[key] = entry{value: buf, expires: l.b.expiry(l.st)}
+	l.b.wrote()
+	return nil
+}
+
+// Update replaces key's list with vs; an empty vs clears it.
+func (l *List[T]) Update(key string, vs []T) error {
+	if len(vs) == 0 {
+		return l.Clear(key)
+	}
+	gi, err := l.b.slot(key)
+	if err != nil {
+		return err
+	}
+	var buf []byte
+	for _, v := range vs {
+		if buf, err = appendElem(buf, l.codec, v); err != nil {
+			return fmt.Errorf("state %q, key %q: %w", l.b.states[l.st].name, key, err)
+		}
+	}
+	l.b.activeTable(l.st, gi)[key] = entry{value: buf, expires: l.b.expiry(l.st)}
+	l.b.wrote()
+	return nil
+}
+
+// Clear removes key's list.
+func (l *List[T]) Clear(key string) error {
+	gi, err := l.b.slot(key)
+	if err != nil {
+		return err
+	}
+	l.b.remove(l.st, gi, key)
+	return nil
+}
+
+func appendElem[T any](buf []byte, c Codec[T], v T) ([]byte, error) {
+	// Encode after a maximal-width length slot, then close the gap, so the
+	// element is encoded once.
+	start := len(buf)
+	buf = append(buf, make([]byte, binary.MaxVarintLen64)...)
+	buf, err := c.Append(buf, v)
+	if err != nil {
+		return buf[:start], err
+	}
+	n := len(buf) - start - binary.MaxVarintLen64
+	w := binary.PutUvarint(buf[start:], uint64(n))
+	copy(buf[start+w:], buf[start+binary.MaxVarintLen64:])
+	return buf[:start+w+n], nil
+}
