@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -49,26 +50,39 @@ type Options struct {
 	MaintenanceRatio int
 }
 
-// entry is one key's state in one layer. In layers above the base, deleted
-// marks a tombstone that hides the key in older layers.
-type entry struct {
-	value   []byte
-	expires int64 // Unix nanoseconds; 0 never expires
-	deleted bool
-	sub     map[string]entry // map states: map key -> entry
+// A table holds one state's entries of one key group in one layer: key ->
+// stored value. A nil stored value is a tombstone, which hides the key in
+// older layers; a live value is never nil. States with a TTL prefix the value
+// with its expiry (8 bytes, little-endian Unix nanoseconds), so entries of
+// states without one cost no more than a plain map[string][]byte, which keeps
+// the working set, and so lookups, as small as possible.
+type table = map[string][]byte
+
+// subTables are the tables of a map state: user key -> (map key -> value).
+type subTables = map[string]table
+
+// groupTables are one state's tables in one layer, indexed by key group
+// minus the range start. Only the field for the state's kind is used; a
+// table slot is nil until its first write.
+type groupTables struct {
+	vals []table
+	subs []subTables
 }
 
-func (e *entry) expired(now int64) bool { return e.expires != 0 && e.expires <= now }
-
-// table holds one state's entries of one key group in one layer.
-type table = map[string]entry
-
-// layer is a set of tables, [state][key group - range start]. A table slot is
-// nil until its first write.
+// layer is a set of tables, one groupTables per state.
 type layer struct {
-	states [][]table
+	states []groupTables
 	pins   atomic.Int32 // snapshots still reading this layer
 }
+
+// live is the stored form of an empty value without TTL: not nil, so it is
+// not taken for a tombstone. Nothing ever appends to it in place (cap 0).
+var live = make([]byte, 0)
+
+const expiryLen = 8
+
+// expiryOf returns the expiry of a stored value of a TTL state.
+func expiryOf(v []byte) int64 { return int64(binary.LittleEndian.Uint64(v)) }
 
 // stateInfo is a registered (or restored) state.
 type stateInfo struct {
@@ -188,9 +202,16 @@ func (b *Backend) register(name string, kind Kind, codec string, ttl time.Durati
 		b.ttlStates++
 	}
 	for _, l := range b.layers() {
-		l.states = append(l.states, make([]table, b.groups))
+		l.states = append(l.states, b.newGroupTables(kind))
 	}
 	return i, nil
+}
+
+func (b *Backend) newGroupTables(kind Kind) groupTables {
+	if kind == KindMap {
+		return groupTables{subs: make([]subTables, b.groups)}
+	}
+	return groupTables{vals: make([]table, b.groups)}
 }
 
 // layers lists every layer the backend owns, oldest first.
@@ -202,9 +223,9 @@ func (b *Backend) layers() []*layer {
 }
 
 func (b *Backend) newLayer() *layer {
-	l := &layer{states: make([][]table, len(b.states))}
-	for i := range l.states {
-		l.states[i] = make([]table, b.groups)
+	l := &layer{states: make([]groupTables, len(b.states))}
+	for i, s := range b.states {
+		l.states[i] = b.newGroupTables(s.kind)
 	}
 	return l
 }
@@ -218,65 +239,80 @@ func (b *Backend) slot(key string) (int, error) {
 	return int(kg - b.rng.Start), nil
 }
 
-// lookup finds key's newest entry across layers. The entry may be a
-// tombstone or expired; callers decide.
-func (b *Backend) lookup(st, gi int, key string) (entry, bool) {
-	if e, ok := b.active.states[st][gi][key]; ok {
-		return e, true
+// lookup finds key's newest stored value across layers: nil when absent or
+// deleted. The value may be expired; callers decide.
+func (b *Backend) lookup(st, gi int, key string) []byte {
+	if v, ok := b.active.states[st].vals[gi][key]; ok {
+		return v
 	}
 	for i := len(b.frozen) - 1; i >= 0; i-- {
-		if e, ok := b.frozen[i].states[st][gi][key]; ok {
-			return e, true
+		if v, ok := b.frozen[i].states[st].vals[gi][key]; ok {
+			return v
 		}
 	}
-	e, ok := b.base.states[st][gi][key]
-	return e, ok
+	return b.base.states[st].vals[gi][key]
 }
 
-// get returns key's live value.
+// get returns key's live payload.
 func (b *Backend) get(st, gi int, key string) ([]byte, bool) {
-	e, ok := b.lookup(st, gi, key)
-	if !ok || e.deleted || (e.expires != 0 && e.expires <= b.now()) {
+	v := b.lookup(st, gi, key)
+	if v == nil {
 		return nil, false
 	}
-	return e.value, true
+	if b.states[st].ttl > 0 {
+		if expiryOf(v) <= b.now() {
+			return nil, false
+		}
+		return v[expiryLen:], true
+	}
+	return v, true
 }
 
 // inLower reports whether key has an entry below the active layer, i.e.
 // whether deleting it needs a tombstone.
 func (b *Backend) inLower(st, gi int, key string) bool {
 	for _, f := range b.frozen {
-		if _, ok := f.states[st][gi][key]; ok {
+		if _, ok := f.states[st].vals[gi][key]; ok {
 			return true
 		}
 	}
-	_, ok := b.base.states[st][gi][key]
+	_, ok := b.base.states[st].vals[gi][key]
 	return ok
 }
 
 // activeTable returns the active layer's table for (st, gi), creating it.
 func (b *Backend) activeTable(st, gi int) table {
-	t := b.active.states[st][gi]
+	t := b.active.states[st].vals[gi]
 	if t == nil {
 		t = make(table)
-		b.active.states[st][gi] = t
+		b.active.states[st].vals[gi] = t
 	}
 	return t
 }
 
-// expiry returns the expiry time of a write made now to state st.
-func (b *Backend) expiry(st int) int64 {
+// startValue begins a stored value in buf (reusing its memory): the expiry
+// header of a TTL state, or nothing.
+func (b *Backend) startValue(st int, buf []byte) []byte {
+	buf = buf[:0]
 	if ttl := b.states[st].ttl; ttl > 0 {
-		return b.now() + int64(ttl)
+		buf = binary.LittleEndian.AppendUint64(buf, uint64(b.now()+int64(ttl)))
 	}
-	return 0
+	return buf
+}
+
+// finishValue makes sure a live stored value is not nil.
+func finishValue(v []byte) []byte {
+	if v == nil {
+		return live
+	}
+	return v
 }
 
 // remove deletes key from state st.
 func (b *Backend) remove(st, gi int, key string) {
 	if b.inLower(st, gi, key) {
-		b.activeTable(st, gi)[key] = entry{deleted: true}
-	} else if t := b.active.states[st][gi]; t != nil {
+		b.activeTable(st, gi)[key] = nil
+	} else if t := b.active.states[st].vals[gi]; t != nil {
 		delete(t, key)
 	}
 	b.wrote()
@@ -338,16 +374,26 @@ func (b *Backend) step() (visited int, ok bool) {
 			return 0, false
 		}
 		for b.mergeSt < len(f.states) {
-			groups := f.states[b.mergeSt]
-			for b.mergeGi < len(groups) {
+			g := &f.states[b.mergeSt]
+			for b.mergeGi < b.groups {
 				gi := b.mergeGi
 				b.mergeGi++
-				src := groups[gi]
-				if src == nil {
-					continue
+				var n int
+				if g.subs != nil {
+					src := g.subs[gi]
+					if src == nil {
+						continue
+					}
+					g.subs[gi] = nil
+					n = b.mergeSubs(b.mergeSt, gi, src)
+				} else {
+					src := g.vals[gi]
+					if src == nil {
+						continue
+					}
+					g.vals[gi] = nil
+					n = b.mergeVals(b.mergeSt, gi, src)
 				}
-				groups[gi] = nil
-				n := b.mergeTable(b.mergeSt, gi, src)
 				b.stats.TablesMerged++
 				return n, true
 			}
@@ -359,45 +405,63 @@ func (b *Backend) step() (visited int, ok bool) {
 		b.mergeSt, b.mergeGi = 0, 0
 		return 0, true
 	}
-	if b.ttlStates == 0 || len(b.states) == 0 {
+	if b.ttlStates == 0 {
 		return 0, false
 	}
 	return b.sweepStep(), true
 }
 
-// mergeTable folds a released frozen table into the base. An empty base
-// table simply adopts src, which makes the first fold after a big initial
-// load O(1) per table.
-func (b *Backend) mergeTable(st, gi int, src table) int {
-	dst := b.base.states[st][gi]
+// mergeVals folds a released frozen table into the base. An empty base
+// table adopts src once its tombstones are dropped, which saves rehashing
+// every key of the first fold after a big initial load.
+func (b *Backend) mergeVals(st, gi int, src table) int {
+	dst := b.base.states[st].vals[gi]
 	if len(dst) == 0 {
-		b.base.states[st][gi] = src
-		return 1
+		dropTombstones(src)
+		b.base.states[st].vals[gi] = src
+		return len(src)
 	}
-	isMap := b.states[st].kind == KindMap
-	for k, e := range src {
-		if isMap {
-			d, ok := dst[k]
-			if !ok || d.sub == nil {
-				dst[k] = e
-				continue
-			}
-			for mk, me := range e.sub {
-				if me.deleted {
-					delete(d.sub, mk)
-				} else {
-					d.sub[mk] = me
-				}
-			}
-			if len(d.sub) == 0 {
-				delete(dst, k)
+	applyTable(dst, src)
+	return len(src)
+}
+
+func dropTombstones(t table) {
+	for k, v := range t {
+		if v == nil {
+			delete(t, k)
+		}
+	}
+}
+
+// applyTable applies src's puts and tombstones to dst.
+func applyTable(dst, src table) {
+	for k, v := range src {
+		if v == nil {
+			delete(dst, k)
+		} else {
+			dst[k] = v
+		}
+	}
+}
+
+func (b *Backend) mergeSubs(st, gi int, src subTables) int {
+	dst := b.base.states[st].subs[gi]
+	if dst == nil {
+		dst = make(subTables, len(src))
+		b.base.states[st].subs[gi] = dst
+	}
+	for uk, sub := range src {
+		d := dst[uk]
+		if d == nil {
+			dropTombstones(sub)
+			if len(sub) > 0 {
+				dst[uk] = sub
 			}
 			continue
 		}
-		if e.deleted {
-			delete(dst, k)
-		} else {
-			dst[k] = e
+		applyTable(d, sub)
+		if len(d) == 0 {
+			delete(dst, uk)
 		}
 	}
 	return len(src)
@@ -406,45 +470,41 @@ func (b *Backend) mergeTable(st, gi int, src table) int {
 // sweepStep removes expired entries and leftover tombstones from one base
 // table of a state with a TTL, advancing a cursor over all of them.
 func (b *Backend) sweepStep() int {
-	for range len(b.states) {
+	for range len(b.states) + 1 {
 		if b.sweepSt >= len(b.states) {
 			b.sweepSt, b.sweepGi = 0, 0
 		}
-		if b.states[b.sweepSt].ttl == 0 {
-			b.sweepSt++
-			b.sweepGi = 0
-			continue
+		if b.states[b.sweepSt].ttl > 0 {
+			break
 		}
-		break
+		b.sweepSt++
+		b.sweepGi = 0
 	}
-	if b.sweepSt >= len(b.states) || b.states[b.sweepSt].ttl == 0 {
-		return 0
-	}
-	t := b.base.states[b.sweepSt][b.sweepGi]
+	st, gi := b.sweepSt, b.sweepGi
 	b.sweepGi++
 	if b.sweepGi >= b.groups {
 		b.sweepSt++
 		b.sweepGi = 0
 	}
 	b.stats.TablesSwept++
-	if len(t) == 0 {
-		return 0
-	}
 	now := b.now()
-	for k, e := range t {
-		if e.sub != nil {
-			for mk, me := range e.sub {
-				if me.deleted || me.expired(now) {
-					delete(e.sub, mk)
-					b.stats.ExpiredDropped++
-				}
+	g := &b.base.states[st]
+	if g.subs != nil {
+		visited := 0
+		for uk, sub := range g.subs[gi] {
+			visited += b.sweepTable(sub, now)
+			if len(sub) == 0 {
+				delete(g.subs[gi], uk)
 			}
-			if len(e.sub) == 0 {
-				delete(t, k)
-			}
-			continue
 		}
-		if e.deleted || e.expired(now) {
+		return visited
+	}
+	return b.sweepTable(g.vals[gi], now)
+}
+
+func (b *Backend) sweepTable(t table, now int64) int {
+	for k, v := range t {
+		if v == nil || expiryOf(v) <= now {
 			delete(t, k)
 			b.stats.ExpiredDropped++
 		}

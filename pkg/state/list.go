@@ -58,22 +58,26 @@ func (l *List[T]) Add(key string, v T) error {
 	}
 	t := l.b.activeTable(l.st, gi)
 	cur, inActive := t[key]
+	old, live := l.b.get(l.st, gi, key)
 	var buf []byte
-	switch {
-	case inActive && !cur.deleted && !cur.expired(l.b.now()):
-		// Owned by the active layer: append in place.
-		buf = cur.value
-	case !inActive:
-		// Copy an older layer's list: frozen layers are immutable.
-		if old, ok := l.b.get(l.st, gi, key); ok {
-			buf = append(make([]byte, 0, len(old)+16), old...)
+	if inActive && live {
+		// Owned by the active layer: append in place, renewing the TTL.
+		buf = cur
+		if ttl := l.b.states[l.st].ttl; ttl > 0 {
+			binary.LittleEndian.PutUint64(buf, uint64(l.b.now()+int64(ttl)))
+		}
+	} else {
+		// Copy: older layers are immutable.
+		buf = l.b.startValue(l.st, nil)
+		if live {
+			buf = append(buf, old...)
 		}
 	}
 	buf, err = appendElem(buf, l.codec, v)
 	if err != nil {
 		return fmt.Errorf("state %q, key %q: %w", l.b.states[l.st].name, key, err)
 	}
-	t[key] = entry{value: buf, expires: l.b.expiry(l.st)}
+	t[key] = buf
 	l.b.wrote()
 	return nil
 }
@@ -87,13 +91,13 @@ func (l *List[T]) Update(key string, vs []T) error {
 	if err != nil {
 		return err
 	}
-	var buf []byte
+	buf := l.b.startValue(l.st, nil)
 	for _, v := range vs {
 		if buf, err = appendElem(buf, l.codec, v); err != nil {
 			return fmt.Errorf("state %q, key %q: %w", l.b.states[l.st].name, key, err)
 		}
 	}
-	l.b.activeTable(l.st, gi)[key] = entry{value: buf, expires: l.b.expiry(l.st)}
+	l.b.activeTable(l.st, gi)[key] = buf
 	l.b.wrote()
 	return nil
 }

@@ -55,7 +55,13 @@ func must[T any](t testing.TB) func(T, error) T {
 	}
 }
 
-func noErr(t testing.TB, err error) {
+// fataler is what noErr needs of testing.TB and rapid.T alike.
+type fataler interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+func noErr(t fataler, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

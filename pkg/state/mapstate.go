@@ -35,18 +35,33 @@ func (m *Map[K, V]) errf(key string, err error) error {
 	return fmt.Errorf("state %q, key %q: %w", m.b.states[m.st].name, key, err)
 }
 
-// lookupSub finds the newest entry of map key mk under user key uk.
-func (m *Map[K, V]) lookupSub(gi int, uk, mk string) (entry, bool) {
-	if e, ok := m.b.active.states[m.st][gi][uk].sub[mk]; ok {
-		return e, true
+// lookupSub finds the newest stored value of map key mk under user key uk;
+// nil when absent or deleted.
+func (m *Map[K, V]) lookupSub(gi int, uk, mk string) []byte {
+	if v, ok := m.b.active.states[m.st].subs[gi][uk][mk]; ok {
+		return v
 	}
 	for i := len(m.b.frozen) - 1; i >= 0; i-- {
-		if e, ok := m.b.frozen[i].states[m.st][gi][uk].sub[mk]; ok {
-			return e, true
+		if v, ok := m.b.frozen[i].states[m.st].subs[gi][uk][mk]; ok {
+			return v
 		}
 	}
-	e, ok := m.b.base.states[m.st][gi][uk].sub[mk]
-	return e, ok
+	return m.b.base.states[m.st].subs[gi][uk][mk]
+}
+
+// payload strips a live stored value's TTL header; ok is false when the
+// value is deleted or expired.
+func (m *Map[K, V]) payload(v []byte, now func() int64) ([]byte, bool) {
+	if v == nil {
+		return nil, false
+	}
+	if m.b.states[m.st].ttl > 0 {
+		if expiryOf(v) <= now() {
+			return nil, false
+		}
+		return v[expiryLen:], true
+	}
+	return v, true
 }
 
 // Get returns the value at mk in key's map.
@@ -60,11 +75,11 @@ func (m *Map[K, V]) Get(key string, mk K) (V, bool, error) {
 	if err != nil {
 		return zero, false, m.errf(key, err)
 	}
-	e, ok := m.lookupSub(gi, key, string(m.scr))
-	if !ok || e.deleted || e.expired(m.b.now()) {
+	raw, ok := m.payload(m.lookupSub(gi, key, string(m.scr)), m.b.now)
+	if !ok {
 		return zero, false, nil
 	}
-	v, err := m.values.Decode(e.value)
+	v, err := m.values.Decode(raw)
 	if err != nil {
 		return zero, false, m.errf(key, err)
 	}
@@ -81,23 +96,27 @@ func (m *Map[K, V]) Put(key string, mk K, v V) error {
 	if err != nil {
 		return m.errf(key, err)
 	}
-	val, err := m.values.Append(nil, v)
+	sub := m.activeSub(gi, key)
+	val, err := m.values.Append(m.b.startValue(m.st, sub[string(m.scr)]), v)
 	if err != nil {
 		return m.errf(key, err)
 	}
-	m.activeSub(gi, key)[string(m.scr)] = entry{value: val, expires: m.b.expiry(m.st)}
+	sub[string(m.scr)] = finishValue(val)
 	m.b.wrote()
 	return nil
 }
 
 func (m *Map[K, V]) activeSub(gi int, key string) table {
-	t := m.b.activeTable(m.st, gi)
-	e, ok := t[key]
-	if !ok || e.sub == nil {
-		e = entry{sub: make(table)}
-		t[key] = e
+	g := &m.b.active.states[m.st]
+	if g.subs[gi] == nil {
+		g.subs[gi] = make(subTables)
 	}
-	return e.sub
+	sub := g.subs[gi][key]
+	if sub == nil {
+		sub = make(table)
+		g.subs[gi][key] = sub
+	}
+	return sub
 }
 
 // Delete removes mk from key's map.
@@ -117,16 +136,16 @@ func (m *Map[K, V]) Delete(key string, mk K) error {
 func (m *Map[K, V]) deleteRaw(gi int, key, mk string) {
 	below := false
 	for _, f := range m.b.frozen {
-		if _, ok := f.states[m.st][gi][key].sub[mk]; ok {
+		if _, ok := f.states[m.st].subs[gi][key][mk]; ok {
 			below = true
 		}
 	}
-	if _, ok := m.b.base.states[m.st][gi][key].sub[mk]; ok {
+	if _, ok := m.b.base.states[m.st].subs[gi][key][mk]; ok {
 		below = true
 	}
 	if below {
-		m.activeSub(gi, key)[mk] = entry{deleted: true}
-	} else if sub := m.b.active.states[m.st][gi][key].sub; sub != nil {
+		m.activeSub(gi, key)[mk] = nil
+	} else if sub := m.b.active.states[m.st].subs[gi][key]; sub != nil {
 		delete(sub, mk)
 	}
 	m.b.wrote()
@@ -136,16 +155,15 @@ func (m *Map[K, V]) deleteRaw(gi int, key, mk string) {
 func (m *Map[K, V]) liveKeys(gi int, key string) []string {
 	var mks []string
 	for _, l := range m.b.layers() {
-		for mk := range l.states[m.st][gi][key].sub {
+		for mk := range l.states[m.st].subs[gi][key] {
 			mks = append(mks, mk)
 		}
 	}
 	slices.Sort(mks)
 	mks = slices.Compact(mks)
-	now := m.b.now()
 	return slices.DeleteFunc(mks, func(mk string) bool {
-		e, ok := m.lookupSub(gi, key, mk)
-		return !ok || e.deleted || e.expired(now)
+		_, ok := m.payload(m.lookupSub(gi, key, mk), m.b.now)
+		return !ok
 	})
 }
 
@@ -157,12 +175,12 @@ func (m *Map[K, V]) All(key string, fn func(K, V) bool) error {
 		return err
 	}
 	for _, mk := range m.liveKeys(gi, key) {
-		e, _ := m.lookupSub(gi, key, mk)
+		raw, _ := m.payload(m.lookupSub(gi, key, mk), m.b.now)
 		k, err := m.keys.Decode([]byte(mk))
 		if err != nil {
 			return m.errf(key, err)
 		}
-		v, err := m.values.Decode(e.value)
+		v, err := m.values.Decode(raw)
 		if err != nil {
 			return m.errf(key, err)
 		}

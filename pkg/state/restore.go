@@ -1,7 +1,9 @@
 package state
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/arkstate/arkstate/pkg/format"
@@ -80,49 +82,61 @@ func (b *Backend) apply(e *format.Entry, now int64) error {
 		return fmt.Errorf("state %q: key group %d outside the restored range %v", e.State, e.KeyGroup, b.rng)
 	}
 	gi := int(e.KeyGroup - b.rng.Start)
-	t := b.base.states[st][gi]
-	if t == nil {
-		t = make(table)
-		b.base.states[st][gi] = t
-	}
 	dead := e.Tombstone || (e.ExpiresAt != 0 && e.ExpiresAt <= now)
-	if b.states[st].kind == KindMap {
+	if !dead && e.ExpiresAt != 0 && b.states[st].ttl == 0 {
+		return fmt.Errorf("state %q has no TTL, but key %q carries an expiry", e.State, e.Key)
+	}
+	key := e.Key
+	var t table
+	g := &b.base.states[st]
+	if g.subs != nil {
 		uk, mk, ok := splitCompositeKey(e.Key)
 		if !ok {
 			return fmt.Errorf("state %q: malformed map-state key %x", e.State, e.Key)
 		}
+		if g.subs[gi] == nil {
+			g.subs[gi] = make(subTables)
+		}
+		t = g.subs[gi][string(uk)]
+		if t == nil {
+			if dead {
+				return nil
+			}
+			t = make(table)
+			g.subs[gi][string(uk)] = t
+		}
+		defer func() {
+			if len(t) == 0 {
+				delete(g.subs[gi], string(uk))
+			}
+		}()
+		key = mk
 		if kg := KeyGroupFor(string(uk), b.n); kg != e.KeyGroup {
 			return fmt.Errorf("state %q: key %q is recorded in key group %d but hashes to %d", e.State, uk, e.KeyGroup, kg)
 		}
-		cur := t[string(uk)]
-		if dead {
-			delete(cur.sub, string(mk))
-			if len(cur.sub) == 0 {
-				delete(t, string(uk))
-			}
-			return nil
+	} else {
+		if g.vals[gi] == nil {
+			g.vals[gi] = make(table)
 		}
-		if cur.sub == nil {
-			cur.sub = make(table)
-			t[string(uk)] = cur
+		t = g.vals[gi]
+		if kg := KeyGroupFor(string(key), b.n); kg != e.KeyGroup {
+			return fmt.Errorf("state %q: key %q is recorded in key group %d but hashes to %d", e.State, key, e.KeyGroup, kg)
 		}
-		cur.sub[string(mk)] = entry{value: clone(e.Value), expires: e.ExpiresAt}
-		return nil
-	}
-	if kg := KeyGroupFor(string(e.Key), b.n); kg != e.KeyGroup {
-		return fmt.Errorf("state %q: key %q is recorded in key group %d but hashes to %d", e.State, e.Key, e.KeyGroup, kg)
 	}
 	if dead {
-		delete(t, string(e.Key))
+		delete(t, string(key))
 		return nil
 	}
-	t[string(e.Key)] = entry{value: clone(e.Value), expires: e.ExpiresAt}
-	return nil
-}
-
-func clone(b []byte) []byte {
-	if b == nil {
-		return []byte{}
+	stored := make([]byte, 0, expiryLen+len(e.Value))
+	if b.states[st].ttl > 0 {
+		// A restored entry keeps its own expiry; a TTL state's entry written
+		// without one (ExpiresAt 0) must still read as live.
+		exp := e.ExpiresAt
+		if exp == 0 {
+			exp = math.MaxInt64
+		}
+		stored = binary.LittleEndian.AppendUint64(stored, uint64(exp))
 	}
-	return append(make([]byte, 0, len(b)), b...)
+	t[string(key)] = finishValue(append(stored, e.Value...))
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -41,8 +42,9 @@ type Snapshot struct {
 	states     []snapState // in name order
 	// views are the layers the snapshot reads, oldest first: for a full
 	// snapshot the base and every frozen layer, for an incremental one only
-	// the layer frozen by this snapshot. Each view is [state][group].
-	views    [][][]table
+	// the layer frozen by this snapshot.
+	views    [][]groupTables
+	groups   int
 	pins     []*atomic.Int32
 	broken   *atomic.Bool
 	released atomic.Bool
@@ -73,7 +75,7 @@ func (b *Backend) Snapshot(kind SnapshotKind) *Snapshot {
 	b.frozen = append(b.frozen, f)
 	b.hasBase = true
 
-	s := &Snapshot{kind: kind, seq: b.seq, at: b.now(), rangeStart: b.rng.Start, broken: &b.chainBroken}
+	s := &Snapshot{kind: kind, seq: b.seq, at: b.now(), rangeStart: b.rng.Start, groups: b.groups, broken: &b.chainBroken}
 	for _, i := range b.stateNamesSorted() {
 		s.states = append(s.states, snapState{index: i, info: b.states[i]})
 	}
@@ -133,41 +135,39 @@ func (s *Snapshot) WriteTo(w *format.SegmentWriter) error {
 	if s.released.Load() {
 		return fmt.Errorf("state: snapshot %d written after Release", s.seq)
 	}
-	sw := snapWriter{w: w, at: s.at}
+	sw := snapWriter{w: w, at: s.at, full: s.kind == Full}
+	var tabs []table
+	var subs []subTables
 	for _, st := range s.states {
-		tabs := make([]table, 0, len(s.views))
-		for gi := range s.groups() {
-			tabs = tabs[:0]
+		sw.state, sw.ttl = st.info.name, st.info.ttl > 0
+		for gi := range s.groups {
+			tabs, subs = tabs[:0], subs[:0]
 			for _, v := range s.views {
-				if st.index < len(v) && v[st.index][gi] != nil {
-					tabs = append(tabs, v[st.index][gi])
+				if st.index >= len(v) {
+					continue // registered after this layer was pinned
+				}
+				if g := v[st.index]; g.subs != nil {
+					if g.subs[gi] != nil {
+						subs = append(subs, g.subs[gi])
+					}
+				} else if g.vals[gi] != nil {
+					tabs = append(tabs, g.vals[gi])
 				}
 			}
-			if len(tabs) == 0 {
-				continue
-			}
-			kg := s.rangeStart + uint32(gi)
+			sw.kg = s.rangeStart + uint32(gi)
 			var err error
-			if st.info.kind == KindMap {
-				err = sw.mapGroup(st.info.name, kg, tabs, s.kind == Full)
-			} else {
-				err = sw.valueGroup(st.info.name, kg, tabs, s.kind == Full)
+			switch {
+			case len(subs) > 0:
+				err = sw.mapGroup(subs)
+			case len(tabs) > 0:
+				err = sw.valueGroup(tabs)
 			}
 			if err != nil {
-				return fmt.Errorf("state: write snapshot %d, state %q, key group %d: %w", s.seq, st.info.name, kg, err)
+				return fmt.Errorf("state: write snapshot %d, state %q, key group %d: %w", s.seq, sw.state, sw.kg, err)
 			}
 		}
 	}
 	return nil
-}
-
-func (s *Snapshot) groups() int {
-	for _, v := range s.views {
-		for _, g := range v {
-			return len(g)
-		}
-	}
-	return 0
 }
 
 // snapWriter merges a group's tables and feeds the segment writer, reusing
@@ -175,36 +175,41 @@ func (s *Snapshot) groups() int {
 type snapWriter struct {
 	w     *format.SegmentWriter
 	at    int64
+	full  bool
+	state string
+	kg    uint32
+	ttl   bool
 	keys  []string
 	comps []compEntry
 	e     format.Entry
 }
 
 type compEntry struct {
-	key string
-	e   entry
+	key    string
+	stored []byte
 }
 
-// resolve returns key's newest entry among tabs (oldest first).
-func resolve(tabs []table, key string) entry {
+// resolve returns key's newest stored value among tabs (oldest first); nil
+// when it is deleted or absent.
+func resolve(tabs []table, key string) []byte {
 	for i := len(tabs) - 1; i >= 0; i-- {
-		if e, ok := tabs[i][key]; ok {
-			return e
+		if v, ok := tabs[i][key]; ok {
+			return v
 		}
 	}
-	return entry{deleted: true}
+	return nil
 }
 
-// unionKeys collects the distinct keys of tabs, sorted.
-func unionKeys(dst []string, tabs []table) []string {
+// unionKeys collects the distinct keys of maps, sorted.
+func unionKeys[V any](dst []string, maps []map[string]V) []string {
 	dst = dst[:0]
-	for _, t := range tabs {
+	for _, t := range maps {
 		for k := range t {
 			dst = append(dst, k)
 		}
 	}
 	slices.Sort(dst)
-	if len(tabs) > 1 {
+	if len(maps) > 1 {
 		dst = slices.Compact(dst)
 	}
 	return dst
@@ -212,24 +217,27 @@ func unionKeys(dst []string, tabs []table) []string {
 
 // emit writes one entry. In a full snapshot dead entries are left out; in a
 // delta they become tombstones, because they must hide older layers' values.
-func (sw *snapWriter) emit(state string, kg uint32, key string, e entry, full bool) error {
-	dead := e.deleted || e.expired(sw.at)
-	if dead && full {
+func (sw *snapWriter) emit(key string, stored []byte) error {
+	dead := stored == nil || (sw.ttl && expiryOf(stored) <= sw.at)
+	if dead && sw.full {
 		return nil
 	}
-	sw.e = format.Entry{State: state, KeyGroup: kg, Key: append(sw.e.Key[:0], key...)}
-	if dead {
+	sw.e = format.Entry{State: sw.state, KeyGroup: sw.kg, Key: append(sw.e.Key[:0], key...)}
+	switch {
+	case dead:
 		sw.e.Tombstone = true
-	} else {
-		sw.e.Value, sw.e.ExpiresAt = e.value, e.expires
+	case sw.ttl:
+		sw.e.Value, sw.e.ExpiresAt = stored[expiryLen:], expiryOf(stored)
+	default:
+		sw.e.Value = stored
 	}
 	return sw.w.Add(&sw.e)
 }
 
-func (sw *snapWriter) valueGroup(state string, kg uint32, tabs []table, full bool) error {
+func (sw *snapWriter) valueGroup(tabs []table) error {
 	sw.keys = unionKeys(sw.keys, tabs)
 	for _, k := range sw.keys {
-		if err := sw.emit(state, kg, k, resolve(tabs, k), full); err != nil {
+		if err := sw.emit(k, resolve(tabs, k)); err != nil {
 			return err
 		}
 	}
@@ -237,34 +245,26 @@ func (sw *snapWriter) valueGroup(state string, kg uint32, tabs []table, full boo
 }
 
 // mapGroup flattens map state into composite keys (see compositeKey).
-func (sw *snapWriter) mapGroup(state string, kg uint32, tabs []table, full bool) error {
-	sw.keys = unionKeys(sw.keys, tabs)
+func (sw *snapWriter) mapGroup(layers []subTables) error {
+	sw.keys = unionKeys(sw.keys, layers)
 	sw.comps = sw.comps[:0]
-	subs := make([]table, 0, len(tabs))
+	subs := make([]table, 0, len(layers))
 	var mks []string
 	for _, uk := range sw.keys {
 		subs = subs[:0]
-		for _, t := range tabs {
-			if e, ok := t[uk]; ok && e.sub != nil {
-				subs = append(subs, e.sub)
+		for _, l := range layers {
+			if t, ok := l[uk]; ok {
+				subs = append(subs, t)
 			}
 		}
 		mks = unionKeys(mks, subs)
 		for _, mk := range mks {
-			sw.comps = append(sw.comps, compEntry{key: compositeKey(uk, mk), e: resolve(subs, mk)})
+			sw.comps = append(sw.comps, compEntry{key: compositeKey(uk, mk), stored: resolve(subs, mk)})
 		}
 	}
-	slices.SortFunc(sw.comps, func(a, b compEntry) int {
-		switch {
-		case a.key < b.key:
-			return -1
-		case a.key > b.key:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(sw.comps, func(a, b compEntry) int { return strings.Compare(a.key, b.key) })
 	for _, c := range sw.comps {
-		if err := sw.emit(state, kg, c.key, c.e, full); err != nil {
+		if err := sw.emit(c.key, c.stored); err != nil {
 			return err
 		}
 	}

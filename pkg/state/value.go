@@ -67,14 +67,13 @@ func (v *Value[T]) Put(key string, val T) error {
 		return err
 	}
 	t := v.b.activeTable(v.st, gi)
-	// An entry already in the active layer owns its buffer: no snapshot reads
+	// A value already in the active layer owns its buffer: no snapshot reads
 	// the active layer, so it can be reused instead of allocating.
-	old := t[key]
-	buf, err := v.codec.Append(old.value[:0], val)
+	buf, err := v.codec.Append(v.b.startValue(v.st, t[key]), val)
 	if err != nil {
 		return fmt.Errorf("state %q, key %q: %w", v.b.states[v.st].name, key, err)
 	}
-	t[key] = entry{value: buf, expires: v.b.expiry(v.st)}
+	t[key] = finishValue(buf)
 	v.b.wrote()
 	return nil
 }
