@@ -116,12 +116,12 @@ type Backend struct {
 	hasBase bool
 	seq     uint64
 
-	credit     int // maintenance budget earned by writes
-	mergeSt    int // merge cursor into frozen[0]
-	mergeGi    int
-	sweepSt    int // TTL sweep cursor into base
-	sweepGi    int
-	ttlStates  int
+	credit    int // maintenance budget earned by writes
+	mergeSt   int // merge cursor into frozen[0]
+	mergeGi   int
+	sweepSt   int // TTL sweep cursor into base
+	sweepGi   int
+	ttlStates int
 
 	stats Stats
 }

@@ -46,7 +46,7 @@ func TestValue_PutGet(t *testing.T) {
 		v := must[*Value[uint64]](t)(NewValue(b, Descriptor[uint64]{Name: "count"}))
 		var outside string
 		for i := 0; ; i++ {
-			k := string(rune('a' + i%26)) + string(rune('a'+i/26))
+			k := string(rune('a'+i%26)) + string(rune('a'+i/26))
 			if KeyGroupFor(k, 128) > 9 {
 				outside = k
 				break
