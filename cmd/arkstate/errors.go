@@ -1,6 +1,12 @@
 package main
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/format"
+)
 
 // usageError marks a bad flag, argument or configuration: exit 2.
 type usageError struct{ err error }
@@ -15,17 +21,29 @@ type findingsError struct{ summary string }
 
 func (e *findingsError) Error() string { return e.summary }
 
-// exitCode maps an error to the exit code of the CLI contract. Anything not
-// known to be a usage error or a finding is treated as an I/O failure.
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// exitCode maps an error to the exit code of the CLI contract: damage found
+// is 1; a wrong flag, address, configuration, credentials or checkpoint id
+// is 2; anything else (the store could not be reached, I/O failed) is 3.
 func exitCode(err error) int {
 	var usage *usageError
 	var findings *findingsError
+	var corrupt *format.CorruptError
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &findings):
+	case errors.As(err, &findings), errors.As(err, &corrupt):
 		return exitFindings
-	case errors.As(err, &usage):
+	case errors.As(err, &usage),
+		errors.Is(err, checkpoint.ErrConfig),
+		errors.Is(err, checkpoint.ErrInvalidName),
+		errors.Is(err, checkpoint.ErrNotRepo),
+		errors.Is(err, checkpoint.ErrJobMismatch),
+		errors.Is(err, checkpoint.ErrCheckpointNotFound),
+		errors.Is(err, checkpoint.ErrNoCheckpoints):
 		return exitUsage
 	default:
 		return exitIO

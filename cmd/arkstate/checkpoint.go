@@ -1,0 +1,20 @@
+package main
+
+import "github.com/spf13/cobra"
+
+// newCheckpointCmd groups the commands that inspect and manage checkpoints.
+func newCheckpointCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "checkpoint",
+		Short: "List, show, diff, verify, restore, prune and garbage-collect checkpoints",
+		Long: `Checkpoint commands work on a store address: a directory path, file:///path,
+or s3://bucket/prefix (with --s3-endpoint and --s3-path-style for S3-compatible
+servers; credentials from the standard AWS chain).`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(
+	// Subcommands, one file each (checkpoint_<name>.go):
+	)
+	return cmd
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/arkstate/arkstate/pkg/checkpoint"
+)
+
+// storeFlags are the S3 settings every command that opens a store accepts.
+// Credentials come from the standard AWS chain (environment, shared files,
+// instance roles); the seed's ARKFLOW_STATE_S3_* variables fill what the
+// flags leave unset.
+type storeFlags struct {
+	endpoint  string
+	region    string
+	pathStyle bool
+	noSSL     bool
+}
+
+func (f *storeFlags) addFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.endpoint, "s3-endpoint", "", "S3-compatible endpoint, e.g. http://127.0.0.1:7070 (env ARKFLOW_STATE_S3_ENDPOINT)")
+	cmd.Flags().StringVar(&f.region, "s3-region", "", "S3 region (env ARKFLOW_STATE_S3_REGION; default from the AWS configuration)")
+	cmd.Flags().BoolVar(&f.pathStyle, "s3-path-style", false, "address buckets as endpoint/bucket (env ARKFLOW_STATE_S3_PATH_STYLE)")
+	cmd.Flags().BoolVar(&f.noSSL, "s3-no-ssl", false, "use plain HTTP for an endpoint given without a scheme (env ARKFLOW_STATE_S3_USE_SSL=false)")
+}
+
+// options builds the store options from the flags, then the environment.
+func (f *storeFlags) options(cmd *cobra.Command) (checkpoint.OpenOptions, error) {
+	o := checkpoint.S3Options{Endpoint: f.endpoint, Region: f.region, PathStyle: f.pathStyle, DisableSSL: f.noSSL}
+	if o.Endpoint == "" {
+		o.Endpoint = os.Getenv("ARKFLOW_STATE_S3_ENDPOINT")
+	}
+	if o.Region == "" {
+		o.Region = os.Getenv("ARKFLOW_STATE_S3_REGION")
+	}
+	if !cmd.Flags().Changed("s3-path-style") {
+		if v, ok := os.LookupEnv("ARKFLOW_STATE_S3_PATH_STYLE"); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return checkpoint.OpenOptions{}, usageErrorf("ARKFLOW_STATE_S3_PATH_STYLE=%q is not a boolean", v)
+			}
+			o.PathStyle = b
+		}
+	}
+	if !cmd.Flags().Changed("s3-no-ssl") {
+		if v, ok := os.LookupEnv("ARKFLOW_STATE_S3_USE_SSL"); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return checkpoint.OpenOptions{}, usageErrorf("ARKFLOW_STATE_S3_USE_SSL=%q is not a boolean", v)
+			}
+			o.DisableSSL = !b
+		}
+	}
+	return checkpoint.OpenOptions{S3: o}, nil
+}
+
+// openStore opens the store at address.
+func (f *storeFlags) openStore(ctx context.Context, cmd *cobra.Command, address string) (checkpoint.Store, error) {
+	opts, err := f.options(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return checkpoint.Open(ctx, address, opts)
+}
+
+// openRepo opens the existing checkpoint store at address. The caller closes
+// the returned store.
+func (f *storeFlags) openRepo(ctx context.Context, cmd *cobra.Command, address string) (*checkpoint.Repo, error) {
+	s, err := f.openStore(ctx, cmd, address)
+	if err != nil {
+		return nil, err
+	}
+	r, err := checkpoint.OpenRepo(ctx, s)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return r, nil
+}

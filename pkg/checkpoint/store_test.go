@@ -1,0 +1,91 @@
+package checkpoint_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/checkpoint/storetest"
+	"go.uber.org/goleak"
+)
+
+// TestMain stops the shared S3 server before checking for leaked goroutines,
+// so that the goroutine waiting for the server process is not counted.
+func TestMain(m *testing.M) {
+	// The SDK's default credential chain must never reach for an instance
+	// metadata service from a test: only loopback traffic is allowed.
+	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	code := m.Run()
+	if err := s3Server.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "stop S3 server: %v\n", err)
+		code = 1
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func TestValidateName(t *testing.T) {
+	t.Run("OK", func(t *testing.T) {
+		for _, name := range append([]string{
+			"checkpoints/chk-00000000000000000042/MANIFEST",
+			"segments/ab/ab12cd.seg",
+			"leases/job",
+			"ARKSTATE",
+		}, storetest.GoodNames...) {
+			if err := checkpoint.ValidateName(name); err != nil {
+				t.Errorf("ValidateName(%q) = %v", name, err)
+			}
+		}
+	})
+	t.Run("ErrInvalidName", func(t *testing.T) {
+		for _, name := range storetest.BadNames {
+			err := checkpoint.ValidateName(name)
+			if !errors.Is(err, checkpoint.ErrInvalidName) {
+				t.Errorf("ValidateName(%q) = %v; want ErrInvalidName", name, err)
+				continue
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("ValidateName(%q) error spans lines: %q", name, err)
+			}
+		}
+	})
+}
+
+func TestError_Error(t *testing.T) {
+	t.Run("OK", func(t *testing.T) {
+		cause := errors.New("dial tcp 127.0.0.1:1:\n connect: connection refused")
+		err := error(&checkpoint.Error{Op: "get", Location: "s3://b/p", Name: "a/b", Kind: checkpoint.ErrUnavailable, Err: cause})
+		want := `get "a/b" in s3://b/p: store unavailable: dial tcp 127.0.0.1:1: connect: connection refused`
+		if err.Error() != want {
+			t.Fatalf("Error() = %q; want %q", err.Error(), want)
+		}
+		if !errors.Is(err, checkpoint.ErrUnavailable) || !errors.Is(err, cause) || errors.Is(err, checkpoint.ErrConfig) {
+			t.Fatal("errors.Is does not see exactly the kind and the cause")
+		}
+		wrapped := fmt.Errorf("restore: %w", err)
+		var se *checkpoint.Error
+		if !errors.As(wrapped, &se) || se.Name != "a/b" {
+			t.Fatal("errors.As does not find *Error through wrapping")
+		}
+	})
+	t.Run("OKNoKind", func(t *testing.T) {
+		err := &checkpoint.Error{Op: "stat", Location: "mem://x", Name: "n", Err: checkpoint.ErrNotExist}
+		if got, want := err.Error(), `stat "n" in mem://x: object does not exist`; got != want {
+			t.Fatalf("Error() = %q; want %q", got, want)
+		}
+	})
+	t.Run("OKKindNotRepeated", func(t *testing.T) {
+		err := &checkpoint.Error{Op: "open store", Kind: checkpoint.ErrConfig, Err: fmt.Errorf("x: %w", checkpoint.ErrConfig)}
+		if strings.Count(err.Error(), checkpoint.ErrConfig.Error()) != 1 {
+			t.Fatalf("Error() = %q repeats the kind", err.Error())
+		}
+	})
+}
