@@ -24,9 +24,9 @@ const (
 // Job is the synthetic job: per subtask one backend per operator.
 type Job struct {
 	Repo     *checkpoint.Repo
-	counts   []*state.Value[uint64]        // operator "count", state "count"
+	counts   []*state.Value[uint64]       // operator "count", state "count"
 	windows  []*state.Map[string, uint64] // operator "count", state "windows"
-	seen     []*state.List[string]         // operator "dedupe", state "seen"
+	seen     []*state.List[string]        // operator "dedupe", state "seen"
 	backends map[string][]*state.Backend
 	ranges   []state.KeyGroupRange
 	last     uint64
