@@ -40,7 +40,9 @@ type SegmentWriter struct {
 
 	// The block being filled.
 	block        []byte
-	stored       []byte // compression scratch, reused across blocks
+	spare        []byte // a raw block buffer back from compression, for reuse
+	stored       []byte // compression output buffer, reused across blocks
+	pending      *segPendingBlock
 	blockEntries uint32
 	blockFirst   uint32 // state index of the block's first entry
 	blockFirstKG uint32
@@ -195,41 +197,85 @@ func (w *SegmentWriter) indexBound(extraStates, extraHandles int) int {
 }
 
 // flushBlock compresses and writes the block buffer and records its handle.
+// segPendingBlock is a full block being compressed on another goroutine
+// while the writer fills the next one: zstd is most of a segment's write
+// time, so overlapping it with entry encoding (and the caller's sorting)
+// nearly halves the time to write a snapshot on two cores. Blocks are still
+// written in order, so the bytes are the same as without the overlap.
+type segPendingBlock struct {
+	done    chan struct{}
+	raw     []byte
+	stored  []byte
+	entries uint32
+	first   uint32 // state index and key group of the first entry
+	firstKG uint32
+	last    uint32 // ... and of the last
+	lastKG  uint32
+}
+
+// flushBlock hands the current block to compression and starts a new one.
 func (w *SegmentWriter) flushBlock() error {
-	w.stored = w.enc.EncodeAll(w.block, w.stored[:0])
-	if len(w.stored) > MaxStoredBlockLen {
+	if err := w.finishPending(); err != nil {
+		return err
+	}
+	p := &segPendingBlock{
+		done: make(chan struct{}), raw: w.block, stored: w.stored,
+		entries: w.blockEntries, first: w.blockFirst, firstKG: w.blockFirstKG, last: w.lastState, lastKG: w.lastKG,
+	}
+	enc := w.enc
+	go func() {
+		p.stored = enc.EncodeAll(p.raw, p.stored[:0])
+		close(p.done)
+	}()
+	w.pending = p
+	w.block, w.stored, w.spare = w.spare, nil, nil
+	if w.block != nil {
+		w.block = w.block[:0]
+	}
+	w.blockEntries = 0
+	return nil
+}
+
+// finishPending waits for the block being compressed, if any, and writes it
+// with its index handle.
+func (w *SegmentWriter) finishPending() error {
+	p := w.pending
+	if p == nil {
+		return nil
+	}
+	<-p.done
+	w.pending = nil
+	if len(p.stored) > MaxStoredBlockLen {
 		w.err = fmt.Errorf("format: segment writer: block %d compressed to %d bytes, over MaxStoredBlockLen %d: %w",
-			w.nBlocks, len(w.stored), MaxStoredBlockLen, ErrTooLarge)
+			w.nBlocks, len(p.stored), MaxStoredBlockLen, ErrTooLarge)
 		return w.err
 	}
 	var h [10*binary.MaxVarintLen64 + 4]byte
 	hb := h[:0]
 	hb = binary.AppendUvarint(hb, uint64(w.offset))
-	hb = binary.AppendUvarint(hb, uint64(len(w.stored)))
-	hb = binary.AppendUvarint(hb, uint64(len(w.block)))
-	hb = binary.AppendUvarint(hb, uint64(w.blockEntries))
-	hb = binary.LittleEndian.AppendUint32(hb, segCRC(w.stored))
-	hb = binary.AppendUvarint(hb, uint64(w.blockFirst))
-	hb = binary.AppendUvarint(hb, uint64(w.blockFirstKG))
-	hb = binary.AppendUvarint(hb, uint64(w.lastState))
-	hb = binary.AppendUvarint(hb, uint64(w.lastKG))
+	hb = binary.AppendUvarint(hb, uint64(len(p.stored)))
+	hb = binary.AppendUvarint(hb, uint64(len(p.raw)))
+	hb = binary.AppendUvarint(hb, uint64(p.entries))
+	hb = binary.LittleEndian.AppendUint32(hb, segCRC(p.stored))
+	hb = binary.AppendUvarint(hb, uint64(p.first))
+	hb = binary.AppendUvarint(hb, uint64(p.firstKG))
+	hb = binary.AppendUvarint(hb, uint64(p.last))
+	hb = binary.AppendUvarint(hb, uint64(p.lastKG))
 	if w.indexBound(0, len(hb)) > MaxSegmentIndexLen {
 		w.err = fmt.Errorf("format: segment writer: %d blocks would grow the index past %d bytes (raise BlockSize): %w",
 			w.nBlocks+1, MaxSegmentIndexLen, ErrTooLarge)
 		return w.err
 	}
-	if err := w.write(w.stored); err != nil {
+	if err := w.write(p.stored); err != nil {
 		return err
 	}
 	w.handles = append(w.handles, hb...)
 	w.nBlocks++
-	w.rawSize += int64(len(w.block))
-	w.blockEntries = 0
-	// Drop buffers an oversized entry inflated, so memory stays near BlockSize.
-	if cap(w.block) > 2*w.blockSize {
-		w.block, w.stored = nil, nil
-	} else {
-		w.block = w.block[:0]
+	w.rawSize += int64(len(p.raw))
+	// Keep the buffers for the next blocks, unless an oversized entry
+	// inflated them: memory stays near two blocks.
+	if cap(p.raw) <= 2*w.blockSize {
+		w.spare, w.stored = p.raw, p.stored
 	}
 	return nil
 }
@@ -259,7 +305,14 @@ func (w *SegmentWriter) Close() (SegmentInfo, error) {
 	}
 	w.closed = true
 	if w.enc != nil {
-		defer segPutEncoder(w.level, w.enc)
+		defer func() {
+			// The encoder goes back to the pool only once no block is
+			// being compressed with it.
+			if w.pending != nil {
+				<-w.pending.done
+			}
+			segPutEncoder(w.level, w.enc)
+		}()
 	}
 	if w.err != nil {
 		return SegmentInfo{}, w.err
@@ -268,6 +321,9 @@ func (w *SegmentWriter) Close() (SegmentInfo, error) {
 		if err := w.flushBlock(); err != nil {
 			return SegmentInfo{}, err
 		}
+	}
+	if err := w.finishPending(); err != nil {
+		return SegmentInfo{}, err
 	}
 
 	index := make([]byte, 0, w.indexBound(0, 0))
@@ -310,7 +366,7 @@ func (w *SegmentWriter) Close() (SegmentInfo, error) {
 		States:      w.states,
 	}
 	copy(info.SHA256[:], w.sha.Sum(nil))
-	w.block, w.stored, w.handles = nil, nil, nil
+	w.block, w.stored, w.spare, w.handles = nil, nil, nil, nil
 	return info, nil
 }
 
