@@ -89,6 +89,7 @@ type Builder struct {
 	spoolDir string
 	segOpts  format.SegmentWriterOptions
 	stats    BuildStats
+	lease    *Lease
 }
 
 // BuildStats counts what a checkpoint wrote.
@@ -231,6 +232,10 @@ func (b *Builder) SetTxlog(p *format.TxlogPosition) { b.m.Txlog = p }
 // AddPending records a pre-committed two-phase-commit transaction.
 func (b *Builder) AddPending(p format.PendingTxn) { b.m.Pending = append(b.m.Pending, p) }
 
+// SetLease makes Commit confirm that the writer still holds l, so a writer
+// whose lease was taken over cannot commit.
+func (b *Builder) SetLease(l *Lease) { b.lease = l }
+
 // Stats returns what the checkpoint has written so far.
 func (b *Builder) Stats() BuildStats { return b.stats }
 
@@ -252,6 +257,11 @@ func (b *Builder) Commit(ctx context.Context) (*format.Manifest, error) {
 		}
 	}
 	sortOperators(m.Operators)
+	if b.lease != nil {
+		if err := b.lease.Check(ctx); err != nil {
+			return nil, fmt.Errorf("checkpoint %d: %w", m.CheckpointID, err)
+		}
+	}
 	if err := b.repo.Commit(ctx, &m); err != nil {
 		return nil, err
 	}

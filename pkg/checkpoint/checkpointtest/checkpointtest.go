@@ -171,3 +171,23 @@ func Standard(tb testing.TB, s checkpoint.Store) *Job {
 	j.Checkpoint(tb)
 	return j
 }
+
+// Snapshot adds full snapshots of op's subtasks to bld, for tests that
+// assemble checkpoints by hand, and returns the function that releases them
+// once the commit's outcome is known.
+func (j *Job) Snapshot(tb testing.TB, bld *checkpoint.Builder, op string) (release func(persisted bool)) {
+	tb.Helper()
+	var snaps []*state.Snapshot
+	for i, b := range j.backends[op] {
+		snap := b.Snapshot(state.Full)
+		snaps = append(snaps, snap)
+		if err := bld.AddSnapshot(context.Background(), op, j.ranges[i], snap); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return func(persisted bool) {
+		for _, s := range snaps {
+			s.Release(persisted)
+		}
+	}
+}
