@@ -124,10 +124,14 @@ func (r *Repo) NewCheckpoint(ctx context.Context, id, parent uint64, opts Builde
 
 // parentLayers returns the parent's layers for exactly this operator range.
 func (b *Builder) parentLayers(op string, start, end uint32) []format.SegmentRef {
-	if b.parent == nil {
+	return layersOf(b.parent, op, start, end)
+}
+
+func layersOf(m *format.Manifest, op string, start, end uint32) []format.SegmentRef {
+	if m == nil {
 		return nil
 	}
-	for _, o := range b.parent.Operators {
+	for _, o := range m.Operators {
 		if o.ID != op {
 			continue
 		}
@@ -144,7 +148,13 @@ func (b *Builder) parentLayers(op string, start, end uint32) []format.SegmentRef
 // next: Incremental while the parent has a chain for it shorter than
 // maxChain, Full otherwise (which is how long chains get compacted).
 func (b *Builder) SnapshotKind(op string, rng state.KeyGroupRange, maxChain int) state.SnapshotKind {
-	n := len(b.parentLayers(op, rng.Start, rng.End))
+	return NextSnapshotKind(b.parent, op, rng, maxChain)
+}
+
+// NextSnapshotKind is Builder.SnapshotKind for a checkpoint whose parent
+// will be m (nil: none).
+func NextSnapshotKind(m *format.Manifest, op string, rng state.KeyGroupRange, maxChain int) state.SnapshotKind {
+	n := len(layersOf(m, op, rng.Start, rng.End))
 	if n == 0 || n >= maxChain {
 		return state.Full
 	}

@@ -1,0 +1,202 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/state"
+)
+
+// ack is one task's part of a checkpoint.
+type ack struct {
+	id      uint64
+	task    *task
+	snap    *state.Snapshot
+	source  *format.SourcePosition
+	pending []format.PendingTxn
+}
+
+// coordinator triggers checkpoints, collects the tasks' acknowledgements,
+// writes each checkpoint and then commits the output. At most one
+// checkpoint is in flight, so every incremental snapshot extends the last
+// completed checkpoint.
+type coordinator struct {
+	r        *Runner
+	repo     *checkpoint.Repo
+	lease    *checkpoint.Lease
+	expected int
+	trigger  chan uint64
+	acks     chan ack
+	finalReq chan struct{}
+
+	next   uint64                         // id of the next checkpoint
+	parent atomic.Pointer[format.Manifest] // the last completed checkpoint
+	final  atomic.Uint64                  // id of the checkpoint that ends the input
+	// uncommitted are pre-committed transactions whose checkpoint has not
+	// completed yet (it failed): the next checkpoint lists them again.
+	uncommitted []format.PendingTxn
+}
+
+// requestFinal asks for the checkpoint that ends a bounded input.
+func (c *coordinator) requestFinal() {
+	select {
+	case c.finalReq <- struct{}{}:
+	default:
+	}
+}
+
+// isFinal reports whether id is the final checkpoint.
+func (c *coordinator) isFinal(id uint64) bool { return c.final.Load() == id }
+
+func (c *coordinator) run(ctx context.Context) error {
+	ticker := time.NewTicker(c.r.opts.Interval)
+	defer ticker.Stop()
+	var inflight uint64
+	var started time.Time
+	finalWanted := false
+	var got []ack
+	start := func(final bool) {
+		inflight, started = c.next, time.Now()
+		if final {
+			c.final.Store(inflight)
+		}
+		c.trigger <- inflight
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			for _, a := range got {
+				if a.snap != nil {
+					a.snap.Release(false)
+				}
+			}
+			return nil
+		case <-ticker.C:
+			if inflight == 0 && !finalWanted {
+				start(false)
+			}
+		case <-c.finalReq:
+			finalWanted = true
+			if inflight == 0 {
+				start(true)
+			}
+		case a := <-c.acks:
+			got = append(got, a)
+			if len(got) < c.expected {
+				continue
+			}
+			err := c.complete(ctx, inflight, got)
+			c.r.stats.LastCheckpointNanos.Store(int64(time.Since(started)))
+			final := c.isFinal(inflight)
+			got, inflight = nil, 0
+			c.next++
+			switch {
+			case final && err == nil:
+				c.r.cancel(errFinished)
+				return nil
+			case final:
+				// The final checkpoint failed: its records are not
+				// committed, so the run must not claim success.
+				return err
+			case finalWanted:
+				start(true)
+			}
+		}
+	}
+}
+
+// complete writes checkpoint id from the tasks' acknowledgements and, once
+// its manifest is durable, commits what the output pre-committed. A failure
+// is logged and counted; processing goes on and the next checkpoint retries.
+func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) error {
+	var parentID uint64
+	if p := c.parent.Load(); p != nil {
+		parentID = p.CheckpointID
+	}
+	m, err := c.write(ctx, id, parentID, acks)
+	for _, a := range acks {
+		if a.snap != nil {
+			a.snap.Release(err == nil)
+		}
+	}
+	if err != nil {
+		c.r.stats.CheckpointsFailed.Add(1)
+		c.r.log.Error("checkpoint failed; processing continues", "checkpoint", id, "err", err)
+		return err
+	}
+	c.parent.Store(m)
+	c.r.stats.CheckpointsCompleted.Add(1)
+	c.r.stats.LastCheckpointID.Store(id)
+	if err := c.r.spec.Output.Commit(ctx, c.uncommitted); err != nil {
+		// The checkpoint lists them, so a restart commits them; keep
+		// trying with the next checkpoint meanwhile.
+		c.r.log.Error("output commit failed; will retry", "checkpoint", id, "err", err)
+		return nil
+	}
+	c.uncommitted = nil
+	c.r.log.Debug("checkpoint complete", "checkpoint", id, "kind", m.Kind)
+	if c.r.opts.Retained > 0 {
+		c.retain(ctx)
+	}
+	return nil
+}
+
+func (c *coordinator) write(ctx context.Context, id, parent uint64, acks []ack) (*format.Manifest, error) {
+	bld, err := c.repo.NewCheckpoint(ctx, id, parent, checkpoint.BuilderOptions{SpoolDir: c.r.opts.SpoolDir})
+	if err != nil {
+		return nil, err
+	}
+	if c.lease != nil {
+		bld.SetLease(c.lease)
+		if err := c.lease.Renew(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var sources []format.SourcePosition
+	for _, a := range acks {
+		if a.source != nil && a.source.Position != nil {
+			sources = append(sources, *a.source)
+		}
+		c.uncommitted = append(c.uncommitted, a.pending...)
+	}
+	if len(sources) == 0 {
+		// Nothing was read since the start: keep the restored position.
+		if p := c.parent.Load(); p != nil {
+			sources = p.Sources
+		}
+	}
+	bld.SetSources(sources)
+	for _, p := range c.uncommitted {
+		bld.AddPending(p)
+	}
+	for _, a := range acks {
+		if a.snap == nil {
+			continue
+		}
+		if err := bld.AddSnapshot(ctx, a.task.st.opID, a.task.rng, a.snap); err != nil {
+			return nil, err
+		}
+	}
+	m, err := bld.Commit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.r.stats.BytesUploaded.Add(bld.Stats().BytesUploaded)
+	return m, nil
+}
+
+// retain drops checkpoints beyond the retained count. Failing to prune is
+// not fatal: the next checkpoint tries again.
+func (c *coordinator) retain(ctx context.Context) {
+	ids, err := c.repo.IDs(ctx)
+	if err != nil || len(ids) <= c.r.opts.Retained {
+		return
+	}
+	if _, err := checkpoint.Prune(ctx, c.repo, checkpoint.PruneOptions{KeepLast: c.r.opts.Retained}); err != nil && !errors.Is(err, context.Canceled) {
+		c.r.log.Warn("pruning old checkpoints failed", "err", err)
+	}
+}

@@ -1,0 +1,253 @@
+package pipeline
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/arkstate/arkstate/pkg/format"
+)
+
+// Output is where a pipeline's results go. Each subtask of the last stage
+// writes through its own Sink; the Output commits what the sinks
+// pre-committed once the checkpoint that covers them is complete.
+type Output interface {
+	// Name identifies the output in checkpoint manifests.
+	Name() string
+	// NewSink returns subtask's writer.
+	NewSink(subtask int) (Sink, error)
+	// Commit makes pre-committed transactions visible. It is idempotent:
+	// committing a transaction twice is harmless.
+	Commit(ctx context.Context, txns []format.PendingTxn) error
+	// Recover runs before processing resumes from a checkpoint: it commits
+	// the transactions the checkpoint lists as pre-committed and aborts
+	// every other pending one.
+	Recover(ctx context.Context, commit []format.PendingTxn) error
+}
+
+// Sink writes one subtask's records. Records written after Begin(epoch)
+// belong to that epoch; PreCommit makes them durable but not yet visible.
+type Sink interface {
+	Begin(epoch uint64)
+	Write(rec Record) error
+	// PreCommit returns the transactions holding the epoch's records, to be
+	// committed when the checkpoint of that epoch completes. An output
+	// without transactions (at-least-once) returns none.
+	PreCommit(epoch uint64) ([]format.PendingTxn, error)
+	Close() error
+}
+
+// FileOutput writes JSON lines into part files in Dir. With ExactlyOnce each
+// epoch's records of each subtask go to Dir/.pending/part-<epoch>-<subtask>.jsonl,
+// made durable at the barrier and renamed into Dir when the checkpoint
+// completes; readers of Dir see only committed parts. Without it parts are
+// renamed at the barrier: a crash may then repeat records.
+type FileOutput struct {
+	Dir         string
+	ExactlyOnce bool
+}
+
+const pendingDir = ".pending"
+
+// Name implements Output.
+func (o *FileOutput) Name() string { return "file:" + o.Dir }
+
+// Check creates the directories and makes sure they can be written, so a
+// misconfigured output fails before anything runs.
+func (o *FileOutput) Check() error {
+	if err := os.MkdirAll(filepath.Join(o.Dir, pendingDir), 0o755); err != nil {
+		return fmt.Errorf("output %s: %w", o.Dir, err)
+	}
+	f, err := os.CreateTemp(filepath.Join(o.Dir, pendingDir), "probe-*")
+	if err != nil {
+		return fmt.Errorf("output %s is not writable: %w", o.Dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// filePart is the Data of a file output transaction.
+type filePart struct {
+	Pending string `json:"pending"` // relative to Dir
+	Final   string `json:"final"`
+}
+
+// NewSink implements Output.
+func (o *FileOutput) NewSink(subtask int) (Sink, error) {
+	return &fileSink{o: o, subtask: subtask}, nil
+}
+
+type fileSink struct {
+	o       *FileOutput
+	subtask int
+	epoch   uint64
+	f       *os.File
+	w       *bufio.Writer
+	name    string
+}
+
+func (s *fileSink) Begin(epoch uint64) { s.epoch = epoch }
+
+func (s *fileSink) Write(rec Record) error {
+	if s.f == nil {
+		s.name = fmt.Sprintf("part-%020d-%04d.jsonl", s.epoch, s.subtask)
+		f, err := os.OpenFile(filepath.Join(s.o.Dir, pendingDir, s.name), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+		if err != nil {
+			return fmt.Errorf("output %s: %w", s.o.Dir, err)
+		}
+		s.f, s.w = f, bufio.NewWriterSize(f, 64<<10)
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("output %s: %w", s.o.Dir, err)
+	}
+	s.w.Write(b)
+	return s.w.WriteByte('\n')
+}
+
+func (s *fileSink) PreCommit(epoch uint64) ([]format.PendingTxn, error) {
+	if s.f == nil {
+		return nil, nil
+	}
+	err := s.w.Flush()
+	if err == nil {
+		err = s.f.Sync()
+	}
+	if cerr := s.f.Close(); err == nil {
+		err = cerr
+	}
+	s.f, s.w = nil, nil
+	if err != nil {
+		return nil, fmt.Errorf("output %s: pre-commit epoch %d: %w", s.o.Dir, epoch, err)
+	}
+	if err := syncDir(filepath.Join(s.o.Dir, pendingDir)); err != nil {
+		return nil, err
+	}
+	data, _ := json.Marshal(filePart{Pending: filepath.ToSlash(filepath.Join(pendingDir, s.name)), Final: s.name})
+	txn := format.PendingTxn{Output: s.o.Name(), TxnID: strings.TrimSuffix(s.name, ".jsonl"), Epoch: epoch, Data: data}
+	if !s.o.ExactlyOnce {
+		return nil, s.o.Commit(context.Background(), []format.PendingTxn{txn})
+	}
+	return []format.PendingTxn{txn}, nil
+}
+
+func (s *fileSink) Close() error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}
+
+// Commit implements Output: it renames each pending part into place. A part
+// already renamed is done; one missing in both places is an error, because
+// its records would be lost.
+func (o *FileOutput) Commit(_ context.Context, txns []format.PendingTxn) error {
+	for _, t := range txns {
+		if t.Output != o.Name() {
+			continue
+		}
+		var p filePart
+		if err := json.Unmarshal(t.Data, &p); err != nil || !validPartName(p.Final) || p.Pending != pendingDir+"/"+p.Final {
+			return fmt.Errorf("output %s: transaction %s has malformed data %s", o.Dir, t.TxnID, t.Data)
+		}
+		final := filepath.Join(o.Dir, p.Final)
+		err := os.Rename(filepath.Join(o.Dir, filepath.FromSlash(p.Pending)), final)
+		if errors.Is(err, os.ErrNotExist) {
+			if _, serr := os.Stat(final); serr == nil {
+				continue
+			}
+			return fmt.Errorf("output %s: commit %s: neither the pending nor the committed part exists", o.Dir, t.TxnID)
+		}
+		if err != nil {
+			return fmt.Errorf("output %s: commit %s: %w", o.Dir, t.TxnID, err)
+		}
+	}
+	return syncDir(o.Dir)
+}
+
+func validPartName(name string) bool {
+	return strings.HasPrefix(name, "part-") && strings.HasSuffix(name, ".jsonl") && !strings.ContainsAny(name, `/\`) && !strings.Contains(name, "..")
+}
+
+// Recover implements Output.
+func (o *FileOutput) Recover(ctx context.Context, commit []format.PendingTxn) error {
+	if err := o.Commit(ctx, commit); err != nil {
+		return err
+	}
+	dir := filepath.Join(o.Dir, pendingDir)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("output %s: %w", o.Dir, err)
+	}
+	for _, e := range entries {
+		if !validPartName(e.Name()) {
+			continue
+		}
+		// Everything still pending belongs to an epoch the checkpoint does
+		// not cover: its records will be produced again.
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("output %s: abort %s: %w", o.Dir, e.Name(), err)
+		}
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// WriterOutput writes JSON lines to an io.Writer (standard output) as they
+// come: at-least-once, since a restarted pipeline writes again what came
+// after its last checkpoint.
+type WriterOutput struct {
+	W  io.Writer
+	mu sync.Mutex
+}
+
+// Name implements Output.
+func (o *WriterOutput) Name() string { return "stdout" }
+
+// NewSink implements Output.
+func (o *WriterOutput) NewSink(int) (Sink, error) { return writerSink{o}, nil }
+
+// Commit implements Output; there is nothing to commit.
+func (o *WriterOutput) Commit(context.Context, []format.PendingTxn) error { return nil }
+
+// Recover implements Output; there is nothing to recover.
+func (o *WriterOutput) Recover(context.Context, []format.PendingTxn) error { return nil }
+
+type writerSink struct{ o *WriterOutput }
+
+func (s writerSink) Begin(uint64) {}
+
+func (s writerSink) Write(rec Record) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	s.o.mu.Lock()
+	defer s.o.mu.Unlock()
+	_, err = s.o.W.Write(append(b, '\n'))
+	return err
+}
+
+func (s writerSink) PreCommit(uint64) ([]format.PendingTxn, error) { return nil, nil }
+
+func (s writerSink) Close() error { return nil }

@@ -1,0 +1,573 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/state"
+)
+
+// Spec is a runnable pipeline: one input, a chain of processors, one output.
+type Spec struct {
+	// ID names the job; operator ids in checkpoints derive from it and the
+	// processors' positions, so both must stay stable across restarts.
+	ID          string
+	Input       Input
+	Processors  []ProcessorSpec
+	Output      Output
+	Parallelism int    // subtasks per keyed stage (thread_num)
+	KeyGroups   uint32 // the job's key-group count
+}
+
+// Options configure checkpointing. A nil Repo runs without checkpoints.
+type Options struct {
+	Repo     *checkpoint.Repo
+	Interval time.Duration
+	// Retained is how many complete checkpoints to keep (0: all).
+	Retained int
+	// MaxChain bounds incremental chains (default checkpoint.DefaultMaxChain).
+	MaxChain int
+	// SpoolDir holds segments between writing and upload.
+	SpoolDir string
+	Logger   *slog.Logger
+	// Owner names this process in the store's writer lease; the lease is
+	// taken when set.
+	Owner string
+	// LeaseTTL is the lease's time to live (default 30s).
+	LeaseTTL time.Duration
+}
+
+// SourceID is the name a stream's input has in checkpoint manifests.
+const SourceID = "input"
+
+// Stats count what a pipeline did; all fields are updated atomically.
+type Stats struct {
+	RecordsIn            atomic.Int64
+	RecordsOut           atomic.Int64
+	CheckpointsCompleted atomic.Int64
+	CheckpointsFailed    atomic.Int64
+	LastCheckpointID     atomic.Uint64
+	LastCheckpointNanos  atomic.Int64 // duration from trigger to commit
+	BytesUploaded        atomic.Int64
+	RestoredFrom         atomic.Uint64
+}
+
+// message travels between tasks: a record, a barrier or the end of input.
+type message struct {
+	rec     Record
+	barrier uint64
+	eof     bool
+	from    int
+}
+
+// stage is a set of parallel subtasks; stage 0 is the source.
+type stage struct {
+	opID   string // "" when the stage keeps no state
+	key    func(Record) (string, error)
+	procs  []ProcessorSpec
+	tasks  []*task
+	inputs []chan message
+}
+
+// Runner runs one pipeline.
+type Runner struct {
+	spec   Spec
+	opts   Options
+	log    *slog.Logger
+	stages []*stage
+	coord  *coordinator
+	stats  Stats
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+}
+
+// NewRunner checks spec and builds the runner; nothing runs or is written
+// until Run.
+func NewRunner(spec Spec, opts Options) (*Runner, error) {
+	if spec.ID == "" || spec.Input == nil || spec.Output == nil {
+		return nil, errors.New("pipeline: a spec needs an id, an input and an output")
+	}
+	if spec.KeyGroups == 0 {
+		spec.KeyGroups = state.DefaultKeyGroups
+	}
+	if spec.Parallelism <= 0 {
+		spec.Parallelism = 1
+	}
+	if uint32(spec.Parallelism) > spec.KeyGroups {
+		return nil, fmt.Errorf("pipeline %s: parallelism %d exceeds the %d key groups", spec.ID, spec.Parallelism, spec.KeyGroups)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxChain <= 0 {
+		opts.MaxChain = checkpoint.DefaultMaxChain
+	}
+	if opts.Repo != nil && opts.Interval <= 0 {
+		return nil, fmt.Errorf("pipeline %s: checkpoint interval must be positive", spec.ID)
+	}
+	r := &Runner{spec: spec, opts: opts, log: opts.Logger}
+	r.stages = []*stage{{}}
+	for i, p := range spec.Processors {
+		if p.Keyed() {
+			r.stages = append(r.stages, &stage{opID: fmt.Sprintf("%s/%d-%s", spec.ID, i, p.Name), key: p.Key})
+		}
+		last := r.stages[len(r.stages)-1]
+		last.procs = append(last.procs, p)
+	}
+	return r, nil
+}
+
+// Stats returns the runner's live counters.
+func (r *Runner) Stats() *Stats { return &r.stats }
+
+// Run restores the latest checkpoint if there is one, then processes until
+// a bounded input ends (after a final checkpoint and commit), ctx is
+// cancelled, or a task fails.
+func (r *Runner) Run(ctx context.Context) error {
+	r.ctx, r.cancel = context.WithCancelCause(ctx)
+	defer r.cancel(nil)
+	if c, ok := r.spec.Output.(interface{ Check() error }); ok {
+		if err := c.Check(); err != nil {
+			return err
+		}
+	}
+	if err := r.build(); err != nil {
+		return err
+	}
+	var lease *checkpoint.Lease
+	if r.opts.Repo != nil && r.opts.Owner != "" {
+		l, err := r.opts.Repo.AcquireLease(ctx, r.spec.ID, r.opts.Owner, checkpoint.LeaseOptions{TTL: r.opts.LeaseTTL})
+		if err != nil {
+			return err
+		}
+		lease = l
+		defer lease.Release(context.WithoutCancel(ctx))
+	}
+	pos, err := r.restore(ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.spec.Input.Open(ctx, pos); err != nil {
+		return err
+	}
+	defer r.spec.Input.Close()
+	for _, st := range r.stages {
+		for _, t := range st.tasks {
+			if err := t.open(); err != nil {
+				return err
+			}
+		}
+	}
+	if r.coord != nil {
+		r.coord.lease = lease
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if err := r.coord.run(r.ctx); err != nil {
+				r.fail(err)
+			}
+		}()
+	}
+	for _, st := range r.stages {
+		for _, t := range st.tasks {
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				if err := t.run(r.ctx); err != nil {
+					r.fail(err)
+				}
+			}()
+		}
+	}
+	r.wg.Wait()
+	for _, t := range r.stages[len(r.stages)-1].tasks {
+		t.sink.Close()
+	}
+	if cause := context.Cause(r.ctx); cause != nil && !errors.Is(cause, errFinished) {
+		return cause
+	}
+	return nil
+}
+
+// errFinished ends a run whose input is exhausted and fully committed.
+var errFinished = errors.New("pipeline finished")
+
+func (r *Runner) fail(err error) {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		r.cancel(err)
+		return
+	}
+	r.cancel(err)
+}
+
+func (r *Runner) build() error {
+	total := 0
+	for si, st := range r.stages {
+		n := r.spec.Parallelism
+		if si == 0 {
+			n = 1
+		}
+		for i := range n {
+			t := &task{r: r, stage: si, index: i, st: st}
+			if si > 0 {
+				rng, err := state.RangeForSubtask(r.spec.KeyGroups, n, i)
+				if err != nil {
+					return err
+				}
+				t.rng = rng
+				t.backend, err = state.NewBackend(state.Options{KeyGroups: r.spec.KeyGroups, Range: &rng})
+				if err != nil {
+					return err
+				}
+				st.inputs = append(st.inputs, make(chan message, 1024))
+				t.ups = len(r.stages[si-1].tasks)
+			}
+			if si == len(r.stages)-1 {
+				sink, err := r.spec.Output.NewSink(i)
+				if err != nil {
+					return err
+				}
+				t.sink = sink
+			}
+			st.tasks = append(st.tasks, t)
+			total++
+		}
+	}
+	for si, st := range r.stages {
+		for i, t := range st.tasks {
+			if si > 0 {
+				t.in = st.inputs[i]
+			}
+			if si+1 < len(r.stages) {
+				t.next = r.stages[si+1]
+			}
+		}
+	}
+	if r.opts.Repo != nil {
+		r.coord = &coordinator{r: r, repo: r.opts.Repo, expected: total, trigger: make(chan uint64, 1), acks: make(chan ack, total), finalReq: make(chan struct{}, 1), next: 1}
+	}
+	return nil
+}
+
+// restore loads the newest readable checkpoint into the tasks' backends,
+// settles the output's transactions, and returns the source position.
+func (r *Runner) restore(ctx context.Context) (json.RawMessage, error) {
+	if r.coord == nil {
+		return nil, r.spec.Output.Recover(ctx, nil)
+	}
+	repo := r.opts.Repo
+	ids, err := repo.IDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, r.spec.Output.Recover(ctx, nil)
+	}
+	r.coord.next = ids[len(ids)-1] + 1
+	var m *format.Manifest
+	for i := len(ids) - 1; i >= 0; i-- {
+		m, err = repo.Manifest(ctx, ids[i])
+		if err == nil {
+			break
+		}
+		var ce *format.CorruptError
+		if !errors.As(err, &ce) {
+			return nil, err
+		}
+		r.log.Error("checkpoint is damaged; trying an older one", "checkpoint", ids[i], "err", err)
+		m = nil
+	}
+	if m == nil {
+		return nil, fmt.Errorf("pipeline %s: no readable checkpoint among %d in %s", r.spec.ID, len(ids), repo.Store().Location())
+	}
+	for _, st := range r.stages[1:] {
+		for _, t := range st.tasks {
+			if err := repo.RestoreBackend(ctx, m, st.opID, t.backend); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := r.spec.Output.Recover(ctx, m.Pending); err != nil {
+		return nil, err
+	}
+	r.coord.parent.Store(m)
+	r.stats.RestoredFrom.Store(m.CheckpointID)
+	r.log.Info("restored checkpoint", "checkpoint", m.CheckpointID, "pending_committed", len(m.Pending))
+	for _, s := range m.Sources {
+		if s.Source == SourceID {
+			return s.Position, nil
+		}
+	}
+	return nil, nil
+}
+
+// task is one subtask of a stage.
+type task struct {
+	r       *Runner
+	stage   int
+	index   int
+	st      *stage
+	rng     state.KeyGroupRange
+	backend *state.Backend
+	chain   func(Record) error
+	next    *stage
+	sink    Sink
+	in      chan message
+	ups     int
+}
+
+// open instantiates the stage's processors and wires them into a chain.
+func (t *task) open() error {
+	procs := make([]Processor, len(t.st.procs))
+	for i, ps := range t.st.procs {
+		procs[i] = ps.New()
+		if err := procs[i].Open(t.backend); err != nil {
+			return fmt.Errorf("pipeline %s: open %s: %w", t.r.spec.ID, ps.Name, err)
+		}
+	}
+	emit := t.emitOut
+	for i := len(procs) - 1; i >= 0; i-- {
+		p, next := procs[i], emit
+		emit = func(rec Record) error { return p.Process(rec, next) }
+	}
+	t.chain = emit
+	if t.sink != nil {
+		epoch := uint64(1)
+		if t.r.coord != nil {
+			epoch = t.r.coord.next
+		}
+		t.sink.Begin(epoch)
+	}
+	return nil
+}
+
+// emitOut sends a record to the subtask of the next stage that owns its
+// key, or to the sink.
+func (t *task) emitOut(rec Record) error {
+	if t.next == nil {
+		t.r.stats.RecordsOut.Add(1)
+		return t.sink.Write(rec)
+	}
+	k, err := t.next.key(rec)
+	if err != nil {
+		return fmt.Errorf("pipeline %s: route to %s: %w", t.r.spec.ID, t.next.opID, err)
+	}
+	kg := state.KeyGroupFor(k, t.r.spec.KeyGroups)
+	return t.send(t.next.inputs[state.SubtaskFor(kg, t.r.spec.KeyGroups, len(t.next.inputs))], message{rec: rec, from: t.index})
+}
+
+func (t *task) send(ch chan message, m message) error {
+	select {
+	case ch <- m:
+		return nil
+	case <-t.r.ctx.Done():
+		return t.r.ctx.Err()
+	}
+}
+
+func (t *task) broadcast(m message) error {
+	if t.next == nil {
+		return nil
+	}
+	m.from = t.index
+	for _, ch := range t.next.inputs {
+		if err := t.send(ch, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *task) run(ctx context.Context) error {
+	if t.stage == 0 {
+		return t.runSource(ctx)
+	}
+	return t.runStage(ctx)
+}
+
+// item is what the reader goroutine hands the source task.
+type item struct {
+	rec Record
+	pos json.RawMessage
+	err error
+}
+
+// runSource reads the input on a separate goroutine, so a barrier can be
+// injected while a read blocks (a followed file, stdin).
+func (t *task) runSource(ctx context.Context) error {
+	items := make(chan item, 256)
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	go func() {
+		defer close(items)
+		for {
+			rec, pos, err := t.r.spec.Input.Next(readCtx)
+			select {
+			case items <- item{rec, pos, err}:
+			case <-readCtx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var pos json.RawMessage
+	var trigger chan uint64
+	if t.r.coord != nil {
+		trigger = t.r.coord.trigger
+	}
+	ended := false
+	for {
+		var in <-chan item = items
+		if ended {
+			in = nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case id := <-trigger:
+			if err := t.barrier(id, &format.SourcePosition{Source: SourceID, Position: pos}); err != nil {
+				return err
+			}
+			if ended && t.r.coord.isFinal(id) {
+				return t.finish()
+			}
+		case it := <-in:
+			switch {
+			case errors.Is(it.err, io.EOF):
+				ended = true
+				if t.r.coord == nil {
+					return t.finish()
+				}
+				t.r.coord.requestFinal()
+			case it.err != nil:
+				return it.err
+			default:
+				t.r.stats.RecordsIn.Add(1)
+				pos = it.pos
+				if err := t.chain(it.rec); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// finish ends the stream: the end-of-input marker flows downstream.
+func (t *task) finish() error {
+	if t.next == nil {
+		return t.finalFlush()
+	}
+	return t.broadcast(message{eof: true})
+}
+
+// finalFlush runs in a last-stage task without checkpoints: its output is
+// made visible at the end of input.
+func (t *task) finalFlush() error {
+	if t.r.coord != nil {
+		return nil
+	}
+	txns, err := t.sink.PreCommit(1)
+	if err != nil {
+		return err
+	}
+	return t.r.spec.Output.Commit(t.r.ctx, txns)
+}
+
+// runStage processes records from the task's input channel, aligning
+// barriers: after barrier N arrives from one upstream subtask, that
+// subtask's later records wait until N has arrived from all of them.
+func (t *task) runStage(ctx context.Context) error {
+	blocked := make([]bool, t.ups)
+	var held []message
+	arrived, eofs := 0, 0
+	var current uint64
+	var handle func(m message) (done bool, err error)
+	handle = func(m message) (bool, error) {
+		switch {
+		case blocked[m.from]:
+			held = append(held, m)
+		case m.barrier != 0:
+			current = m.barrier
+			blocked[m.from] = true
+			arrived++
+			if arrived < t.ups {
+				return false, nil
+			}
+			if err := t.barrier(current, nil); err != nil {
+				return false, err
+			}
+			arrived = 0
+			clear(blocked)
+			replay := held
+			held = nil
+			for _, h := range replay {
+				if done, err := handle(h); done || err != nil {
+					return done, err
+				}
+			}
+		case m.eof:
+			eofs++
+			if eofs == t.ups {
+				return true, t.finish()
+			}
+		default:
+			if err := t.chain(m.rec); err != nil {
+				return false, err
+			}
+		}
+		return false, nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case m := <-t.in:
+			done, err := handle(m)
+			if done || err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// barrier takes this task's part of checkpoint id: freeze state in O(1),
+// pass the barrier on, pre-commit the output, acknowledge.
+func (t *task) barrier(id uint64, src *format.SourcePosition) error {
+	a := ack{id: id, task: t, source: src}
+	if t.backend != nil {
+		a.snap = t.backend.Snapshot(checkpoint.NextSnapshotKind(t.r.coord.parent.Load(), t.st.opID, t.rng, t.r.opts.MaxChain))
+	}
+	if err := t.broadcast(message{barrier: id}); err != nil {
+		return err
+	}
+	if t.sink != nil {
+		txns, err := t.sink.PreCommit(id)
+		if err != nil {
+			return err
+		}
+		a.pending = txns
+		t.sink.Begin(id + 1)
+	}
+	select {
+	case t.r.coord.acks <- a:
+		return nil
+	case <-t.r.ctx.Done():
+		if a.snap != nil {
+			a.snap.Release(false)
+		}
+		return t.r.ctx.Err()
+	}
+}
