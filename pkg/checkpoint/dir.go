@@ -102,9 +102,6 @@ func dirLocation(abs string) string {
 // Location returns the store's directory as a file URL.
 func (s *DirStore) Location() string { return s.location }
 
-// Root returns the store's absolute directory.
-func (s *DirStore) Root() string { return s.root }
-
 // Close marks the store closed and releases the lock file.
 func (s *DirStore) Close() error {
 	if s.closed.Swap(true) {
@@ -200,9 +197,15 @@ func (s *DirStore) put(ctx context.Context, op, name string, r io.Reader, size i
 		return ObjectInfo{}, s.fail(op, name, err)
 	}
 	info.Name = name
-	// Whatever happens below, the temporary name must not outlive put: after
-	// a successful rename it no longer exists and Remove fails harmlessly.
-	defer os.Remove(tmp)
+	// An unpublished temporary file must not outlive put. Once renamed, its
+	// name is free and may already belong to another writer's file, so it is
+	// removed only while it is still ours.
+	published := false
+	defer func() {
+		if !published {
+			os.Remove(tmp)
+		}
+	}()
 
 	release, err := s.acquire(ctx)
 	if err != nil {
@@ -212,6 +215,7 @@ func (s *DirStore) put(ctx context.Context, op, name string, r io.Reader, size i
 	if err := s.publish(ctx, tmp, target, cond); err != nil {
 		return ObjectInfo{}, s.fail(op, name, err)
 	}
+	published = true
 	if err := syncDir(dir); err != nil {
 		return ObjectInfo{}, s.fail(op, name, err)
 	}
@@ -229,7 +233,12 @@ func (s *DirStore) publish(ctx context.Context, tmp, target string, cond Conditi
 		if errors.Is(err, fs.ErrExist) {
 			return ErrPreconditionFailed
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		// The object is published; the second name is only a leftover.
+		_ = os.Remove(tmp)
+		return nil
 	case cond.IfMatch != "":
 		etag, _, err := s.statFile(ctx, target)
 		if errors.Is(err, ErrNotExist) {

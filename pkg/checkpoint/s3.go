@@ -383,9 +383,9 @@ func (s *S3Store) put(ctx context.Context, op, name string, r io.Reader, size in
 	var etag *string
 	var err error
 	if size < s.threshold {
-		etag, err = s.putSingle(ctx, name, r, size, cond)
+		etag, err = s.putSingle(ctx, op, name, r, size, cond)
 	} else {
-		etag, err = s.putMultipart(ctx, name, r, size, cond)
+		etag, err = s.putMultipart(ctx, op, name, r, size, cond)
 	}
 	if err != nil {
 		var se *Error
@@ -422,7 +422,7 @@ func condHeaders(cond Condition) (ifNoneMatch, ifMatch *string) {
 	return ifNoneMatch, ifMatch
 }
 
-func (s *S3Store) putSingle(ctx context.Context, name string, r io.Reader, size int64, cond Condition) (*string, error) {
+func (s *S3Store) putSingle(ctx context.Context, op, name string, r io.Reader, size int64, cond Condition) (*string, error) {
 	// Bounded by the multipart threshold. A seekable body lets the SDK sign
 	// the payload and resend it on retry.
 	buf := make([]byte, size)
@@ -430,10 +430,10 @@ func (s *S3Store) putSingle(ctx context.Context, name string, r io.Reader, size 
 		if err == io.ErrUnexpectedEOF || err == io.EOF {
 			err = fmt.Errorf("reader yielded %d bytes, want %d", n, size)
 		}
-		return nil, s.readerFail(ctx, "put", name, err)
+		return nil, s.readerFail(ctx, op, name, err)
 	}
 	if err := checkDrained(r, size); err != nil {
-		return nil, s.readerFail(ctx, "put", name, err)
+		return nil, s.readerFail(ctx, op, name, err)
 	}
 	ifNoneMatch, ifMatch := condHeaders(cond)
 	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
@@ -463,7 +463,7 @@ func (s *S3Store) partSizeFor(size int64) int64 {
 // putMultipart uploads r as parts of partSizeFor(size) bytes, reading them
 // in order and sending up to Concurrency at once. Any failure aborts the
 // upload so that no parts are left behind to be billed.
-func (s *S3Store) putMultipart(ctx context.Context, name string, r io.Reader, size int64, cond Condition) (*string, error) {
+func (s *S3Store) putMultipart(ctx context.Context, op, name string, r io.Reader, size int64, cond Condition) (*string, error) {
 	key := aws.String(s.key(name))
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:            aws.String(s.bucket),
@@ -475,7 +475,7 @@ func (s *S3Store) putMultipart(ctx context.Context, name string, r io.Reader, si
 	}
 	uploadID := created.UploadId
 
-	parts, err := s.uploadParts(ctx, name, key, uploadID, r, size)
+	parts, err := s.uploadParts(ctx, op, name, key, uploadID, r, size)
 	if err == nil {
 		ifNoneMatch, ifMatch := condHeaders(cond)
 		var out *s3.CompleteMultipartUploadOutput
@@ -502,7 +502,7 @@ func (s *S3Store) putMultipart(ctx context.Context, name string, r io.Reader, si
 	return nil, err
 }
 
-func (s *S3Store) uploadParts(ctx context.Context, name string, key, uploadID *string, r io.Reader, size int64) ([]s3types.CompletedPart, error) {
+func (s *S3Store) uploadParts(ctx context.Context, op, name string, key, uploadID *string, r io.Reader, size int64) ([]s3types.CompletedPart, error) {
 	partSize := s.partSizeFor(size)
 	nparts := int((size + partSize - 1) / partSize)
 	parts := make([]s3types.CompletedPart, nparts)
@@ -544,7 +544,7 @@ func (s *S3Store) uploadParts(ctx context.Context, name string, key, uploadID *s
 			if err == io.ErrUnexpectedEOF || err == io.EOF {
 				err = fmt.Errorf("reader yielded %d bytes, want %d", int64(i)*partSize+int64(got), size)
 			}
-			setErr(s.readerFail(ctx, "put", name, err))
+			setErr(s.readerFail(ctx, op, name, err))
 			break
 		}
 		wg.Add(1)
@@ -572,7 +572,7 @@ func (s *S3Store) uploadParts(ctx context.Context, name string, key, uploadID *s
 		return nil, firstErr
 	}
 	if err := checkDrained(r, size); err != nil {
-		return nil, s.readerFail(ctx, "put", name, err)
+		return nil, s.readerFail(ctx, op, name, err)
 	}
 	return parts, nil
 }

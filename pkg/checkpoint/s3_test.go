@@ -179,6 +179,19 @@ func assertClean(t *testing.T, err error, secrets ...string) {
 
 func TestNewS3(t *testing.T) {
 	ctx := context.Background()
+	t.Run("OKEndpointWithoutScheme", func(t *testing.T) {
+		srv := s3Server.Get(t)
+		opts := s3Opts(srv)
+		opts.Endpoint = strings.TrimPrefix(srv.Endpoint, "http://")
+		opts.DisableSSL = true
+		s := newS3(t, srv.NewBucket(t), "", opts)
+		if err := s.Put(ctx, "x", strings.NewReader("x"), 1); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(s.Location(), srv.Endpoint) {
+			t.Fatalf("Location() = %q; want the endpoint with its scheme", s.Location())
+		}
+	})
 	t.Run("ErrNoSuchBucket", func(t *testing.T) {
 		srv := s3Server.Get(t)
 		_, err := checkpoint.NewS3(ctx, "no-such-bucket", "p", s3Opts(srv))

@@ -119,12 +119,18 @@ const maxNameLen = 900
 const reservedPrefix = ".arkstate-"
 
 // ValidateName reports whether name is a valid object name: a non-empty,
-// relative, slash-separated path of at most 900 bytes of UTF-8, with no empty,
-// "." or ".." segment, no segment ending in a dot or space (Windows drops
-// them), no segment starting with ".arkstate-", and none of the
-// characters \ : * ? " < > | or control characters, which some file systems
-// refuse or interpret. A valid name can never address anything outside the
-// store root, on any store. The error wraps ErrInvalidName and quotes name.
+// relative, slash-separated path of at most 900 bytes of UTF-8 with
+//   - no empty, "." or ".." segment,
+//   - no segment ending in a dot or space (Windows drops them),
+//   - no segment starting with ".arkstate-" (the dir store's own files),
+//   - no segment naming a Windows device ("nul", "com1.seg"),
+//   - none of the characters \ : * ? " < > | nor control characters, which
+//     some file systems refuse or interpret.
+//
+// The rules are the same for every store, so that a checkpoint can be copied
+// between S3 and a directory on any system, and a valid name never addresses
+// anything outside the store root. The error wraps ErrInvalidName and quotes
+// name.
 func ValidateName(name string) error {
 	if err := checkPath(name, false); err != nil {
 		return fmt.Errorf("%w %q: %s", ErrInvalidName, name, err)
@@ -180,9 +186,27 @@ func checkPath(name string, isPrefix bool) error {
 			return fmt.Errorf("segment %q ends with a dot or space", seg)
 		case strings.HasPrefix(seg, reservedPrefix):
 			return fmt.Errorf("segment starts with reserved %q", reservedPrefix)
+		case isWindowsDevice(seg):
+			// On Windows "nul" or "com1.seg" is a device, not a file.
+			return fmt.Errorf("segment %q is a Windows device name", seg)
 		}
 	}
 	return nil
+}
+
+// isWindowsDevice reports whether seg names a DOS device (CON, PRN, AUX,
+// NUL, COM0-9, LPT0-9), with or without an extension, in any case.
+func isWindowsDevice(seg string) bool {
+	base, _, _ := strings.Cut(seg, ".")
+	switch strings.ToUpper(base) {
+	case "CON", "PRN", "AUX", "NUL":
+		return true
+	}
+	if len(base) == 4 {
+		prefix := strings.ToUpper(base[:3])
+		return (prefix == "COM" || prefix == "LPT") && base[3] >= '0' && base[3] <= '9'
+	}
+	return false
 }
 
 // copyExact copies exactly size bytes from r to w and fails if r yields fewer

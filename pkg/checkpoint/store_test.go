@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -86,6 +88,26 @@ func TestError_Error(t *testing.T) {
 		err := &checkpoint.Error{Op: "open store", Kind: checkpoint.ErrConfig, Err: fmt.Errorf("x: %w", checkpoint.ErrConfig)}
 		if strings.Count(err.Error(), checkpoint.ErrConfig.Error()) != 1 {
 			t.Fatalf("Error() = %q repeats the kind", err.Error())
+		}
+	})
+}
+
+// FuzzValidateName checks the property the rules exist for: an accepted name
+// is canonical and local, so no store can map it outside its root.
+func FuzzValidateName(f *testing.F) {
+	for _, name := range append(append([]string{}, storetest.GoodNames...), storetest.BadNames...) {
+		f.Add(name)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if checkpoint.ValidateName(name) != nil {
+			return
+		}
+		if path.Clean(name) != name || !filepath.IsLocal(filepath.FromSlash(name)) || strings.ContainsAny(name, `\:`) {
+			t.Fatalf("ValidateName accepted %q, which is not a canonical local path", name)
+		}
+		root := filepath.Join("store", "root")
+		if rel, err := filepath.Rel(root, filepath.Join(root, filepath.FromSlash(name))); err != nil || !filepath.IsLocal(rel) {
+			t.Fatalf("name %q maps outside the root: %q, %v", name, rel, err)
 		}
 	})
 }

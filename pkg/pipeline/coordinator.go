@@ -33,9 +33,9 @@ type coordinator struct {
 	acks     chan ack
 	finalReq chan struct{}
 
-	next   uint64                         // id of the next checkpoint
+	next   uint64                          // id of the next checkpoint
 	parent atomic.Pointer[format.Manifest] // the last completed checkpoint
-	final  atomic.Uint64                  // id of the checkpoint that ends the input
+	final  atomic.Uint64                   // id of the checkpoint that ends the input
 	// uncommitted are pre-committed transactions whose checkpoint has not
 	// completed yet (it failed): the next checkpoint lists them again.
 	uncommitted []format.PendingTxn

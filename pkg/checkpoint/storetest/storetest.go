@@ -624,10 +624,14 @@ func testPutIfRace(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 func testAtomicity(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 	t.Run("OK", func(t *testing.T) {
 		// Readers racing an overwriting writer see one version or the other,
-		// whole: never a mix, a truncation or a missing object.
+		// whole: never a mix, a part or a missing object. The versions have
+		// one size, so a part shows as bytes of the wrong kind or a short
+		// read. (With versions of different sizes, versitygw's posix backend
+		// sometimes answers a GET racing a replacement with the old size and
+		// the new file's bytes: a race in the test server, not in Put.)
 		ctx := context.Background()
 		s := newStore(t)
-		versions := [][]byte{bytes.Repeat([]byte{'a'}, 64<<10), bytes.Repeat([]byte{'b'}, 80<<10)}
+		versions := [][]byte{bytes.Repeat([]byte{'a'}, 96<<10), bytes.Repeat([]byte{'b'}, 96<<10)}
 		put(t, s, "hot", versions[0])
 		done := make(chan struct{})
 		var wg sync.WaitGroup
@@ -882,6 +886,9 @@ var BadNames = []string{
 	"space /x",
 	".arkstate-tmp-123",
 	"x/.arkstate-lock",
+	"leases/NUL",
+	"segments/com1.seg",
+	"aux",
 	"\xff\xfe",
 	strings.Repeat("n", 901),
 }
@@ -891,6 +898,7 @@ var GoodNames = []string{
 	"a..b",
 	"...x",
 	".hidden",
+	"console/nully/com10/lpt",
 	"sp ace/x",
 	"ünï/名前",
 	"-dash_under+plus=eq,comma@at",
