@@ -61,12 +61,21 @@ type Stats struct {
 	RestoredFrom         atomic.Uint64
 }
 
-// message travels between tasks: a record, a barrier or the end of input.
+// message travels between tasks: a record, a barrier, the end of input,
+// or the flush that precedes it.
 type message struct {
 	rec     Record
 	barrier uint64
+	flush   bool
 	eof     bool
 	from    int
+}
+
+// Flusher is a processor that holds results back (windows waiting for their
+// watermark). At the end of a bounded input Flush emits everything still
+// held, before the final checkpoint, so the output is complete.
+type Flusher interface {
+	Flush(emit func(Record) error) error
 }
 
 // stage is a set of parallel subtasks; stage 0 is the source.
@@ -321,6 +330,8 @@ type task struct {
 	rng     state.KeyGroupRange
 	backend *state.Backend
 	chain   func(Record) error
+	procs   []Processor
+	emits   []func(Record) error // emits[i] feeds the processor after procs[i]
 	next    *stage
 	sink    Sink
 	in      chan message
@@ -337,11 +348,13 @@ func (t *task) open() error {
 		}
 	}
 	emit := t.emitOut
+	t.emits = make([]func(Record) error, len(procs))
 	for i := len(procs) - 1; i >= 0; i-- {
 		p, next := procs[i], emit
+		t.emits[i] = next
 		emit = func(rec Record) error { return p.Process(rec, next) }
 	}
-	t.chain = emit
+	t.chain, t.procs = emit, procs
 	if t.sink != nil {
 		epoch := uint64(1)
 		if t.r.coord != nil {
@@ -448,6 +461,9 @@ func (t *task) runSource(ctx context.Context) error {
 			switch {
 			case errors.Is(it.err, io.EOF):
 				ended = true
+				if err := t.flush(); err != nil {
+					return err
+				}
 				if t.r.coord == nil {
 					return t.finish()
 				}
@@ -463,6 +479,19 @@ func (t *task) runSource(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// flush lets the task's processors emit what they hold back, in chain
+// order, and passes the flush downstream.
+func (t *task) flush() error {
+	for i, p := range t.procs {
+		if f, ok := p.(Flusher); ok {
+			if err := f.Flush(t.emits[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return t.broadcast(message{flush: true})
 }
 
 // finish ends the stream: the end-of-input marker flows downstream.
@@ -492,7 +521,7 @@ func (t *task) finalFlush() error {
 func (t *task) runStage(ctx context.Context) error {
 	blocked := make([]bool, t.ups)
 	var held []message
-	arrived, eofs := 0, 0
+	arrived, eofs, flushes := 0, 0, 0
 	var current uint64
 	var handle func(m message) (done bool, err error)
 	handle = func(m message) (bool, error) {
@@ -517,6 +546,11 @@ func (t *task) runStage(ctx context.Context) error {
 				if done, err := handle(h); done || err != nil {
 					return done, err
 				}
+			}
+		case m.flush:
+			flushes++
+			if flushes == t.ups {
+				return false, t.flush()
 			}
 		case m.eof:
 			eofs++
