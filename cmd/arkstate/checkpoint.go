@@ -15,6 +15,13 @@ servers; credentials from the standard AWS chain).`,
 	}
 	cmd.AddCommand(
 	// Subcommands, one file each (checkpoint_<name>.go):
+		newCheckpointLsCmd(),
+		newCheckpointShowCmd(),
+		newCheckpointVerifyCmd(),
+		newCheckpointDiffCmd(),
+		newCheckpointRestoreCmd(),
+		newCheckpointPruneCmd(),
+		newCheckpointGCCmd(),
 	)
 	return cmd
 }

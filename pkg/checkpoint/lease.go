@@ -55,6 +55,10 @@ type LeaseOptions struct {
 	TTL time.Duration
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
+	// Abandoned, when set, may declare an unexpired lease of another owner
+	// dead, so it is taken over at once: a restarted process that can tell
+	// its predecessor on the same host has exited need not wait for the TTL.
+	Abandoned func(LeaseRecord) bool
 }
 
 // AcquireLease takes the lease called name for owner. It fails with
@@ -82,7 +86,8 @@ func (r *Repo) AcquireLease(ctx context.Context, name, owner string, opts LeaseO
 		case err != nil:
 			return nil, err
 		default:
-			if cur.Owner != owner && l.clock().Before(cur.ExpiresAt) {
+			abandoned := opts.Abandoned != nil && opts.Abandoned(cur)
+			if cur.Owner != owner && l.clock().Before(cur.ExpiresAt) && !abandoned {
 				return nil, fmt.Errorf("%w: %s is held by %q (token %d) until %s", ErrLeaseHeld, l.name, cur.Owner, cur.Token, cur.ExpiresAt.Format(time.RFC3339))
 			}
 			cond = Condition{IfMatch: etag}

@@ -44,6 +44,9 @@ type Options struct {
 	Owner string
 	// LeaseTTL is the lease's time to live (default 30s).
 	LeaseTTL time.Duration
+	// LeaseAbandoned tells a dead holder's lease from a live one (see
+	// checkpoint.LeaseOptions.Abandoned).
+	LeaseAbandoned func(checkpoint.LeaseRecord) bool
 }
 
 // SourceID is the name a stream's input has in checkpoint manifests.
@@ -156,7 +159,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	var lease *checkpoint.Lease
 	if r.opts.Repo != nil && r.opts.Owner != "" {
-		l, err := r.opts.Repo.AcquireLease(ctx, r.spec.ID, r.opts.Owner, checkpoint.LeaseOptions{TTL: r.opts.LeaseTTL})
+		l, err := r.opts.Repo.AcquireLease(ctx, r.spec.ID, r.opts.Owner, checkpoint.LeaseOptions{TTL: r.opts.LeaseTTL, Abandoned: r.opts.LeaseAbandoned})
 		if err != nil {
 			return err
 		}

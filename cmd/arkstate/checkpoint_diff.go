@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/goccy/go-yaml"
+	"github.com/spf13/cobra"
+
+	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/format"
+)
+
+// checkpointDiffOptions are the flags and arguments of `checkpoint diff`.
+type checkpointDiffOptions struct {
+	store    storeFlags
+	out      outputFlag
+	keys     bool
+	exitCode bool
+	a, b     string
+	openRepo func(context.Context) (*checkpoint.Repo, error)
+}
+
+func (o *checkpointDiffOptions) addFlags(cmd *cobra.Command) {
+	o.store.addFlags(cmd)
+	o.out.addFlag(cmd)
+	cmd.Flags().BoolVar(&o.keys, "keys", false, "list every added, removed or changed key (JSON lines with --output json)")
+	cmd.Flags().BoolVar(&o.exitCode, "exit-code", false, "exit with status 1 when the checkpoints differ")
+}
+
+func newCheckpointDiffCmd() *cobra.Command {
+	var opts checkpointDiffOptions
+	cmd := &cobra.Command{
+		Use:   "diff STORE A B",
+		Short: "Show what changed in the state between two checkpoints",
+		Long: `Compare the live state of checkpoints A and B (ids, chk-<id> or latest) and
+count, per operator and state, the keys added, removed and changed and the value
+bytes added and removed. Key-group ranges whose segment layers are identical in
+both checkpoints are skipped without reading them; the rest is streamed, so the
+diff of two large checkpoints needs little memory.
+
+--keys lists each differing key as it is found: the operator, state, key group,
+key, kind of change and the value sizes. Keys that are not printable text are
+shown as 0x<hex>; key_hex always holds the exact bytes, and map-state keys are
+split into the user key and the map key.
+
+Exit status: 0 when the diff ran (also with differences unless --exit-code),
+1 with --exit-code when the checkpoints differ or when a checkpoint is damaged,
+2 for bad arguments, 3 when the store cannot be read.`,
+		Example: `  arkstate checkpoint diff /var/lib/arkstate 41 latest
+  arkstate checkpoint diff s3://bucket/job 40 41 --keys --output json | jq 'select(.type=="key")'
+  arkstate checkpoint diff /var/lib/arkstate 41 42 --exit-code`,
+		Args: usageArgs(cobra.ExactArgs(3)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.a, opts.b = args[1], args[2]
+			opts.openRepo = func(ctx context.Context) (*checkpoint.Repo, error) {
+				return opts.store.openRepo(ctx, cmd, args[0])
+			}
+			return runCheckpointDiff(cmd.Context(), &opts, cmd.OutOrStdout())
+		},
+	}
+	opts.addFlags(cmd)
+	return cmd
+}
+
+// diffKeyLine is one --keys record of JSON and YAML output.
+type diffKeyLine struct {
+	Type     string `json:"type"` // "key"
+	Operator string `json:"operator"`
+	State    string `json:"state"`
+	KeyGroup uint32 `json:"key_group"`
+	Key      string `json:"key"`
+	KeyHex   string `json:"key_hex"`
+	MapKey   string `json:"map_key,omitempty"`
+	Change   string `json:"change"`
+	OldSize  int    `json:"old_size"`
+	NewSize  int    `json:"new_size"`
+}
+
+// diffSummaryLine is the last record of --keys output in JSON and YAML.
+type diffSummaryLine struct {
+	Type string `json:"type"` // "summary"
+	*checkpoint.DiffSummary
+}
+
+func runCheckpointDiff(ctx context.Context, opts *checkpointDiffOptions, out io.Writer) error {
+	if err := opts.out.validate(); err != nil {
+		return err
+	}
+	for _, ref := range []string{opts.a, opts.b} {
+		if err := checkpointRefArg(ref); err != nil {
+			return err
+		}
+	}
+	repo, err := opts.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	defer repo.Store().Close()
+	a, err := repo.Resolve(ctx, opts.a)
+	if err != nil {
+		return err
+	}
+	b, err := repo.Resolve(ctx, opts.b)
+	if err != nil {
+		return err
+	}
+
+	var emit func(checkpoint.KeyChange) error
+	if opts.keys {
+		emit = diffKeyWriter(opts.out.format, out)
+	}
+	sum, err := checkpoint.Diff(ctx, repo, a, b, checkpoint.DiffOptions{Keys: opts.keys}, emit)
+	if err != nil {
+		return err
+	}
+	switch {
+	case opts.keys && opts.out.format == "json":
+		err = json.NewEncoder(out).Encode(diffSummaryLine{Type: "summary", DiffSummary: sum})
+	case opts.keys && opts.out.format == "yaml":
+		err = diffYAMLDocument(out, diffSummaryLine{Type: "summary", DiffSummary: sum})
+	case opts.out.format == "table":
+		err = writeDiffTable(out, sum, opts)
+	default:
+		err = opts.out.render(out, sum, nil)
+	}
+	if err != nil {
+		return err
+	}
+	if opts.exitCode && sum.Differences() > 0 {
+		return &findingsError{fmt.Sprintf("checkpoints %d and %d differ in %d keys", a, b, sum.Differences())}
+	}
+	return nil
+}
+
+// diffKeyWriter returns the emit function that streams --keys output: one
+// compact JSON object per line, one YAML document per key, or one table
+// line per key.
+func diffKeyWriter(outFormat string, out io.Writer) func(checkpoint.KeyChange) error {
+	enc := json.NewEncoder(out)
+	headed := false
+	return func(c checkpoint.KeyChange) error {
+		line := diffKeyLine{Type: "key", Operator: c.Operator, State: c.State, KeyGroup: c.KeyGroup,
+			Key: diffDisplayKey(c.Key), KeyHex: hex.EncodeToString(c.Key), Change: string(c.Change), OldSize: c.OldSize, NewSize: c.NewSize}
+		if c.Kind == format.StateKindMap {
+			if uk, mk, ok := checkpoint.SplitMapKey(c.Key); ok {
+				line.Key, line.MapKey = diffDisplayKey(uk), diffDisplayKey(mk)
+			}
+		}
+		switch outFormat {
+		case "json":
+			return enc.Encode(line)
+		case "yaml":
+			return diffYAMLDocument(out, line)
+		}
+		if !headed {
+			headed = true
+			if _, err := fmt.Fprintf(out, "%-8s %-24s %5s  %-32s %s\n", "CHANGE", "OPERATOR/STATE", "KG", "KEY", "SIZE"); err != nil {
+				return err
+			}
+		}
+		key := line.Key
+		if line.MapKey != "" {
+			key += "[" + line.MapKey + "]"
+		}
+		_, err := fmt.Fprintf(out, "%-8s %-24s %5d  %-32s %d -> %d\n", line.Change, c.Operator+"/"+c.State, c.KeyGroup, key, c.OldSize, c.NewSize)
+		return err
+	}
+}
+
+// diffYAMLDocument writes v as one document of a YAML stream.
+func diffYAMLDocument(out io.Writer, v any) error {
+	b, err := yaml.MarshalWithOptions(v, yaml.UseJSONMarshaler())
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(out, "---\n"); err != nil {
+		return err
+	}
+	_, err = out.Write(b)
+	return err
+}
+
+// diffDisplayKey shows a key as text when it is printable UTF-8, else as 0x<hex>.
+func diffDisplayKey(k []byte) string {
+	if !utf8.Valid(k) {
+		return "0x" + hex.EncodeToString(k)
+	}
+	for _, r := range string(k) {
+		if !unicode.IsPrint(r) {
+			return "0x" + hex.EncodeToString(k)
+		}
+	}
+	return string(k)
+}
+
+func writeDiffTable(out io.Writer, sum *checkpoint.DiffSummary, opts *checkpointDiffOptions) error {
+	if opts.keys && sum.Differences() > 0 {
+		if _, err := fmt.Fprintln(out); err != nil {
+			return err
+		}
+	}
+	if sum.Differences() == 0 {
+		_, err := fmt.Fprintf(out, "checkpoints %d and %d hold the same state (%d key-group ranges compared, %d skipped as identical)\n",
+			sum.A, sum.B, sum.RangesCompared, sum.RangesSkipped)
+		return err
+	}
+	if _, err := fmt.Fprintf(out, "checkpoint %d -> %d: %d keys differ (%d added, %d removed, %d changed), values +%d -%d bytes\n",
+		sum.A, sum.B, sum.Differences(), sum.Added, sum.Removed, sum.Changed, sum.BytesAdded, sum.BytesRemoved); err != nil {
+		return err
+	}
+	return opts.out.render(out, sum, func(t *tableWriter) {
+		t.setHeader("operator", "state", "added", "removed", "changed", "bytes added", "bytes removed")
+		for _, o := range sum.Operators {
+			for _, s := range o.States {
+				t.row(o.Operator, s.State, s.Added, s.Removed, s.Changed, s.BytesAdded, s.BytesRemoved)
+			}
+		}
+	})
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/arkstate/arkstate/pkg/checkpoint"
+)
+
+// checkpointRestoreOptions are the flags and arguments of `checkpoint restore`.
+type checkpointRestoreOptions struct {
+	store  storeFlags
+	out    outputFlag
+	to     string
+	dryRun bool
+	force  bool
+	ref    string
+	stderr io.Writer // where the progress bar goes, if it is a terminal
+
+	openRepo  func(context.Context) (*checkpoint.Repo, error)
+	openStore func(ctx context.Context, address string) (checkpoint.Store, error)
+}
+
+func (o *checkpointRestoreOptions) addFlags(cmd *cobra.Command) {
+	o.store.addFlags(cmd)
+	o.out.addFlag(cmd)
+	cmd.Flags().StringVar(&o.to, "to", "", "target store: a directory path, file:///path or s3://bucket/prefix (required)")
+	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "check the source and show what would be copied, without writing")
+	cmd.Flags().BoolVar(&o.force, "force", false, "restore into a target that is not empty (it must be of the same job)")
+}
+
+func newCheckpointRestoreCmd() *cobra.Command {
+	var opts checkpointRestoreOptions
+	cmd := &cobra.Command{
+		Use:   "restore STORE ID|latest --to DIR|STORE",
+		Short: "Copy a checkpoint into a new store, verifying it",
+		Long: `Copy checkpoint ID of STORE, with the manifests of its ancestors back to its
+last full checkpoint and every segment they reference, into the target store,
+which a job can then start from. Each segment's SHA-256 and every block are
+verified before the segment is written; segments are written first and the
+manifests last, oldest first, so an interrupted restore never leaves a
+checkpoint that names something missing. A damaged source is refused with the
+checkpoint and the damaged file named; when the target was empty, what the
+failed restore wrote is removed again.
+
+The target must be empty unless --force is given. A target containing a ".."
+path element is refused, so a restore cannot write outside the directory the
+operator named. The --s3-* flags apply to both stores. A progress bar is shown
+on stderr when it is a terminal.
+
+Exit status: 0 when the checkpoint was restored (or, with --dry-run, could be),
+1 when the source is damaged, 2 for bad arguments or a target that is not
+empty, 3 when a store cannot be read or written.`,
+		Example: `  arkstate checkpoint restore s3://bucket/job latest --to /var/lib/arkstate-restored
+  arkstate checkpoint restore /var/lib/arkstate 41 --to s3://bucket/job-rollback --dry-run`,
+		Args: usageArgs(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.ref = args[1]
+			opts.stderr = cmd.ErrOrStderr()
+			opts.openRepo = func(ctx context.Context) (*checkpoint.Repo, error) {
+				return opts.store.openRepo(ctx, cmd, args[0])
+			}
+			opts.openStore = func(ctx context.Context, address string) (checkpoint.Store, error) {
+				return opts.store.openStore(ctx, cmd, address)
+			}
+			return runCheckpointRestore(cmd.Context(), &opts, cmd.OutOrStdout())
+		},
+	}
+	opts.addFlags(cmd)
+	return cmd
+}
+
+func runCheckpointRestore(ctx context.Context, opts *checkpointRestoreOptions, out io.Writer) error {
+	if err := opts.out.validate(); err != nil {
+		return err
+	}
+	if opts.to == "" {
+		return usageErrorf("--to is required: the directory or store to restore into")
+	}
+	if restoreHasDotDot(opts.to) {
+		return usageErrorf("restore target %q has a \"..\" path element; name the target directory without \"..\"", opts.to)
+	}
+	if err := checkpointRefArg(opts.ref); err != nil {
+		return err
+	}
+	repo, err := opts.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	defer repo.Store().Close()
+	id, err := repo.Resolve(ctx, opts.ref)
+	if err != nil {
+		return err
+	}
+
+	// A dry run must not create the target directory, which opening a
+	// directory store does; a missing one is an empty target.
+	var dst checkpoint.Store
+	if dir, local := restoreLocalTarget(opts.to); !opts.dryRun || !local || restorePathExists(dir) {
+		dst, err = opts.openStore(ctx, opts.to)
+		if err != nil {
+			return err
+		}
+		defer dst.Close()
+	}
+
+	ro := checkpoint.RestoreOptions{DryRun: opts.dryRun, Force: opts.force}
+	var bar *progressbar.ProgressBar
+	if restoreIsTerminal(opts.stderr) && !opts.dryRun {
+		ro.Progress = func(done, total int64) {
+			if bar == nil {
+				bar = progressbar.NewOptions64(total,
+					progressbar.OptionSetWriter(opts.stderr),
+					progressbar.OptionSetDescription("restore"),
+					progressbar.OptionShowBytes(true),
+					progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionClearOnFinish(),
+				)
+			}
+			_ = bar.Set64(done)
+		}
+	}
+	plan, err := checkpoint.Restore(ctx, repo, id, dst, ro)
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if errors.Is(err, checkpoint.ErrTargetNotEmpty) || errors.Is(err, checkpoint.ErrSameStore) {
+		return &usageError{err}
+	}
+	if err != nil {
+		return err
+	}
+	return opts.out.render(out, plan, func(t *tableWriter) {
+		status := "restored"
+		if plan.DryRun {
+			status = "dry run: nothing written"
+		}
+		t.row("checkpoint", plan.Checkpoint)
+		t.row("status", status)
+		t.row("chain", verifyIDList(plan.Chain))
+		t.row("source", plan.Source)
+		target := plan.Target
+		if target == "" {
+			target = opts.to + " (does not exist yet)"
+		}
+		t.row("target", target)
+		t.row("segments", plan.Segments, "("+checkpointBytes(plan.SegmentBytes)+")")
+		t.row("files", plan.Files, "("+checkpointBytes(plan.Bytes)+")")
+		t.row("requests", plan.Requests)
+	})
+}
+
+// restoreHasDotDot reports whether a target address has a ".." path element, in
+// either slash direction, before any cleaning could hide it.
+func restoreHasDotDot(address string) bool {
+	for _, el := range strings.FieldsFunc(address, func(r rune) bool { return r == '/' || r == '\\' }) {
+		if el == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// restoreLocalTarget returns the directory a plain path or file:// address names.
+func restoreLocalTarget(address string) (string, bool) {
+	if strings.HasPrefix(address, "file://") {
+		u, err := url.Parse(address)
+		if err != nil {
+			return "", false
+		}
+		return filepath.FromSlash(u.Path), true
+	}
+	if i := strings.Index(address, "://"); i > 0 {
+		return "", false
+	}
+	return address, true
+}
+
+// restorePathExists reports whether path exists; an error other than "does
+// not exist" counts as existing, so that opening it reports the error.
+func restorePathExists(path string) bool {
+	_, err := os.Stat(path)
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// restoreIsTerminal reports whether w is a terminal, where a progress bar helps
+// rather than litters.
+func restoreIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

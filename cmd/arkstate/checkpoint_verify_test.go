@@ -1,0 +1,365 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/arkstate/arkstate/internal/s3test"
+	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
+	"github.com/arkstate/arkstate/pkg/format"
+)
+
+// The data-driven CLI tests run ls, show and verify over the damage matrix
+// of testdata/checkpoints (see pkg/checkpoint's TestDamageMatrix) and compare
+// their JSON with testdata/cli/checkpoint-*/. Regenerate the golden files
+// with: go test ./cmd/arkstate -run 'TestCheckpoint' -rewrite
+
+// The -rewrite flag is defined in init, after every package-level variable,
+// and only if no other test file of the package has defined it.
+func init() {
+	if flag.Lookup("rewrite") == nil {
+		flag.Bool("rewrite", false, "regenerate golden files")
+	}
+}
+
+func inspectRewriting() bool {
+	f := flag.Lookup("rewrite")
+	return f != nil && f.Value.String() == "true"
+}
+
+const (
+	inspectFixtures = "../../testdata/checkpoints"
+	inspectGoldens  = "../../testdata/cli"
+)
+
+// inspectCase is the part of testdata/checkpoints/cases.json these tests use.
+type inspectCase struct {
+	Name       string   `json:"name"`
+	Object     string   `json:"object"`
+	Checkpoint uint64   `json:"checkpoint"`
+	Kind       string   `json:"kind"`
+	Affects    []uint64 `json:"affects"`
+	Structural bool     `json:"structural"`
+}
+
+// inspectCases returns the fixture cases, the good store first (with no
+// damaged object).
+func inspectCases(t *testing.T) []inspectCase {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(inspectFixtures, "cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var damaged []inspectCase
+	if err := json.Unmarshal(data, &damaged); err != nil {
+		t.Fatal(err)
+	}
+	return append([]inspectCase{{Name: "good", Checkpoint: 3}}, damaged...)
+}
+
+// inspectCLI runs arkstate with args the way main does, returning what it
+// wrote to stdout and stderr and its exit code.
+func inspectCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	err := root.ExecuteContext(context.Background())
+	code = exitCode(err)
+	var findings *findingsError
+	if err != nil && !errors.As(err, &findings) {
+		fmt.Fprintf(&errb, "arkstate: %v\n", err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// inspectTree returns the SHA-256 of every file under root, the dir
+// store's own files included: a read-only command must not create a lock.
+func inspectTree(t *testing.T, root string) map[string][32]byte {
+	t.Helper()
+	files := make(map[string][32]byte)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		files[p] = sha256.Sum256(data)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// inspectReadOnly runs arkstate with args and fails t if the store
+// directory changed.
+func inspectReadOnly(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	before := inspectTree(t, dir)
+	stdout, stderr, code = inspectCLI(t, args...)
+	after := inspectTree(t, dir)
+	for p, sum := range before {
+		if after[p] != sum {
+			t.Errorf("%v changed or removed %s", args, p)
+		}
+	}
+	for p := range after {
+		if _, ok := before[p]; !ok {
+			t.Errorf("%v created %s", args, p)
+		}
+	}
+	return stdout, stderr, code
+}
+
+// inspectGolden compares got with the golden file, or writes it with -rewrite.
+func inspectGolden(t *testing.T, path, got string) {
+	t.Helper()
+	path = filepath.Join(inspectGoldens, path)
+	if inspectRewriting() {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/arkstate -run TestCheckpoint -rewrite to create it)", err)
+	}
+	if string(want) != got {
+		t.Fatalf("output differs from %s (run with -rewrite if the change is intended):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func decodeVerifyReport(t *testing.T, stdout string) checkpoint.VerifyReport {
+	t.Helper()
+	var rep checkpoint.VerifyReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("verify output is not a JSON report: %v\n%s", err, stdout)
+	}
+	return rep
+}
+
+func TestCheckpointVerifyCmd(t *testing.T) {
+	for _, c := range inspectCases(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			dir := filepath.Join(inspectFixtures, c.Name)
+			wantCode := exitFindings
+			if c.Object == "" {
+				wantCode = exitOK
+			}
+			// Every checkpoint, deep: the golden report.
+			stdout, stderr, code := inspectReadOnly(t, dir, "checkpoint", "verify", dir, "--all", "--deep", "-o", "json")
+			if code != wantCode || stderr != "" {
+				t.Fatalf("exit %d, want %d; stderr %q", code, wantCode, stderr)
+			}
+			inspectGolden(t, "checkpoint-verify/"+c.Name+".json", stdout)
+			rep := decodeVerifyReport(t, stdout)
+			if c.Object != "" && (len(rep.Problems) != 1 || rep.Problems[0].File != c.Object || rep.Problems[0].Kind != c.Kind ||
+				!slices.Equal(rep.Problems[0].Checkpoints, c.Affects)) {
+				t.Fatalf("problems %+v, want one naming %s (%s) for %v", rep.Problems, c.Object, c.Kind, c.Affects)
+			}
+
+			// The default: the latest checkpoint, structure only, as a table.
+			stdout, _, code = inspectReadOnly(t, dir, "checkpoint", "verify", dir)
+			wantStructural := exitOK
+			if c.Structural {
+				wantStructural = exitFindings
+			}
+			if code != wantStructural {
+				t.Fatalf("verify without --deep: exit %d, want %d\n%s", code, wantStructural, stdout)
+			}
+			lines := strings.Split(strings.TrimSpace(stdout), "\n")
+			summary := lines[len(lines)-1]
+			if !strings.HasPrefix(summary, "verified 1 checkpoint (3), ") || strings.HasSuffix(summary, ": ok") == (code != exitOK) {
+				t.Fatalf("summary line %q for exit %d", summary, code)
+			}
+			if code != exitOK && (!strings.Contains(stdout, c.Object) || !strings.Contains(stdout, "advice: ")) {
+				t.Fatalf("table does not name %s with advice:\n%s", c.Object, stdout)
+			}
+
+			// One checkpoint by id, deep, as YAML.
+			stdout, _, code = inspectReadOnly(t, dir, "checkpoint", "verify", dir, "3", "--deep", "-o", "yaml")
+			if code != wantCode || !strings.Contains(stdout, "problems:") || !strings.Contains(stdout, c.Object) {
+				t.Fatalf("yaml: exit %d, want %d:\n%s", code, wantCode, stdout)
+			}
+		})
+	}
+}
+
+func TestCheckpointVerifyCmd_Sample(t *testing.T) {
+	dir := filepath.Join(inspectFixtures, "good")
+	total, deep := 0, 0
+	for n := 1; n <= 3; n++ {
+		stdout, _, code := inspectReadOnly(t, dir, "checkpoint", "verify", dir, "--all", "--sample", fmt.Sprintf("%d/3", n), "-o", "json")
+		if code != exitOK {
+			t.Fatalf("exit %d", code)
+		}
+		rep := decodeVerifyReport(t, stdout)
+		if !rep.Deep || rep.Sample != fmt.Sprintf("%d/3", n) {
+			t.Fatalf("report %+v", rep)
+		}
+		total, deep = rep.Totals.Segments, deep+rep.Totals.DeepSegments
+	}
+	if deep != total || total == 0 {
+		t.Fatalf("samples 1/3..3/3 deep-checked %d segments of %d", deep, total)
+	}
+}
+
+func TestCheckpointVerifyCmd_ErrUsage(t *testing.T) {
+	dir := filepath.Join(inspectFixtures, "good")
+	for _, args := range [][]string{
+		{"--sample", "0/3"},
+		{"--sample", "4/3"},
+		{"--sample", "garbage"},
+		{"--sample", "1/0"},
+		{"--all", "3"},
+		{"x7"},
+		{"9"},
+		{"3", "4"},
+		{"-o", "xml"},
+		{"--no-such-flag"},
+	} {
+		stdout, stderr, code := inspectReadOnly(t, dir, append([]string{"checkpoint", "verify", dir}, args...)...)
+		if code != exitUsage || stdout != "" || !strings.HasPrefix(stderr, "arkstate: ") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 with a message", args, code, stdout, stderr)
+		}
+	}
+	empty := t.TempDir()
+	if _, _, code := inspectCLI(t, "checkpoint", "verify", empty); code != exitUsage {
+		t.Errorf("verify of a directory that is not a store: exit %d, want 2", code)
+	}
+}
+
+func TestCheckpointVerifyCmd_ErrUnreachable(t *testing.T) {
+	inspectAWSEnv(t, "AKIDTEST", "secret")
+	for _, cmd := range []string{"verify", "ls"} {
+		_, stderr, code := inspectCLI(t, "checkpoint", cmd, "s3://bucket/prefix", "--s3-endpoint", "http://127.0.0.1:1", "--s3-path-style")
+		if code != exitIO || !strings.Contains(stderr, "unavailable") {
+			t.Errorf("%s against a closed port: exit %d, stderr %q; want 3", cmd, code, stderr)
+		}
+	}
+}
+
+// inspectAWSEnv gives the CLI static credentials and keeps it away from the
+// machine's AWS configuration and instance metadata.
+func inspectAWSEnv(t *testing.T, key, secret string) {
+	dir := t.TempDir()
+	t.Setenv("AWS_ACCESS_KEY_ID", key)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_REGION", s3test.Region)
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	for _, v := range []string{"ARKFLOW_STATE_S3_ENDPOINT", "ARKFLOW_STATE_S3_REGION", "ARKFLOW_STATE_S3_PATH_STYLE", "ARKFLOW_STATE_S3_USE_SSL"} {
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
+}
+
+// TestCheckpointInspectCmds_S3 runs ls, show and verify against a store
+// written into a real S3 server.
+func TestCheckpointInspectCmds_S3(t *testing.T) {
+	ctx := context.Background()
+	srv, err := s3test.Start(ctx)
+	if err != nil {
+		t.Fatalf("s3test: real S3 server unavailable: %v", err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	bucket := srv.NewBucket(t)
+	s, err := checkpoint.NewS3(ctx, bucket, "job", checkpoint.S3Options{
+		Endpoint: srv.Endpoint, Region: s3test.Region, PathStyle: true, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	j := checkpointtest.Standard(t, s)
+	inspectAWSEnv(t, srv.AccessKey, srv.SecretKey)
+	addr := "s3://" + bucket + "/job"
+	flags := []string{"--s3-endpoint", srv.Endpoint, "--s3-path-style", "-o", "json"}
+
+	t.Run("ls", func(t *testing.T) {
+		stdout, stderr, code := inspectCLI(t, append([]string{"checkpoint", "ls", addr}, flags...)...)
+		if code != exitOK {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		var res checkpointLsResult
+		if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Checkpoints) != 3 || res.Checkpoints[2].Kind != format.KindIncremental || res.Checkpoints[2].Parent != 2 ||
+			res.Checkpoints[0].Status != checkpoint.StatusOK || !res.Checkpoints[0].KeysExact {
+			t.Fatalf("ls %+v", res.Checkpoints)
+		}
+	})
+	t.Run("show", func(t *testing.T) {
+		stdout, stderr, code := inspectCLI(t, append([]string{"checkpoint", "show", addr, "latest", "--segments"}, flags...)...)
+		if code != exitOK {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		var m format.Manifest
+		if err := json.Unmarshal([]byte(stdout), &m); err != nil {
+			t.Fatal(err)
+		}
+		want, err := j.Repo.Manifest(ctx, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.CheckpointID != 3 || len(m.Operators) != len(want.Operators) || !strings.Contains(stdout, `"blocks"`) {
+			t.Fatalf("show output:\n%s", stdout)
+		}
+	})
+	t.Run("verify", func(t *testing.T) {
+		stdout, stderr, code := inspectCLI(t, append([]string{"checkpoint", "verify", addr, "--all", "--deep"}, flags...)...)
+		if code != exitOK {
+			t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
+		}
+		rep := decodeVerifyReport(t, stdout)
+		if rep.Totals.Checkpoints != 3 || rep.Totals.DeepSegments != rep.Totals.Segments || rep.Totals.Segments == 0 {
+			t.Fatalf("totals %+v", rep.Totals)
+		}
+		m3, err := j.Repo.Manifest(ctx, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := m3.Operators[1].Ranges[0].Layers[2]
+		victim := format.SegmentPath(l.Hash)
+		data := make([]byte, l.Size)
+		obj, err := s.Open(ctx, victim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := obj.ReadAt(data, 0); err != nil {
+			t.Fatal(err)
+		}
+		obj.Close()
+		data[l.Size/3] ^= 0x01
+		if err := s.Put(ctx, victim, bytes.NewReader(data), l.Size); err != nil {
+			t.Fatal(err)
+		}
+		stdout, _, code = inspectCLI(t, append([]string{"checkpoint", "verify", addr, "--deep"}, flags...)...)
+		rep = decodeVerifyReport(t, stdout)
+		if code != exitFindings || len(rep.Problems) != 1 || rep.Problems[0].File != victim {
+			t.Fatalf("exit %d, problems %+v; want exit 1 naming %s", code, rep.Problems, victim)
+		}
+	})
+}

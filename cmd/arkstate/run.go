@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/arkstate/arkstate/pkg/pipeline"
+	"github.com/arkstate/arkstate/pkg/pipeline/config"
+)
+
+type runOptions struct {
+	configFile string
+	logLevel   string
+}
+
+func newRunCmd() *cobra.Command {
+	var opts runOptions
+	cmd := &cobra.Command{
+		Use:   "run -c PIPELINE.yaml",
+		Short: "Run the pipelines of a configuration with checkpoints and exactly-once output",
+		Long: `run executes every stream of the configuration. With state enabled it restores
+the latest checkpoint, resumes each input from its checkpointed position, and
+checkpoints every checkpoint_interval_ms. A bounded input that ends drives a
+final checkpoint and commit, then run exits 0. The ARKFLOW_STATE_* variables
+override the file's state block.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runRun(cmd.Context(), cmd, opts)
+		},
+	}
+	cmd.Flags().StringVarP(&opts.configFile, "config", "c", "", "pipeline configuration (YAML)")
+	cmd.Flags().StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(opts.logLevel)); err != nil {
+		return usageErrorf("--log-level %q: %v", opts.logLevel, err)
+	}
+	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	cfg, err := config.Load(opts.configFile)
+	if err != nil {
+		return &usageError{err}
+	}
+	if err := config.ApplyEnv(cfg, os.Environ()); err != nil {
+		return &usageError{err}
+	}
+	if err := cfg.Validate(); err != nil {
+		return &usageError{err}
+	}
+
+	// Build everything first: a bad input, output or store fails here,
+	// before any stream starts writing.
+	type job struct {
+		mgr    *pipeline.Manager
+		runner *pipeline.Runner
+	}
+	var jobs []job
+	defer func() {
+		for _, j := range jobs {
+			j.mgr.Close()
+		}
+	}()
+	owner := leaseOwner()
+	for _, s := range cfg.Streams {
+		spec, err := pipeline.BuildSpec(cfg, s, cmd.InOrStdin(), cmd.OutOrStdout())
+		if err != nil {
+			return &usageError{err}
+		}
+		st, jobID := pipeline.StreamState(cfg, s)
+		mgr, err := pipeline.NewManager(ctx, st, jobID, log.With("stream", s.ID))
+		if err != nil {
+			return err
+		}
+		ropts := mgr.Options(owner)
+		ropts.LeaseAbandoned = leaseAbandoned
+		r, err := pipeline.NewRunner(spec, ropts)
+		if err != nil {
+			mgr.Close()
+			return &usageError{err}
+		}
+		jobs = append(jobs, job{mgr, r})
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	errs := make([]error, len(jobs))
+	for i, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := j.runner.Run(ctx); err != nil {
+				errs[i] = fmt.Errorf("stream %s: %w", cfg.Streams[i].ID, err)
+				cancel(err)
+			}
+		}()
+	}
+	wg.Wait()
+	err = errors.Join(errs...)
+	if err != nil && errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
+		log.Info("interrupted; state is as of the last checkpoint")
+		return nil
+	}
+	return err
+}

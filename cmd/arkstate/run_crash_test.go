@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/arkstate/arkstate/internal/s3test"
+)
+
+// The crash tests run the real arkstate binary on a multi-megabyte input,
+// kill it with SIGKILL at random moments and restart the same command until
+// it exits 0. Every key's committed counts must then be exactly 1..n, and
+// the committed output must equal that of one uninterrupted run.
+// ARKSTATE_CRASH_KILLS sets the number of kills (default 20); see
+// bench/crashloop.sh for long soaks.
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// arkstateBinary builds the command once per test binary.
+func arkstateBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "arkstate-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "arkstate")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+func crashKills(t *testing.T) int {
+	if v := os.Getenv("ARKSTATE_CRASH_KILLS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("ARKSTATE_CRASH_KILLS=%q: %v", v, err)
+		}
+		return n
+	}
+	return 20
+}
+
+// writeCrashInput writes about size bytes of text lines.
+func writeCrashInput(t *testing.T, path string, size int) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	rng := rand.New(rand.NewPCG(7, 7))
+	n := 0
+	for n < size {
+		words := 3 + rng.IntN(10)
+		for j := range words {
+			if j > 0 {
+				w.WriteByte(' ')
+				n++
+			}
+			word := fmt.Sprintf("Word%d", rng.IntN(2000))
+			w.WriteString(word)
+			n += len(word)
+		}
+		w.WriteString(".\n")
+		n += 2
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+const crashConfig = `streams:
+  - id: wordcount
+    input:  {type: file, path: input.txt}
+    pipeline:
+      thread_num: 2
+      processors:
+        - {type: split, field: line, pattern: "[^a-z0-9']+", lowercase: true, as: word}
+        - {type: count, key: word}
+    output: {type: file, path: out/}
+state:
+  enabled: true
+  backend_type: %s
+  path: ./state
+  checkpoint_interval_ms: %d
+  retained_checkpoints: 5
+  exactly_once: true
+%s`
+
+// committed reads out/part-*.jsonl and returns each key's counts, checking
+// they are exactly 1..n.
+func committed(t *testing.T, out string) map[string]uint64 {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(out, "part-*.jsonl"))
+	seen := map[string][]uint64{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(data)) {
+			var rec struct {
+				Key   string `json:"key"`
+				Count uint64 `json:"count"`
+			}
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("%s: %q: %v", f, line, err)
+			}
+			seen[rec.Key] = append(seen[rec.Key], rec.Count)
+		}
+	}
+	final := map[string]uint64{}
+	for k, cs := range seen {
+		slices.Sort(cs)
+		for i, c := range cs {
+			if c != uint64(i+1) {
+				t.Fatalf("key %q: committed counts are not 1..%d: %v", k, len(cs), cs[max(0, i-3):min(len(cs), i+3)])
+			}
+		}
+		final[k] = uint64(len(cs))
+	}
+	return final
+}
+
+type crashSetup struct {
+	backend  string
+	extra    string
+	env      []string
+	interval int
+}
+
+func runCrashLoop(t *testing.T, dir string, cs crashSetup, kills int) (killed int) {
+	t.Helper()
+	bin := arkstateBinary(t)
+	cfg := filepath.Join(dir, "pipeline.yaml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, crashConfig, cs.backend, cs.interval, cs.extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	for attempt := 0; ; attempt++ {
+		if attempt > kills+20 {
+			t.Fatalf("still not done after %d runs", attempt)
+		}
+		cmd := exec.Command(bin, "run", "-c", cfg, "--log-level", "warn")
+		cmd.Env = append(os.Environ(), cs.env...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		if killed < kills {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("run %d failed: %v\n%s", attempt, err, stderr.String())
+				}
+				return killed // finished before the kill
+			case <-time.After(time.Duration(50+rng.IntN(450)) * time.Millisecond):
+				cmd.Process.Signal(syscall.SIGKILL)
+				<-done
+				killed++
+				continue
+			}
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("final run failed: %v\n%s", err, stderr.String())
+			}
+			return killed
+		case <-time.After(5 * time.Minute):
+			cmd.Process.Kill()
+			<-done
+			t.Fatal("final run did not finish in 5 minutes")
+		}
+	}
+}
+
+func testRunCrash(t *testing.T, cs crashSetup, size int) {
+	kills := crashKills(t)
+	ref := t.TempDir()
+	crash := t.TempDir()
+	for _, d := range []string{ref, crash} {
+		writeCrashInput(t, filepath.Join(d, "input.txt"), size)
+	}
+	refSetup := cs
+	if cs.backend == "s3" {
+		// The reference run needs no S3: only its output matters.
+		refSetup = crashSetup{backend: "local", interval: cs.interval}
+	}
+	runCrashLoop(t, ref, refSetup, 0)
+	want := committed(t, filepath.Join(ref, "out"))
+
+	killed := runCrashLoop(t, crash, cs, kills)
+	got := committed(t, filepath.Join(crash, "out"))
+	if !maps.Equal(got, want) {
+		t.Fatalf("final counts after %d kills differ from an uninterrupted run (%d vs %d keys)", killed, len(got), len(want))
+	}
+	if killed < kills {
+		t.Fatalf("only %d kills landed before the run finished; the input is too small for this machine", killed)
+	}
+	pending, _ := os.ReadDir(filepath.Join(crash, "out", ".pending"))
+	if len(pending) != 0 {
+		t.Fatalf("%d parts left pending", len(pending))
+	}
+	t.Logf("%d kills, %d keys, counts identical to an uninterrupted run", killed, len(got))
+}
+
+func TestRunCrash_Local(t *testing.T) {
+	testRunCrash(t, crashSetup{backend: "local", interval: 100}, 4<<20)
+}
+
+func TestRunCrash_S3(t *testing.T) {
+	srv, err := s3test.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	bucket := srv.NewBucket(t)
+	extra := fmt.Sprintf("  s3_config: {bucket: %s, prefix: crash, region: %s, endpoint: %q, path_style: true, use_ssl: false}\n", bucket, s3test.Region, srv.Endpoint)
+	env := []string{"AWS_ACCESS_KEY_ID=" + srv.AccessKey, "AWS_SECRET_ACCESS_KEY=" + srv.SecretKey, "AWS_EC2_METADATA_DISABLED=true"}
+	testRunCrash(t, crashSetup{backend: "s3", extra: extra, env: env, interval: 100}, 4<<20)
+}

@@ -1,0 +1,332 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/arkstate/arkstate/internal/s3test"
+	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
+	"github.com/arkstate/arkstate/pkg/state"
+)
+
+// stateCLI runs the root command as main does, with stdin, and returns the
+// exit code and what it wrote.
+func stateCLI(t testing.TB, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	root := newRootCmd()
+	var out, errOut bytes.Buffer
+	root.SetArgs(args)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	err := root.ExecuteContext(context.Background())
+	code = exitCode(err)
+	if err != nil {
+		if _, ok := err.(*findingsError); !ok {
+			fmt.Fprintf(&errOut, "arkstate: %v\n", err)
+		}
+	}
+	return code, out.String(), errOut.String()
+}
+
+// stateStandardDir writes the synthetic job's three checkpoints into a new
+// directory store and returns its root.
+func stateStandardDir(t *testing.T) (string, *checkpointtest.Job) {
+	t.Helper()
+	root := t.TempDir()
+	s, err := checkpoint.NewDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return root, checkpointtest.Standard(t, s)
+}
+
+// stateTree hashes every file under root.
+func stateTree(t testing.TB, root string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(data)
+		fmt.Fprintf(&b, "%s %s\n", p, hex.EncodeToString(sum[:]))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func stateWrite(t testing.TB, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func stateLines(s string) []string {
+	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+}
+
+func TestStateDump(t *testing.T) {
+	root, _ := stateStandardDir(t)
+	t.Run("OK", func(t *testing.T) {
+		before := stateTree(t, root)
+		code, out, errOut := stateCLI(t, "", "state", "dump", root, "latest")
+		if code != exitOK || errOut != "" {
+			t.Fatalf("exit %d, stderr %q", code, errOut)
+		}
+		lines := stateLines(out)
+		if len(lines) != 1617 {
+			t.Fatalf("%d lines, want 1617", len(lines))
+		}
+		for _, l := range lines {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(l), &rec); err != nil || rec["operator"] == nil || rec["state"] == nil || rec["key"] == nil || rec["value"] == nil {
+				t.Fatalf("line %s: %v", l, err)
+			}
+		}
+		if !strings.Contains(out, `{"operator":"count","state":"windows","key":"word-00000","map_key":"w002","value":0}`+"\n") {
+			t.Fatal("no map-state line for word-00000")
+		}
+		if stateTree(t, root) != before {
+			t.Fatal("state dump changed the store")
+		}
+		// The same checkpoint by number and by directory name, and -o json.
+		for _, args := range [][]string{{"3"}, {"chk-00000000000000000003"}, {"latest", "-o", "json"}} {
+			_, again, _ := stateCLI(t, "", append([]string{"state", "dump", root}, args...)...)
+			if again != out {
+				t.Fatalf("dump %v differs from dump latest", args)
+			}
+		}
+	})
+	t.Run("OKFilters", func(t *testing.T) {
+		_, all, _ := stateCLI(t, "", "state", "dump", root, "latest")
+		cases := []struct {
+			args []string
+			keep func(string) bool
+		}{
+			{[]string{"--operator", "dedupe"}, func(l string) bool { return strings.Contains(l, `"operator":"dedupe"`) }},
+			{[]string{"--state", "windows"}, func(l string) bool { return strings.Contains(l, `"state":"windows"`) }},
+			{[]string{"--key", "word-00552"}, func(l string) bool { return strings.Contains(l, `"key":"word-00552"`) }},
+			{[]string{"--operator", "count", "--state", "count", "--key", "word-00001"}, func(l string) bool {
+				return strings.Contains(l, `"state":"count","key":"word-00001"`)
+			}},
+		}
+		for _, tc := range cases {
+			var want strings.Builder
+			for _, l := range stateLines(all) {
+				if tc.keep(l) {
+					want.WriteString(l + "\n")
+				}
+			}
+			code, got, errOut := stateCLI(t, "", append([]string{"state", "dump", root, "latest"}, tc.args...)...)
+			if code != exitOK || got != want.String() || got == "" {
+				t.Fatalf("dump %v: exit %d %q\ngot  %q\nwant %q", tc.args, code, errOut, got, want.String())
+			}
+		}
+	})
+	errCases := []struct {
+		name string
+		args []string
+	}{
+		{"ErrUnknownCheckpoint", []string{"state", "dump", root, "9"}},
+		{"ErrBadReference", []string{"state", "dump", root, "nine"}},
+		{"ErrUnknownOperator", []string{"state", "dump", root, "latest", "--operator", "nope"}},
+		{"ErrUnknownState", []string{"state", "dump", root, "latest", "--state", "nope"}},
+		{"ErrYAML", []string{"state", "dump", root, "latest", "-o", "yaml"}},
+		{"ErrNotAStore", []string{"state", "dump", t.TempDir(), "latest"}},
+		{"ErrArgs", []string{"state", "dump", root}},
+	}
+	for _, tc := range errCases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := stateTree(t, root)
+			code, out, errOut := stateCLI(t, "", tc.args...)
+			if code != exitUsage || out != "" || strings.Count(errOut, "\n") != 1 {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit 2, nothing on stdout, one line on stderr", code, out, errOut)
+			}
+			if stateTree(t, root) != before {
+				t.Fatal("a failed dump changed the store")
+			}
+		})
+	}
+}
+
+func TestStateImport(t *testing.T) {
+	t.Run("OKRoundTrip", func(t *testing.T) {
+		root, j := stateStandardDir(t)
+		_, a, _ := stateCLI(t, "", "state", "dump", root, "latest")
+		file := stateWrite(t, "a.jsonl", a)
+		code, out, errOut := stateCLI(t, "", "state", "import", root, "--from", file)
+		if code != exitOK || !strings.Contains(out, "checkpoint:") || !strings.Contains(out, " 4\n") || !strings.Contains(out, "1617") {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+		_, b, _ := stateCLI(t, "", "state", "dump", root, "latest")
+		if a != b {
+			t.Fatal("dump after import differs from the dump imported")
+		}
+		// The restored engine state is the original's.
+		ctx := context.Background()
+		m, err := j.Repo.Manifest(ctx, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		be, err := state.NewBackend(state.Options{KeyGroups: checkpointtest.KeyGroups})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Repo.RestoreBackend(ctx, m, "count", be); err != nil {
+			t.Fatal(err)
+		}
+		counts, err := state.NewValue(be, state.Descriptor[uint64]{Name: "count"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 660 {
+			w := checkpointtest.Word(i)
+			got, gotOK, err := counts.Get(w)
+			want, wantOK := j.Count(t, w)
+			if err != nil || got != want || gotOK != wantOK {
+				t.Fatalf("%s: restored %d/%t (%v), live job %d/%t", w, got, gotOK, err, want, wantOK)
+			}
+		}
+	})
+	t.Run("OKJSONIncrementalStdin", func(t *testing.T) {
+		root, _ := stateStandardDir(t)
+		lines := `{"operator":"count","state":"count","key":"word-00001","value":77}` + "\n"
+		code, out, errOut := stateCLI(t, lines, "state", "import", root, "--from", "-", "--incremental", "-o", "json")
+		if code != exitOK {
+			t.Fatalf("exit %d, stderr %q", code, errOut)
+		}
+		var rep map[string]any
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep["checkpoint_id"] != 4.0 || rep["entries"] != 1.0 || rep["kind"] != "incremental" || rep["parent"] != 3.0 || rep["segments_written"] != 1.0 {
+			t.Fatalf("report %v", rep)
+		}
+		_, got, _ := stateCLI(t, "", "state", "dump", root, "latest", "--key", "word-00001", "--state", "count")
+		if got != lines {
+			t.Fatalf("dump after the upsert: %q", got)
+		}
+	})
+	t.Run("OKStatesIntoEmptyStore", func(t *testing.T) {
+		root, _ := stateStandardDir(t)
+		_, a, _ := stateCLI(t, "", "state", "dump", root, "latest", "--operator", "dedupe")
+		empty := t.TempDir()
+		s, err := checkpoint.NewDir(empty)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if _, err := checkpoint.InitRepo(context.Background(), s, checkpointtest.JobID, checkpointtest.KeyGroups); err != nil {
+			t.Fatal(err)
+		}
+		states := stateWrite(t, "states.json", `[{"id":"dedupe","states":[{"name":"seen","kind":"list","codec":"string","ttl_millis":0}]}]`)
+		code, out, errOut := stateCLI(t, "", "state", "import", empty, "--from", stateWrite(t, "a.jsonl", a), "--states", states, "-o", "json")
+		if code != exitOK || !strings.Contains(out, `"checkpoint_id": 1`) {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+		_, b, _ := stateCLI(t, "", "state", "dump", empty, "latest")
+		if len(stateLines(b)) != 217 || len(b) != len(a) {
+			t.Fatalf("dump of the new store has %d lines (%d bytes), want 217 (%d bytes)", len(stateLines(b)), len(b), len(a))
+		}
+	})
+	t.Run("OKS3", func(t *testing.T) {
+		srv, err := s3test.Start(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Stop() })
+		bucket := srv.NewBucket(t)
+		s, err := checkpoint.NewS3(context.Background(), bucket, "job", checkpoint.S3Options{
+			Endpoint: srv.Endpoint, Region: s3test.Region, PathStyle: true, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey,
+			MaxBackoff: 20 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		checkpointtest.Standard(t, s)
+		t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+		t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+		t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+		t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+		t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+		addr := "s3://" + bucket + "/job"
+		flags := []string{"--s3-endpoint", srv.Endpoint, "--s3-path-style", "--s3-region", s3test.Region}
+		code, a, errOut := stateCLI(t, "", append([]string{"state", "dump", addr, "latest"}, flags...)...)
+		if code != exitOK || len(stateLines(a)) != 1617 {
+			t.Fatalf("dump: exit %d, %d lines, stderr %q", code, len(stateLines(a)), errOut)
+		}
+		code, out, errOut := stateCLI(t, "", append([]string{"state", "import", addr, "--from", stateWrite(t, "a.jsonl", a), "-o", "json"}, flags...)...)
+		if code != exitOK || !strings.Contains(out, `"checkpoint_id": 4`) {
+			t.Fatalf("import: exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+		_, b, _ := stateCLI(t, "", append([]string{"state", "dump", addr, "latest"}, flags...)...)
+		if a != b {
+			t.Fatal("dump after import differs from the dump imported")
+		}
+	})
+
+	good := `{"operator":"count","state":"count","key":"a","value":1}`
+	errCases := []struct {
+		name   string
+		input  string
+		args   []string
+		stderr string
+	}{
+		{name: "ErrMalformedLine", input: good + "\n" + good[:20] + "\n", stderr: "in.jsonl:2: "},
+		{name: "ErrBadField", input: good + "\n" + `{"operator":"count","state":"count","key":"b","value":-5}` + "\n", stderr: `in.jsonl:2: field "value"`},
+		{name: "ErrUnknownOperator", input: `{"operator":"nope","state":"count","key":"a","value":1}`, stderr: `in.jsonl:1: field "operator"`},
+		{name: "ErrUnknownState", input: `{"operator":"count","state":"nope","key":"a","value":1}`, stderr: `in.jsonl:1: field "state"`},
+		{name: "ErrConflictingStates", input: good, args: []string{"--incremental", "--states", "CONFLICT"}, stderr: "conflicting"},
+		{name: "ErrBadStatesFile", input: good, args: []string{"--states", "BAD"}, stderr: "states.json"},
+		{name: "ErrNoFrom", args: []string{"--from", ""}, stderr: "--from"},
+		{name: "ErrMissingFile", args: []string{"--from", "/nonexistent/in.jsonl"}, stderr: "--from"},
+	}
+	for _, tc := range errCases {
+		t.Run(tc.name, func(t *testing.T) {
+			root, _ := stateStandardDir(t)
+			before := stateTree(t, root)
+			in := stateWrite(t, "in.jsonl", tc.input)
+			args := []string{"state", "import", root, "--from", in}
+			for _, a := range tc.args {
+				switch a {
+				case "CONFLICT":
+					a = stateWrite(t, "states.json", `[{"id":"count","states":[{"name":"count","kind":"value","codec":"int32","ttl_millis":0}]}]`)
+				case "BAD":
+					a = stateWrite(t, "states.json", `{"not":"an array"}`)
+				}
+				args = append(args, a)
+			}
+			code, out, errOut := stateCLI(t, "", args...)
+			if code != exitUsage || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, tc.stderr) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit 2 and one line containing %q", code, out, errOut, tc.stderr)
+			}
+			if stateTree(t, root) != before {
+				t.Fatal("a failed import changed the store")
+			}
+		})
+	}
+}

@@ -1,0 +1,650 @@
+package checkpoint
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/state"
+)
+
+// DefaultImportMaxMemory bounds the entries an import holds in memory (keys,
+// values and about 100 bytes of bookkeeping each) when ImportOptions sets no
+// limit. Import sorts in memory; a larger state is imported in parts, one
+// operator at a time (ImportOptions.Operator), or with a higher limit.
+const DefaultImportMaxMemory = 1 << 30
+
+// importEntryOverhead estimates an entry's memory beyond its key and value.
+const importEntryOverhead = 112
+
+// maxImportLineLen bounds one input line: a key and a value at their format
+// limits, each six times over for the worst JSON escaping.
+const maxImportLineLen = 6*(format.MaxKeyLen+format.MaxValueLen) + 64<<10
+
+// ErrImportTooLarge means an import holds more entries in memory than its
+// limit allows.
+var ErrImportTooLarge = errors.New("import exceeds its memory limit")
+
+// ImportError reports input that cannot be imported. Line and Field say
+// where when the problem is in one line; nothing has been written to the
+// store when Import returns one.
+type ImportError struct {
+	File  string // the input's name, ImportOptions.Name
+	Line  int    // 1-based line number; 0 when the problem is not one line's
+	Field string // the JSON field; "" for the whole line
+	Err   error
+}
+
+func (e *ImportError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Field != "" {
+		fmt.Fprintf(&b, ": field %q", e.Field)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *ImportError) Unwrap() error { return e.Err }
+
+// ImportOptions configure Import.
+type ImportOptions struct {
+	// Incremental makes the new checkpoint extend the latest one: the lines
+	// are upserts, written as a delta layer on top of each key-group range's
+	// layers, and every operator and key the lines do not name keeps its
+	// state. Without it the new checkpoint holds exactly the lines: it
+	// replaces the whole keyed state (or, with Operator, that operator's).
+	Incremental bool
+	// Operator, when set, imports only that operator's lines; other lines
+	// are skipped and counted, and the other operators' state is carried
+	// over from the latest checkpoint unchanged.
+	Operator string
+	// States declares state descriptors (kind, codec, TTL) for operators or
+	// states the latest checkpoint does not have; only ID and States are
+	// read. In a full import they also replace the latest checkpoint's
+	// descriptors of the same name (so values can be re-encoded with
+	// another codec); an incremental import refuses a conflicting one.
+	States []format.OperatorState
+	// Name names the input in errors, e.g. the file name.
+	Name string
+	// SpoolDir holds segments between writing and upload ("" = os.TempDir).
+	SpoolDir string
+	// Segment configures the segment writer.
+	Segment format.SegmentWriterOptions
+	// MaxMemory bounds the entries held in memory; 0 means
+	// DefaultImportMaxMemory.
+	MaxMemory int64
+}
+
+// ImportResult describes a committed import.
+type ImportResult struct {
+	Manifest *format.Manifest // the new checkpoint's manifest
+	Entries  int64            // lines imported
+	Skipped  int64            // lines of operators other than ImportOptions.Operator
+	Build    BuildStats       // segments written and uploaded
+}
+
+// Import reads DumpRecord lines (JSON lines as Dump writes them; blank lines
+// are ignored) from r and commits them as a new checkpoint, numbered one
+// past the latest. The source positions, transaction-log position and
+// pending transactions of the latest checkpoint are carried over, so a
+// pipeline resumes from the same place with the imported state.
+//
+// Each entry's key group is computed from its key; descriptors come from the
+// latest checkpoint and opts.States. Key-group ranges are the latest
+// checkpoint's for the operator (plus ranges for any key groups they leave
+// uncovered), or one range over all key groups for an operator it lacks. An
+// incremental import that would make a range's layer chain longer than
+// DefaultMaxChain writes a new base for it instead, merging the older layers
+// with the lines.
+//
+// Every line is read and checked before anything is written: a bad line
+// fails with an *ImportError naming opts.Name, the line and the field, and
+// nothing is stored. The whole input is held in memory, up to
+// opts.MaxMemory. The import races with any other writer for its id; the
+// loser gets ErrCheckpointExists, and its uploaded segments are left for gc.
+func Import(ctx context.Context, repo *Repo, r io.Reader, opts ImportOptions) (*ImportResult, error) {
+	if opts.Name == "" {
+		opts.Name = "<input>"
+	}
+	if opts.MaxMemory <= 0 {
+		opts.MaxMemory = DefaultImportMaxMemory
+	}
+	imp := &importer{repo: repo, opts: opts, keyGroups: repo.Marker().KeyGroups, ops: map[string]*importOp{}}
+	latest, err := repo.Latest(ctx)
+	switch {
+	case err == nil:
+		if imp.parent, err = repo.Manifest(ctx, latest); err != nil {
+			return nil, err
+		}
+	case errors.Is(err, ErrNoCheckpoints):
+		if opts.Incremental {
+			return nil, fmt.Errorf("checkpoint: incremental import has nothing to extend: %w", err)
+		}
+	default:
+		return nil, err
+	}
+	if err := imp.descriptors(); err != nil {
+		return nil, err
+	}
+	if err := imp.read(ctx, r); err != nil {
+		return nil, err
+	}
+	if err := imp.plan(); err != nil {
+		return nil, err
+	}
+	return imp.write(ctx, latest)
+}
+
+type importer struct {
+	repo      *Repo
+	opts      ImportOptions
+	keyGroups uint32
+	parent    *format.Manifest // nil in an empty store
+	// descs holds every known descriptor: operator -> state -> descriptor.
+	descs map[string]map[string]format.StateDescriptor
+	ops   map[string]*importOp
+	res   ImportResult
+	mem   int64
+}
+
+// importOp is one operator's lines, then its plan.
+type importOp struct {
+	entries []importEntry
+	ranges  []importRange
+}
+
+type importEntry struct {
+	e    format.Entry
+	line int
+}
+
+// importRange is one key-group range of the new checkpoint: its entries
+// sorted, and the parent's layers for it (nil for a range new to it).
+type importRange struct {
+	start, end uint32
+	parent     []format.SegmentRef
+	entries    []importEntry
+}
+
+// descriptors merges the parent's descriptors with opts.States.
+func (imp *importer) descriptors() error {
+	imp.descs = map[string]map[string]format.StateDescriptor{}
+	parentDesc := func(op, name string) (format.StateDescriptor, bool) {
+		if imp.parent == nil {
+			return format.StateDescriptor{}, false
+		}
+		if o := findOperator(imp.parent, op); o != nil {
+			for _, d := range o.States {
+				if d.Name == name {
+					return d, true
+				}
+			}
+		}
+		return format.StateDescriptor{}, false
+	}
+	if imp.parent != nil {
+		for _, o := range imp.parent.Operators {
+			m := map[string]format.StateDescriptor{}
+			for _, d := range o.States {
+				m[d.Name] = d
+			}
+			imp.descs[o.ID] = m
+		}
+	}
+	for i, o := range imp.opts.States {
+		if o.ID == "" {
+			return fmt.Errorf("checkpoint: import: state descriptors [%d]: operator id is empty", i)
+		}
+		m := imp.descs[o.ID]
+		if m == nil {
+			m = map[string]format.StateDescriptor{}
+			imp.descs[o.ID] = m
+		}
+		for _, d := range o.States {
+			if err := checkDescriptor(d); err != nil {
+				return fmt.Errorf("checkpoint: import: operator %q: %w", o.ID, err)
+			}
+			if old, ok := parentDesc(o.ID, d.Name); ok && old != d && imp.opts.Incremental {
+				return fmt.Errorf("%w: operator %q state %q is %s/%s/ttl=%dms in checkpoint %d, the descriptors say %s/%s/ttl=%dms; an incremental import cannot change it",
+					state.ErrStateConflict, o.ID, d.Name, old.Kind, old.Codec, old.TTLMillis, imp.parent.CheckpointID, d.Kind, d.Codec, d.TTLMillis)
+			}
+			m[d.Name] = d
+		}
+	}
+	return nil
+}
+
+// checkDescriptor applies the manifest's rules for a state descriptor.
+func checkDescriptor(d format.StateDescriptor) error {
+	switch {
+	case d.Name == "":
+		return errors.New("state with an empty name")
+	case d.Codec == "":
+		return fmt.Errorf("state %q has no codec", d.Name)
+	case d.TTLMillis < 0:
+		return fmt.Errorf("state %q has a negative TTL", d.Name)
+	}
+	switch d.Kind {
+	case format.StateKindValue, format.StateKindMap, format.StateKindList, format.StateKindReducing, format.StateKindAggregating:
+	default:
+		return fmt.Errorf("state %q has kind %q, not one of value, map, list, reducing, aggregating", d.Name, d.Kind)
+	}
+	if d.Kind == format.StateKindMap {
+		if _, _, ok := state.SplitMapCodec(d.Codec); !ok {
+			return fmt.Errorf("map state %q has codec %q, not <key codec>/<value codec>", d.Name, d.Codec)
+		}
+	}
+	return nil
+}
+
+// DecodeStateDescriptors reads a descriptors file for ImportOptions.States:
+// a JSON array of {"id": operator, "states": [{"name", "kind", "codec",
+// "ttl_millis"}]}, the shape of a manifest's operators (other fields are
+// ignored). name is used in errors.
+func DecodeStateDescriptors(r io.Reader, name string) ([]format.OperatorState, error) {
+	data, err := io.ReadAll(io.LimitReader(r, format.MaxManifestSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: read %s: %w", name, err)
+	}
+	if len(data) > format.MaxManifestSize {
+		return nil, &ImportError{File: name, Err: fmt.Errorf("longer than %d bytes", format.MaxManifestSize)}
+	}
+	var ops []format.OperatorState
+	if err := json.Unmarshal(data, &ops); err != nil {
+		return nil, &ImportError{File: name, Err: fmt.Errorf("want a JSON array of {\"id\", \"states\"}: %v", err)}
+	}
+	for i, o := range ops {
+		if o.ID == "" {
+			return nil, &ImportError{File: name, Field: fmt.Sprintf("[%d].id", i), Err: errors.New("missing")}
+		}
+		for j, d := range o.States {
+			if err := checkDescriptor(d); err != nil {
+				return nil, &ImportError{File: name, Field: fmt.Sprintf("[%d].states[%d]", i, j), Err: err}
+			}
+		}
+		ops[i].Ranges = nil
+	}
+	return ops, nil
+}
+
+// read parses and checks every line and collects the entries per operator.
+func (imp *importer) read(ctx context.Context, r io.Reader) error {
+	br := bufio.NewReaderSize(r, 1<<20)
+	var buf []byte
+	for line := 1; ; line++ {
+		if line%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		text, err := readImportLine(br, &buf)
+		if errors.Is(err, errLineTooLong) {
+			return &ImportError{File: imp.opts.Name, Line: line, Err: err}
+		}
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("checkpoint: import: read %s: %w", imp.opts.Name, err)
+		}
+		if t := bytes.TrimSpace(text); len(t) > 0 {
+			if ierr := imp.line(t, line); ierr != nil {
+				return ierr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+	}
+}
+
+var errLineTooLong = fmt.Errorf("line longer than %d bytes", maxImportLineLen)
+
+// readImportLine returns the next line without its newline, in *buf's
+// storage; at the end of input it returns the last (possibly empty) line
+// and io.EOF.
+func readImportLine(br *bufio.Reader, buf *[]byte) ([]byte, error) {
+	*buf = (*buf)[:0]
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(*buf)+len(chunk) > maxImportLineLen {
+			return nil, errLineTooLong
+		}
+		*buf = append(*buf, chunk...)
+		switch err {
+		case nil:
+			return bytes.TrimSuffix(*buf, []byte("\n")), nil
+		case bufio.ErrBufferFull:
+			continue
+		}
+		return *buf, err
+	}
+}
+
+// line turns one record into an entry of its operator.
+func (imp *importer) line(text []byte, line int) *ImportError {
+	fail := func(field string, err error) *ImportError {
+		return &ImportError{File: imp.opts.Name, Line: line, Field: field, Err: err}
+	}
+	var rec DumpRecord
+	if err := rec.UnmarshalJSON(text); err != nil {
+		var fe *RecordFieldError
+		if errors.As(err, &fe) {
+			return fail(fe.Field, fe.Err)
+		}
+		return fail("", err)
+	}
+	if imp.opts.Operator != "" && rec.Operator != imp.opts.Operator {
+		imp.res.Skipped++
+		return nil
+	}
+	descs, ok := imp.descs[rec.Operator]
+	if !ok {
+		return fail("operator", fmt.Errorf("operator %q has no state descriptors (%s); declare its states in a descriptors file", rec.Operator, imp.parentWord()))
+	}
+	d, ok := descs[rec.State]
+	if !ok {
+		return fail("state", fmt.Errorf("operator %q has no state %q (%s); declare it in a descriptors file", rec.Operator, rec.State, imp.parentWord()))
+	}
+	kind := state.Kind(d.Kind)
+	key := []byte(rec.Key)
+	switch {
+	case kind == state.KindMap && !rec.IsMap():
+		return fail("map_key", fmt.Errorf("missing: state %q is a map state (want \"map_key\" or \"map_key_b64\")", rec.State))
+	case kind != state.KindMap && rec.IsMap():
+		return fail("map_key", fmt.Errorf("state %q is a %s state, not a map state", rec.State, d.Kind))
+	case kind == state.KindMap:
+		mk := rec.MapKeyRaw
+		if rec.MapKey != nil {
+			keyCodec, _, _ := state.SplitMapCodec(d.Codec)
+			var err error
+			if mk, err = state.ValueFromJSON(keyCodec, rec.MapKey); err != nil {
+				return fail("map_key", err)
+			}
+		}
+		key = state.JoinMapKey(rec.Key, mk)
+	}
+	if len(key) > format.MaxKeyLen {
+		return fail("key", fmt.Errorf("%d bytes stored, limit %d", len(key), format.MaxKeyLen))
+	}
+	value := rec.ValueRaw
+	if rec.Value != nil {
+		var err error
+		if value, err = state.StateValueFromJSON(kind, d.Codec, rec.Value); err != nil {
+			return fail("value", err)
+		}
+	}
+	if len(value) > format.MaxValueLen {
+		return fail("value", fmt.Errorf("%d bytes stored, limit %d", len(value), format.MaxValueLen))
+	}
+	if value == nil {
+		// nil marks a tombstone in the engine; an empty value is live.
+		value = []byte{}
+	}
+	var expires int64
+	if rec.ExpiresAt != nil {
+		if d.TTLMillis == 0 {
+			return fail("expires_at", fmt.Errorf("state %q has no TTL, so its entries cannot expire", rec.State))
+		}
+		expires = rec.ExpiresAt.UnixNano()
+		if !time.Unix(0, expires).Equal(*rec.ExpiresAt) {
+			return fail("expires_at", fmt.Errorf("%s is outside the years 1678-2262 that Unix nanoseconds hold", rec.ExpiresAt.Format(time.RFC3339)))
+		}
+		if expires == 0 {
+			return fail("expires_at", errors.New("the Unix epoch is stored as \"never expires\"; omit expires_at for that"))
+		}
+	}
+	imp.mem += int64(len(key)+len(value)) + importEntryOverhead
+	if imp.mem > imp.opts.MaxMemory {
+		return fail("", fmt.Errorf("%w of %d bytes; import the operators one at a time or raise the limit", ErrImportTooLarge, imp.opts.MaxMemory))
+	}
+	op := imp.ops[rec.Operator]
+	if op == nil {
+		op = &importOp{}
+		imp.ops[rec.Operator] = op
+	}
+	op.entries = append(op.entries, importEntry{line: line, e: format.Entry{
+		State:     d.Name, // shared, rather than one string per line
+		KeyGroup:  state.KeyGroupFor(rec.Key, imp.keyGroups),
+		Key:       key,
+		Value:     value,
+		ExpiresAt: expires,
+	}})
+	imp.res.Entries++
+	return nil
+}
+
+func (imp *importer) parentWord() string {
+	if imp.parent == nil {
+		return "the store has no checkpoint"
+	}
+	return fmt.Sprintf("not in checkpoint %d", imp.parent.CheckpointID)
+}
+
+// plan lays each operator's entries out in key-group ranges, sorted, and
+// refuses duplicate keys.
+func (imp *importer) plan() error {
+	for name, op := range imp.ops {
+		op.ranges = imp.rangesFor(name)
+		// owner maps a key group to its range.
+		owner := make([]int32, imp.keyGroups)
+		for i, rg := range op.ranges {
+			for kg := rg.start; kg <= rg.end; kg++ {
+				owner[kg] = int32(i)
+			}
+		}
+		for _, e := range op.entries {
+			rg := &op.ranges[owner[e.e.KeyGroup]]
+			rg.entries = append(rg.entries, e)
+		}
+		op.entries = nil
+		for i := range op.ranges {
+			es := op.ranges[i].entries
+			slices.SortFunc(es, func(a, b importEntry) int {
+				if c := format.CompareEntries(&a.e, &b.e); c != 0 {
+					return c
+				}
+				return a.line - b.line
+			})
+			for j := 1; j < len(es); j++ {
+				if format.CompareEntries(&es[j-1].e, &es[j].e) == 0 {
+					field := "key"
+					if imp.descs[name][es[j].e.State].Kind == format.StateKindMap {
+						field = "map_key"
+					}
+					return &ImportError{File: imp.opts.Name, Line: es[j].line, Field: field,
+						Err: fmt.Errorf("operator %q state %q: the same key as line %d", name, es[j].e.State, es[j-1].line)}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// rangesFor returns the operator's ranges in the new checkpoint: the
+// parent's, with their layers, and new ranges for any key groups they do
+// not cover.
+func (imp *importer) rangesFor(op string) []importRange {
+	var out []importRange
+	next := uint32(0) // first key group not yet covered
+	if imp.parent != nil {
+		if o := findOperator(imp.parent, op); o != nil {
+			for _, rs := range o.Ranges { // sorted and disjoint
+				if rs.Start > next {
+					out = append(out, importRange{start: next, end: rs.Start - 1})
+				}
+				out = append(out, importRange{start: rs.Start, end: rs.End, parent: rs.Layers})
+				next = rs.End + 1
+			}
+		}
+	}
+	if next < imp.keyGroups {
+		out = append(out, importRange{start: next, end: imp.keyGroups - 1})
+	}
+	return out
+}
+
+// write stores the segments and commits the checkpoint.
+func (imp *importer) write(ctx context.Context, latest uint64) (*ImportResult, error) {
+	id := latest + 1
+	b, err := imp.repo.NewCheckpoint(ctx, id, latest, BuilderOptions{SpoolDir: imp.opts.SpoolDir, Segment: imp.opts.Segment})
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(imp.ops))
+	for name := range imp.ops {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		descs := imp.operatorDescs(name)
+		for _, rg := range imp.ops[name].ranges {
+			layers, err := imp.rangeLayers(ctx, b, id, name, rg)
+			if err != nil {
+				return nil, fmt.Errorf("checkpoint %d: import operator %s range [%d,%d]: %w", id, name, rg.start, rg.end, err)
+			}
+			if err := b.AddRange(name, descs, format.RangeState{Start: rg.start, End: rg.end, Layers: layers}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if imp.parent != nil {
+		for _, o := range imp.parent.Operators {
+			_, imported := imp.ops[o.ID]
+			keep := imp.opts.Incremental || (imp.opts.Operator != "" && o.ID != imp.opts.Operator)
+			if imported || !keep {
+				continue
+			}
+			for _, rs := range o.Ranges {
+				if err := b.AddRange(o.ID, o.States, rs); err != nil {
+					return nil, err
+				}
+			}
+		}
+		b.SetSources(imp.parent.Sources)
+		b.SetTxlog(imp.parent.Txlog)
+		for _, p := range imp.parent.Pending {
+			b.AddPending(p)
+		}
+	}
+	m, err := b.Commit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	imp.res.Manifest = m
+	imp.res.Build = b.Stats()
+	return &imp.res, nil
+}
+
+// operatorDescs returns the descriptors the new checkpoint records for an
+// imported operator: every state known for it, in name order.
+func (imp *importer) operatorDescs(op string) []format.StateDescriptor {
+	var out []format.StateDescriptor
+	for _, d := range imp.descs[op] {
+		out = append(out, d)
+	}
+	sortStates(out)
+	return out
+}
+
+// rangeLayers writes the range's segment, if any, and returns its layers.
+func (imp *importer) rangeLayers(ctx context.Context, b *Builder, id uint64, op string, rg importRange) ([]format.SegmentRef, error) {
+	switch {
+	case !imp.opts.Incremental:
+		if len(rg.entries) == 0 {
+			return nil, nil
+		}
+		ref, err := imp.putSegment(ctx, b, id, format.LayerBase, func(w *format.SegmentWriter) error { return addEntries(w, rg.entries) })
+		return []format.SegmentRef{ref}, err
+	case len(rg.entries) == 0:
+		return rg.parent, nil
+	case len(rg.parent) == 0:
+		ref, err := imp.putSegment(ctx, b, id, format.LayerBase, func(w *format.SegmentWriter) error { return addEntries(w, rg.entries) })
+		return []format.SegmentRef{ref}, err
+	case len(rg.parent) >= DefaultMaxChain:
+		ref, err := imp.putSegment(ctx, b, id, format.LayerBase, func(w *format.SegmentWriter) error {
+			return imp.writeCompacted(ctx, w, op, rg)
+		})
+		return []format.SegmentRef{ref}, err
+	}
+	ref, err := imp.putSegment(ctx, b, id, format.LayerDelta, func(w *format.SegmentWriter) error { return addEntries(w, rg.entries) })
+	return append(slices.Clone(rg.parent), ref), err
+}
+
+func addEntries(w *format.SegmentWriter, es []importEntry) error {
+	for i := range es {
+		if err := w.Add(&es[i].e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeCompacted writes the parent's resolved state of the range with the
+// imported entries laid over it: a new base.
+func (imp *importer) writeCompacted(ctx context.Context, w *format.SegmentWriter, op string, rg importRange) error {
+	v, err := OpenViewRange(ctx, imp.repo, imp.parent, op, state.KeyGroupRange{Start: rg.start, End: rg.end})
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	es := rg.entries
+	have := v.Next()
+	for have || len(es) > 0 {
+		// c < 0 takes the parent's entry, c > 0 the imported one, and on a
+		// tie the imported one replaces the parent's.
+		var c int
+		switch {
+		case !have:
+			c = 1
+		case len(es) == 0:
+			c = -1
+		default:
+			c = format.CompareEntries(v.Entry(), &es[0].e)
+		}
+		if c < 0 {
+			err = w.Add(v.Entry())
+		} else {
+			err = w.Add(&es[0].e)
+			es = es[1:]
+		}
+		if err != nil {
+			return err
+		}
+		if c <= 0 {
+			have = v.Next()
+		}
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	return v.Close()
+}
+
+func (imp *importer) putSegment(ctx context.Context, b *Builder, id uint64, kind string, write func(*format.SegmentWriter) error) (format.SegmentRef, error) {
+	sp, err := SpoolSegment(imp.opts.SpoolDir, imp.opts.Segment, write)
+	if err != nil {
+		return format.SegmentRef{}, err
+	}
+	defer sp.Remove()
+	uploaded, err := imp.repo.PutSegment(ctx, sp)
+	if err != nil {
+		return format.SegmentRef{}, err
+	}
+	b.stats.Segments++
+	if uploaded {
+		b.stats.SegmentsUploaded++
+		b.stats.BytesUploaded += sp.Info.Size
+	}
+	return format.SegmentRef{Hash: sp.Hash(), Size: sp.Info.Size, Kind: kind, Entries: sp.Info.Entries, Checkpoint: id}, nil
+}

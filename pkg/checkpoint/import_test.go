@@ -1,0 +1,469 @@
+package checkpoint_test
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
+	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/state"
+)
+
+// impEntry is a resolved entry with its operator, owning its bytes.
+type impEntry struct {
+	op string
+	e  format.Entry
+}
+
+// impEntries returns every live entry of checkpoint id as stored, sorted
+// by operator and entry so that range layouts do not matter.
+func impEntries(t testing.TB, r *checkpoint.Repo, id uint64) []impEntry {
+	t.Helper()
+	ctx := context.Background()
+	m, err := r.Manifest(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []impEntry
+	for _, o := range m.Operators {
+		v, err := checkpoint.OpenView(ctx, r, m, o.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for v.Next() {
+			e := *v.Entry()
+			e.Key, e.Value = bytes.Clone(e.Key), bytes.Clone(e.Value)
+			out = append(out, impEntry{o.ID, e})
+		}
+		if err := v.Err(); err != nil {
+			t.Fatal(err)
+		}
+		v.Close()
+	}
+	slices.SortFunc(out, func(a, b impEntry) int {
+		return cmp.Or(cmp.Compare(a.op, b.op), format.CompareEntries(&a.e, &b.e))
+	})
+	return out
+}
+
+func impSameEntries(t testing.TB, got, want []impEntry) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d entries, want %d", len(got), len(want))
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.op != w.op || format.CompareEntries(&g.e, &w.e) != 0 || !bytes.Equal(g.e.Value, w.e.Value) || g.e.ExpiresAt != w.e.ExpiresAt {
+			t.Fatalf("entry %d = %s %+v, want %s %+v", i, g.op, g.e, w.op, w.e)
+		}
+	}
+}
+
+func impRun(t testing.TB, r *checkpoint.Repo, lines string, opts checkpoint.ImportOptions) (*checkpoint.ImportResult, error) {
+	t.Helper()
+	if opts.Name == "" {
+		opts.Name = "test.jsonl"
+	}
+	return checkpoint.Import(context.Background(), r, strings.NewReader(lines), opts)
+}
+
+func impMust(t testing.TB, r *checkpoint.Repo, lines string, opts checkpoint.ImportOptions) *checkpoint.ImportResult {
+	t.Helper()
+	res, err := impRun(t, r, lines, opts)
+	if err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	return res
+}
+
+// impObjects lists the store's object names, to show a failed import
+// wrote nothing.
+func impObjects(t testing.TB, s checkpoint.Store) []string {
+	t.Helper()
+	var names []string
+	for info, err := range s.List(context.Background(), "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, info.Name)
+	}
+	return names
+}
+
+// impRestoreStandard restores checkpoint m of the synthetic job into one
+// backend per operator and reads every word through the typed API.
+func impRestoreStandard(t testing.TB, r *checkpoint.Repo, m *format.Manifest) string {
+	t.Helper()
+	ctx := context.Background()
+	bes := map[string]*state.Backend{}
+	for _, op := range []string{"count", "dedupe"} {
+		be, err := state.NewBackend(state.Options{KeyGroups: checkpointtest.KeyGroups})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.RestoreBackend(ctx, m, op, be); err != nil {
+			t.Fatal(err)
+		}
+		bes[op] = be
+	}
+	counts, err := state.NewValue(bes["count"], state.Descriptor[uint64]{Name: "count"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	windows, err := state.NewMap[string](bes["count"], state.Descriptor[uint64]{Name: "windows"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, err := state.NewList(bes["dedupe"], state.Descriptor[string]{Name: "seen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for i := range 660 {
+		w := checkpointtest.Word(i)
+		n, ok, err := counts.Get(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s count=%d/%t windows=", w, n, ok)
+		if err := windows.All(w, func(k string, v uint64) bool { fmt.Fprintf(&b, "%s:%d,", k, v); return true }); err != nil {
+			t.Fatal(err)
+		}
+		l, err := seen.Get(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, " seen=%q\n", l)
+	}
+	return b.String()
+}
+
+func TestImport(t *testing.T) {
+	ctx := context.Background()
+	t.Run("OKRoundTrip", func(t *testing.T) {
+		s := checkpoint.NewMem("imp")
+		j := checkpointtest.Standard(t, s)
+		_, a := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
+		res := impMust(t, j.Repo, a, checkpoint.ImportOptions{})
+		m := res.Manifest
+		if m.CheckpointID != 4 || m.Kind != format.KindFull || m.Parent != 0 || res.Entries != 1617 || res.Skipped != 0 {
+			t.Fatalf("imported checkpoint %d kind %s parent %d with %d entries (%d skipped)", m.CheckpointID, m.Kind, m.Parent, res.Entries, res.Skipped)
+		}
+		_, b := dumpAll(t, j.Repo, 4, checkpoint.DumpFilter{})
+		if a != b {
+			t.Fatal("the dump of the imported checkpoint differs from the dump it was imported from")
+		}
+		impSameEntries(t, impEntries(t, j.Repo, 4), impEntries(t, j.Repo, 3))
+		m3, _ := j.Repo.Manifest(ctx, 3)
+		if got, want := impRestoreStandard(t, j.Repo, m), impRestoreStandard(t, j.Repo, m3); got != want {
+			t.Fatal("restored state of the imported checkpoint differs from the original's")
+		}
+		if fmt.Sprint(m.Sources) != fmt.Sprint(m3.Sources) {
+			t.Fatalf("sources %v, want the parent's %v", m.Sources, m3.Sources)
+		}
+		for i, o := range m.Operators {
+			if len(o.Ranges) != len(m3.Operators[i].Ranges) {
+				t.Fatalf("operator %s has %d ranges, want the parent's %d", o.ID, len(o.Ranges), len(m3.Operators[i].Ranges))
+			}
+		}
+	})
+	t.Run("OKRoundTripRich", func(t *testing.T) {
+		r := impRepo(t, checkpoint.NewMem("imp"))
+		impWriteRich(t, r, 1)
+		_, a := dumpAll(t, r, 1, checkpoint.DumpFilter{})
+		impMust(t, r, a, checkpoint.ImportOptions{})
+		_, b := dumpAll(t, r, 2, checkpoint.DumpFilter{})
+		if a != b {
+			t.Fatalf("dumps differ:\n%s\n%s", a, b)
+		}
+		impSameEntries(t, impEntries(t, r, 2), impEntries(t, r, 1))
+
+		// Typed reads of the restored state, including the values that
+		// travelled as base64 and the TTL entries.
+		m, _ := r.Manifest(ctx, 2)
+		be := impNewRichBackend(t, nil)
+		if err := r.RestoreBackend(ctx, m, "rich", be); err != nil {
+			t.Fatal(err)
+		}
+		rich := impBindRich(t, be)
+		for n, k := range impRichKeys {
+			f, _, err1 := rich.f.Get(k)
+			s, _, err2 := rich.s.Get(k)
+			rot, _, err3 := rich.rot.Get(k)
+			ind, _, err4 := rich.ind.Get(k)
+			ttl, okTTL, err5 := rich.ttl.Get(k)
+			mx, okM, err6 := rich.m.Get(k, math.MaxUint64)
+			l, err7 := rich.l.Get(k)
+			if err := errors.Join(err1, err2, err3, err4, err5, err6, err7); err != nil {
+				t.Fatal(err)
+			}
+			wantF := impFloats[n%len(impFloats)]
+			switch {
+			case math.Float64bits(f) != math.Float64bits(wantF):
+				t.Errorf("%q: f = %v (%#x), want %#x", k, f, math.Float64bits(f), math.Float64bits(wantF))
+			case s != impStrs[n%len(impStrs)]:
+				t.Errorf("%q: s = %q", k, s)
+			case rot != "Hello "+k:
+				t.Errorf("%q: rot = %q", k, rot)
+			case ind.Tag != strings.ToValidUTF8(k, "\uFFFD") || ind.X != 1: // JSON's own loss, not the import's
+				t.Errorf("%q: ind = %+v", k, ind)
+			case !okTTL || ttl != "expiring "+k:
+				t.Errorf("%q: ttl = %q, %t", k, ttl, okTTL)
+			case !okM || mx != impStrs[n%len(impStrs)]:
+				t.Errorf("%q: m[max] = %q, %t", k, mx, okM)
+			case len(l) != 2 || math.Float64bits(l[0]) != math.Float64bits(wantF) || l[1] != float64(n):
+				t.Errorf("%q: l = %v", k, l)
+			}
+		}
+	})
+	t.Run("OKIncremental", func(t *testing.T) {
+		j := checkpointtest.Standard(t, checkpoint.NewMem("imp"))
+		recs, _ := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
+		upserts := `{"operator":"count","state":"count","key":"word-00001","value":99}
+{"operator":"count","state":"count","key":"brand-new","value":1}
+{"operator":"count","state":"windows","key":"word-00002","map_key":"w999","value":5}
+{"operator":"dedupe","state":"seen","key":"word-00003","value":["x"]}
+`
+		res := impMust(t, j.Repo, upserts, checkpoint.ImportOptions{Incremental: true})
+		m := res.Manifest
+		if m.Kind != format.KindIncremental || m.Parent != 3 || res.Entries != 4 {
+			t.Fatalf("checkpoint %d kind %s parent %d entries %d", m.CheckpointID, m.Kind, m.Parent, res.Entries)
+		}
+		// Expected: the parent's records with the upserts laid over them.
+		want := map[string]string{}
+		keyOf := func(r checkpoint.DumpRecord) string {
+			return r.Operator + "\x00" + r.State + "\x00" + r.Key + "\x00" + string(r.MapKey)
+		}
+		for _, r := range recs {
+			want[keyOf(r)] = string(r.Value)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(upserts), "\n") {
+			var r checkpoint.DumpRecord
+			if err := r.UnmarshalJSON([]byte(line)); err != nil {
+				t.Fatal(err)
+			}
+			want[keyOf(r)] = string(r.Value)
+		}
+		got, _ := dumpAll(t, j.Repo, 4, checkpoint.DumpFilter{})
+		if len(got) != len(want) {
+			t.Fatalf("%d records, want %d", len(got), len(want))
+		}
+		for _, r := range got {
+			if want[keyOf(r)] != string(r.Value) {
+				t.Fatalf("%q = %s, want %s", keyOf(r), r.Value, want[keyOf(r)])
+			}
+		}
+		// Ranges without upserts keep the parent's layers as they are; the
+		// others gain one delta.
+		m3, _ := j.Repo.Manifest(ctx, 3)
+		for i, o := range m.Operators {
+			for k, rs := range o.Ranges {
+				prev := m3.Operators[i].Ranges[k].Layers
+				switch n := len(rs.Layers); {
+				case n == len(prev) && fmt.Sprint(rs.Layers) == fmt.Sprint(prev):
+				case n == len(prev)+1 && fmt.Sprint(rs.Layers[:n-1]) == fmt.Sprint(prev) && rs.Layers[n-1].Kind == format.LayerDelta && rs.Layers[n-1].Checkpoint == 4:
+				default:
+					t.Fatalf("%s range %d: layers %v on the parent's %v", o.ID, k, rs.Layers, prev)
+				}
+			}
+		}
+	})
+	t.Run("OKIncrementalCompacts", func(t *testing.T) {
+		j := checkpointtest.NewJob(t, checkpoint.NewMem("imp"))
+		for round := range checkpoint.DefaultMaxChain {
+			j.Apply(t, round*10, round*10+50)
+			j.Checkpoint(t)
+		}
+		last := uint64(checkpoint.DefaultMaxChain)
+		mLast, _ := j.Repo.Manifest(ctx, last)
+		for _, rs := range mLast.Operators[0].Ranges {
+			if len(rs.Layers) != checkpoint.DefaultMaxChain {
+				t.Fatalf("fixture range has %d layers, want %d", len(rs.Layers), checkpoint.DefaultMaxChain)
+			}
+		}
+		before := impEntries(t, j.Repo, last)
+		w := checkpointtest.Word(5)
+		res := impMust(t, j.Repo, `{"operator":"count","state":"count","key":"`+w+`","value":1234}`, checkpoint.ImportOptions{Incremental: true})
+		kg := state.KeyGroupFor(w, checkpointtest.KeyGroups)
+		for _, o := range res.Manifest.Operators {
+			for _, rs := range o.Ranges {
+				want := checkpoint.DefaultMaxChain
+				if o.ID == "count" && rs.Start <= kg && kg <= rs.End {
+					want = 1
+				}
+				if len(rs.Layers) != want {
+					t.Fatalf("%s [%d,%d]: %d layers, want %d", o.ID, rs.Start, rs.End, len(rs.Layers), want)
+				}
+			}
+		}
+		for i := range before {
+			if before[i].op == "count" && before[i].e.State == "count" && string(before[i].e.Key) == w {
+				before[i].e.Value = []byte{0xd2, 0x04, 0, 0, 0, 0, 0, 0}
+			}
+		}
+		impSameEntries(t, impEntries(t, j.Repo, last+1), before)
+	})
+	t.Run("OKOperator", func(t *testing.T) {
+		j := checkpointtest.Standard(t, checkpoint.NewMem("imp"))
+		_, all := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
+		// Keep every other dedupe line: the operator's state shrinks.
+		var in strings.Builder
+		kept := 0
+		for i, line := range strings.Split(strings.TrimSpace(all), "\n") {
+			if strings.Contains(line, `"operator":"dedupe"`) && i%2 == 0 {
+				continue
+			}
+			in.WriteString(line + "\n")
+			if strings.Contains(line, `"operator":"dedupe"`) {
+				kept++
+			}
+		}
+		res := impMust(t, j.Repo, in.String(), checkpoint.ImportOptions{Operator: "dedupe"})
+		if res.Entries != int64(kept) || res.Skipped != 640+760 {
+			t.Fatalf("entries %d skipped %d, want %d and %d", res.Entries, res.Skipped, kept, 640+760)
+		}
+		m3, _ := j.Repo.Manifest(ctx, 3)
+		if fmt.Sprint(res.Manifest.Operators[0]) != fmt.Sprint(m3.Operators[0]) {
+			t.Fatal("operator count was not carried over unchanged")
+		}
+		got, _ := dumpAll(t, j.Repo, 4, checkpoint.DumpFilter{Operator: "dedupe"})
+		if len(got) != kept {
+			t.Fatalf("dedupe has %d records, want %d", len(got), kept)
+		}
+	})
+	t.Run("OKFullReplacesOperators", func(t *testing.T) {
+		j := checkpointtest.Standard(t, checkpoint.NewMem("imp"))
+		_, counts := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{Operator: "count"})
+		res := impMust(t, j.Repo, counts, checkpoint.ImportOptions{})
+		if len(res.Manifest.Operators) != 1 || res.Manifest.Operators[0].ID != "count" {
+			t.Fatalf("operators %v, want only count", res.Manifest.Operators)
+		}
+	})
+	t.Run("OKEmptyStoreWithStates", func(t *testing.T) {
+		src := impRepo(t, checkpoint.NewMem("src"))
+		m := impWriteRich(t, src, 1)
+		_, a := dumpAll(t, src, 1, checkpoint.DumpFilter{})
+		dst := impRepo(t, checkpoint.NewMem("dst"))
+		res := impMust(t, dst, a, checkpoint.ImportOptions{States: m.Operators})
+		if res.Manifest.CheckpointID != 1 || len(res.Manifest.Operators[0].Ranges) != 1 {
+			t.Fatalf("checkpoint %d with ranges %v, want checkpoint 1 with one range", res.Manifest.CheckpointID, res.Manifest.Operators[0].Ranges)
+		}
+		impSameEntries(t, impEntries(t, dst, 1), impEntries(t, src, 1))
+	})
+	t.Run("OKReencode", func(t *testing.T) {
+		j := checkpointtest.Standard(t, checkpoint.NewMem("imp"))
+		_, a := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{Operator: "count", State: "count"})
+		states := []format.OperatorState{{ID: "count", States: []format.StateDescriptor{{Name: "count", Kind: "value", Codec: "int32"}}}}
+		res := impMust(t, j.Repo, a, checkpoint.ImportOptions{States: states, Operator: "count"})
+		if d := res.Manifest.Operators[0].States; d[0].Name != "count" || d[0].Codec != "int32" {
+			t.Fatalf("descriptors %v, want count re-encoded as int32", d)
+		}
+		_, b := dumpAll(t, j.Repo, 4, checkpoint.DumpFilter{Operator: "count", State: "count"})
+		if a != b {
+			t.Fatal("re-encoded values dump differently")
+		}
+		recs, _ := dumpAll(t, j.Repo, 4, checkpoint.DumpFilter{Operator: "count", State: "windows"})
+		if len(recs) != 0 {
+			t.Fatalf("windows has %d records after a full import without them", len(recs))
+		}
+	})
+
+	errCases := []struct {
+		name  string
+		lines string
+		opts  checkpoint.ImportOptions
+		line  int
+		field string
+		is    error
+	}{
+		{name: "ErrSyntax", lines: "{\"operator\":\"count\",\"state\":\"count\",\"key\":\"a\",\"value\":1}\n\n{\"operator\":", line: 3},
+		{name: "ErrUnknownOperator", lines: `{"operator":"nope","state":"count","key":"a","value":1}`, line: 1, field: "operator"},
+		{name: "ErrUnknownState", lines: `{"operator":"count","state":"nope","key":"a","value":1}`, line: 1, field: "state"},
+		{name: "ErrValue", lines: `{"operator":"count","state":"count","key":"a","value":"x"}`, line: 1, field: "value", is: state.ErrCodec},
+		{name: "ErrValueNegative", lines: `{"operator":"count","state":"count","key":"a","value":-1}`, line: 1, field: "value", is: state.ErrCodec},
+		{name: "ErrListValue", lines: `{"operator":"dedupe","state":"seen","key":"a","value":"r1"}`, line: 1, field: "value", is: state.ErrCodec},
+		{name: "ErrMapKeyMissing", lines: `{"operator":"count","state":"windows","key":"a","value":1}`, line: 1, field: "map_key"},
+		{name: "ErrMapKeyType", lines: `{"operator":"count","state":"windows","key":"a","map_key":3,"value":1}`, line: 1, field: "map_key", is: state.ErrCodec},
+		{name: "ErrMapKeyOnValue", lines: `{"operator":"count","state":"count","key":"a","map_key":"w","value":1}`, line: 1, field: "map_key"},
+		{name: "ErrExpiresNoTTL", lines: `{"operator":"count","state":"count","key":"a","value":1,"expires_at":"2030-01-01T00:00:00Z"}`, line: 1, field: "expires_at"},
+		{name: "ErrDuplicate", lines: "{\"operator\":\"count\",\"state\":\"count\",\"key\":\"a\",\"value\":1}\n{\"operator\":\"count\",\"state\":\"count\",\"key\":\"b\",\"value\":1}\n{\"operator\":\"count\",\"state\":\"count\",\"key\":\"a\",\"value\":2}\n", line: 3, field: "key"},
+		{name: "ErrTooLarge", lines: strings.Repeat(`{"operator":"count","state":"count","key":"a","value":1}`+"\n", 20), opts: checkpoint.ImportOptions{MaxMemory: 1000}, line: 9, is: checkpoint.ErrImportTooLarge},
+	}
+	for _, tc := range errCases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := checkpoint.NewMem("imp")
+			j := checkpointtest.Standard(t, s)
+			before := impObjects(t, s)
+			_, err := impRun(t, j.Repo, tc.lines, tc.opts)
+			var ie *checkpoint.ImportError
+			if !errors.As(err, &ie) || ie.File != "test.jsonl" || ie.Line != tc.line || ie.Field != tc.field {
+				t.Fatalf("err = %v, want an ImportError for test.jsonl line %d field %q", err, tc.line, tc.field)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Fatalf("err = %v, want it to wrap %v", err, tc.is)
+			}
+			if after := impObjects(t, s); fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Fatalf("a failed import changed the store:\n%v\n%v", before, after)
+			}
+		})
+	}
+	t.Run("ErrIncrementalEmptyStore", func(t *testing.T) {
+		r := impRepo(t, checkpoint.NewMem("imp"))
+		_, err := impRun(t, r, `{"operator":"count","state":"count","key":"a","value":1}`, checkpoint.ImportOptions{Incremental: true})
+		if !errors.Is(err, checkpoint.ErrNoCheckpoints) {
+			t.Fatalf("err = %v, want ErrNoCheckpoints", err)
+		}
+	})
+	t.Run("ErrNoDescriptors", func(t *testing.T) {
+		r := impRepo(t, checkpoint.NewMem("imp"))
+		_, err := impRun(t, r, `{"operator":"count","state":"count","key":"a","value":1}`, checkpoint.ImportOptions{})
+		var ie *checkpoint.ImportError
+		if !errors.As(err, &ie) || ie.Field != "operator" || !strings.Contains(err.Error(), "no checkpoint") {
+			t.Fatalf("err = %v, want an ImportError for the operator saying the store has no checkpoint", err)
+		}
+	})
+	t.Run("ErrIncrementalConflict", func(t *testing.T) {
+		j := checkpointtest.Standard(t, checkpoint.NewMem("imp"))
+		states := []format.OperatorState{{ID: "count", States: []format.StateDescriptor{{Name: "count", Kind: "value", Codec: "int32"}}}}
+		_, err := impRun(t, j.Repo, `{"operator":"count","state":"count","key":"a","value":1}`, checkpoint.ImportOptions{Incremental: true, States: states})
+		if !errors.Is(err, state.ErrStateConflict) {
+			t.Fatalf("err = %v, want ErrStateConflict", err)
+		}
+	})
+}
+
+func TestDecodeStateDescriptors(t *testing.T) {
+	t.Run("OK", func(t *testing.T) {
+		ops, err := checkpoint.DecodeStateDescriptors(strings.NewReader(`[{"id":"count","states":[{"name":"count","kind":"value","codec":"uint64","ttl_millis":0},
+			{"name":"windows","kind":"map","codec":"string/uint64","ttl_millis":60000}],"ranges":[{"start":0,"end":1,"layers":[]}]}]`), "states.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ops) != 1 || ops[0].ID != "count" || len(ops[0].States) != 2 || ops[0].States[1].TTLMillis != 60000 || ops[0].Ranges != nil {
+			t.Fatalf("got %+v", ops)
+		}
+	})
+	for _, tc := range []struct{ name, in, field string }{
+		{"ErrNotArray", `{"id":"x"}`, ""},
+		{"ErrNoID", `[{"states":[]}]`, "[0].id"},
+		{"ErrKind", `[{"id":"o","states":[{"name":"s","kind":"set","codec":"json"}]}]`, "[0].states[0]"},
+		{"ErrMapCodec", `[{"id":"o","states":[{"name":"s","kind":"map","codec":"json"}]}]`, "[0].states[0]"},
+		{"ErrNoCodec", `[{"id":"o","states":[{"name":"s","kind":"value"}]}]`, "[0].states[0]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := checkpoint.DecodeStateDescriptors(strings.NewReader(tc.in), "states.json")
+			var ie *checkpoint.ImportError
+			if !errors.As(err, &ie) || ie.File != "states.json" || ie.Field != tc.field {
+				t.Fatalf("err = %v, want an ImportError for states.json field %q", err, tc.field)
+			}
+		})
+	}
+}

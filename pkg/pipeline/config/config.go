@@ -1,0 +1,659 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Limits and defaults. Each is documented, with its YAML field, in
+// docs/CONFIG.md.
+const (
+	// DefaultKeyGroups is the default number of key groups: Flink's default
+	// max parallelism, enough to rescale to 128 subtasks without splitting a
+	// group.
+	DefaultKeyGroups = 128
+	// MaxKeyGroups bounds key_groups; a checkpoint manifest lists key-group
+	// ranges, and more groups than this only add overhead.
+	MaxKeyGroups = 32768
+	// DefaultCheckpointIntervalMS is the seed's default checkpoint interval.
+	DefaultCheckpointIntervalMS = 60000
+	// MinCheckpointIntervalMS keeps checkpoints from being taken back to
+	// back; below it barrier alignment dominates processing.
+	MinCheckpointIntervalMS = 10
+	// DefaultRetainedCheckpoints is how many complete checkpoints are kept.
+	DefaultRetainedCheckpoints = 5
+	// DefaultThreadNum is a stream's default parallelism.
+	DefaultThreadNum = 1
+	// DefaultSplitPattern splits on runs of white space.
+	DefaultSplitPattern = `\s+`
+	// DefaultGenerateWords is the vocabulary size of the generate input.
+	DefaultGenerateWords = 1000
+	// DefaultGenerateWordsPerLine is how many words a generated line holds.
+	DefaultGenerateWordsPerLine = 8
+
+	// DefaultBatchSizeBytes is the seed's example batch size (4 MiB).
+	DefaultBatchSizeBytes = 4 << 20
+	// MaxBatchSizeBytes bounds a batch so one upload cannot need unbounded
+	// memory.
+	MaxBatchSizeBytes = 1 << 30
+	// DefaultCompressionLevel is zstd's default level.
+	DefaultCompressionLevel = 3
+	// MaxCompressionLevel is zstd's highest level.
+	MaxCompressionLevel = 22
+	// DefaultCacheSizeBytes is the local LRU cache of an S3 or hybrid
+	// backend (64 MiB).
+	DefaultCacheSizeBytes = 64 << 20
+	// DefaultMaxConcurrentUploads is how many segment uploads run at once.
+	DefaultMaxConcurrentUploads = 4
+	// MaxConcurrentUploads bounds max_concurrent_uploads.
+	MaxConcurrentUploads = 256
+
+	// maxIDLen bounds stream ids, which become parts of object names.
+	maxIDLen = 64
+	// maxJobIDLen bounds job ids; a derived id longer than this is shortened
+	// with a hash so it stays unique.
+	maxJobIDLen = 128
+)
+
+// Config is a whole `arkstate run` configuration.
+type Config struct {
+	// Streams are the pipelines to run; at least one, with unique ids.
+	Streams []StreamConfig `yaml:"streams"`
+	// State configures the state backend and checkpoints (the seed's
+	// EnhancedStateConfig).
+	State EnhancedStateConfig `yaml:"state"`
+
+	// File is the name the configuration was parsed from, as given to Load
+	// or Parse; errors are reported against it.
+	File string `yaml:"-"`
+	// BaseDir is the directory relative paths in the file were resolved
+	// against: the directory of File.
+	BaseDir string `yaml:"-"`
+
+	// origins records where each field path got its value (a position in
+	// File or an environment variable), so that Validate can point at it.
+	origins map[string]origin
+}
+
+// origin is where a value came from: a line and column of the file, or an
+// environment variable.
+type origin struct {
+	line, col int
+	env       string
+}
+
+// StreamConfig is one stream: records flow from Input through the
+// processors of Pipeline to Output.
+type StreamConfig struct {
+	// ID names the stream in checkpoints and metrics: 1 to 64 characters
+	// from [A-Za-z0-9_.-], starting with a letter or digit; unique.
+	ID       string         `yaml:"id"`
+	Input    InputConfig    `yaml:"input"`
+	Pipeline PipelineConfig `yaml:"pipeline"`
+	Output   OutputConfig   `yaml:"output"`
+}
+
+// PipelineConfig is the processing chain of a stream.
+type PipelineConfig struct {
+	// ThreadNum is the number of subtasks of each keyed stage, 1 to
+	// key_groups (default 1).
+	ThreadNum int `yaml:"thread_num"`
+	// Processors run in order; none passes records straight through.
+	Processors []ProcessorConfig `yaml:"processors"`
+}
+
+// InputType selects an input.
+type InputType string
+
+// Input types.
+const (
+	InputFile     InputType = "file"
+	InputStdin    InputType = "stdin"
+	InputGenerate InputType = "generate"
+)
+
+var inputTypes = []InputType{InputFile, InputStdin, InputGenerate}
+
+// InputConfig is a tagged union: Type selects which one of the pointers is
+// set (Parse always sets it).
+type InputConfig struct {
+	Type     InputType
+	File     *FileInputConfig
+	Stdin    *StdinInputConfig
+	Generate *GenerateInputConfig
+}
+
+// RecordFormat is how a line-oriented input turns lines into records.
+type RecordFormat string
+
+// Record formats.
+const (
+	// FormatLines makes each line the record {"line": "<text>"}.
+	FormatLines RecordFormat = "lines"
+	// FormatJSONL reads each non-blank line as a JSON object.
+	FormatJSONL RecordFormat = "jsonl"
+)
+
+var recordFormats = []RecordFormat{FormatLines, FormatJSONL}
+
+// FileInputConfig reads a file, resumable by byte offset.
+type FileInputConfig struct {
+	// Path is the file; relative to the configuration file's directory.
+	Path string `yaml:"path"`
+	// Format is lines (default) or jsonl.
+	Format RecordFormat `yaml:"format"`
+	// Follow keeps reading as the file grows, like tail -f; the input then
+	// never ends.
+	Follow bool `yaml:"follow"`
+}
+
+// StdinInputConfig reads standard input, which cannot be re-read after a
+// restart.
+type StdinInputConfig struct {
+	// Format is lines (default) or jsonl.
+	Format RecordFormat `yaml:"format"`
+}
+
+// GenerateInputConfig produces deterministic test records
+// {"line": "w17 w3 ..."}: WordsPerLine words drawn from the vocabulary
+// w0 … w<Words-1> by a generator seeded with Seed, so a restarted pipeline
+// regenerates exactly the records after its checkpointed position.
+type GenerateInputConfig struct {
+	// Seed makes the sequence reproducible.
+	Seed int64 `yaml:"seed"`
+	// Rate is records per second; 0 produces as fast as possible.
+	Rate int `yaml:"rate"`
+	// Count is how many records to produce; 0 never ends.
+	Count int64 `yaml:"count"`
+	// Words is the vocabulary size (default 1000).
+	Words int `yaml:"words"`
+	// WordsPerLine is how many words a record's line holds (default 8).
+	WordsPerLine int `yaml:"words_per_line"`
+}
+
+// ProcessorType selects a processor.
+type ProcessorType string
+
+// Processor types.
+const (
+	ProcessorSplit  ProcessorType = "split"
+	ProcessorCount  ProcessorType = "count"
+	ProcessorFilter ProcessorType = "filter"
+	ProcessorMap    ProcessorType = "map"
+	ProcessorDedupe ProcessorType = "dedupe"
+	ProcessorWindow ProcessorType = "window"
+)
+
+var processorTypes = []ProcessorType{ProcessorSplit, ProcessorCount, ProcessorFilter, ProcessorMap, ProcessorDedupe, ProcessorWindow}
+
+// ProcessorConfig is a tagged union: Type selects which one of the pointers
+// is set (Parse always sets it).
+type ProcessorConfig struct {
+	Type   ProcessorType
+	Split  *SplitProcessorConfig
+	Count  *CountProcessorConfig
+	Filter *FilterProcessorConfig
+	Map    *MapProcessorConfig
+	Dedupe *DedupeProcessorConfig
+	Window *WindowProcessorConfig
+}
+
+// SplitProcessorConfig splits the text in Field at every match of Pattern
+// and emits one record {As: piece} per non-empty piece.
+type SplitProcessorConfig struct {
+	// Field holds the text to split.
+	Field string `yaml:"field"`
+	// Pattern is a Go regular expression (RE2 syntax) matching the
+	// separators (default `\s+`).
+	Pattern string `yaml:"pattern"`
+	// Lowercase lowercases each piece.
+	Lowercase bool `yaml:"lowercase"`
+	// As names the output field (default: Field).
+	As string `yaml:"as"`
+}
+
+// CountProcessorConfig counts records per value of Key and emits
+// {"key": <value>, "count": <n>} on every update. Keyed state.
+type CountProcessorConfig struct {
+	Key string `yaml:"key"`
+}
+
+// FilterProcessorConfig keeps the records for which Expr, an expr-lang
+// expression over the record's fields, is true. The pipeline compiles it.
+type FilterProcessorConfig struct {
+	Expr string `yaml:"expr"`
+}
+
+// MapProcessorConfig evaluates Expr per record and stores the result in
+// field As, or, when As is empty, replaces the record with the result, which
+// must then be an object.
+type MapProcessorConfig struct {
+	Expr string `yaml:"expr"`
+	As   string `yaml:"as"`
+}
+
+// DedupeProcessorConfig passes a record only the first time its Key value
+// is seen within TTLMS milliseconds (0: ever, so state grows with the number
+// of distinct keys). Keyed state.
+type DedupeProcessorConfig struct {
+	Key   string `yaml:"key"`
+	TTLMS int64  `yaml:"ttl_ms"`
+}
+
+// WindowKind selects how a window processor assigns records to windows.
+type WindowKind string
+
+// Window kinds.
+const (
+	// WindowTumbling: fixed, non-overlapping windows of size_ms.
+	WindowTumbling WindowKind = "tumbling"
+	// WindowSliding: windows of size_ms starting every slide_ms.
+	WindowSliding WindowKind = "sliding"
+	// WindowSession: a key's window closes after gap_ms without records.
+	WindowSession WindowKind = "session"
+)
+
+var windowKinds = []WindowKind{WindowTumbling, WindowSliding, WindowSession}
+
+// Aggregate is what a window computes over its records.
+type Aggregate string
+
+// Aggregates. All but count read the numeric field Field.
+const (
+	AggregateCount Aggregate = "count"
+	AggregateSum   Aggregate = "sum"
+	AggregateMin   Aggregate = "min"
+	AggregateMax   Aggregate = "max"
+	AggregateAvg   Aggregate = "avg"
+)
+
+var aggregates = []Aggregate{AggregateCount, AggregateSum, AggregateMin, AggregateMax, AggregateAvg}
+
+// WindowProcessorConfig aggregates records per key over event-time windows.
+// A window fires when the watermark (the largest event time seen minus
+// WatermarkDelayMS) passes its end. Keyed state.
+type WindowProcessorConfig struct {
+	Kind WindowKind `yaml:"kind"`
+	// Key is the field records are grouped by.
+	Key string `yaml:"key"`
+	// TimeField holds the event time in milliseconds since the epoch.
+	TimeField string `yaml:"time_field"`
+	// SizeMS is the window length (tumbling, sliding).
+	SizeMS int64 `yaml:"size_ms"`
+	// SlideMS is the distance between window starts (sliding only),
+	// 1..SizeMS.
+	SlideMS int64 `yaml:"slide_ms"`
+	// GapMS is the inactivity that closes a session (session only).
+	GapMS int64 `yaml:"gap_ms"`
+	// WatermarkDelayMS is how late a record may arrive and still count.
+	WatermarkDelayMS int64 `yaml:"watermark_delay_ms"`
+	// Aggregate is count (default), sum, min, max or avg.
+	Aggregate Aggregate `yaml:"aggregate"`
+	// Field is the numeric field sum, min, max and avg read.
+	Field string `yaml:"field"`
+}
+
+// OutputType selects an output.
+type OutputType string
+
+// Output types.
+const (
+	OutputStdout OutputType = "stdout"
+	OutputFile   OutputType = "file"
+	OutputS3     OutputType = "s3"
+)
+
+var outputTypes = []OutputType{OutputStdout, OutputFile, OutputS3}
+
+// OutputConfig is a tagged union: Type selects which one of the pointers is
+// set (Parse always sets it).
+type OutputConfig struct {
+	Type   OutputType
+	Stdout *StdoutOutputConfig
+	File   *FileOutputConfig
+	S3     *S3OutputConfig
+}
+
+// StdoutOutputConfig writes records as JSON lines to standard output when
+// their checkpoint completes. It has no settings.
+type StdoutOutputConfig struct{}
+
+// FileOutputConfig writes committed part files <Path>/*.jsonl; pending
+// files stay invisible until their checkpoint completes.
+type FileOutputConfig struct {
+	// Path is a directory; relative to the configuration file's directory.
+	Path string `yaml:"path"`
+}
+
+// S3OutputConfig writes committed objects under Prefix in Bucket through
+// multipart uploads completed when their checkpoint completes. Credentials
+// come from the standard AWS chain.
+type S3OutputConfig struct {
+	Bucket    string `yaml:"bucket"`
+	Prefix    string `yaml:"prefix"`
+	Endpoint  string `yaml:"endpoint"`
+	Region    string `yaml:"region"`
+	PathStyle bool   `yaml:"path_style"`
+}
+
+// StateBackendType selects where keyed state lives and checkpoints go.
+type StateBackendType string
+
+// State backends.
+const (
+	// StateBackendMemory keeps checkpoints in memory: fast, lost on exit.
+	StateBackendMemory StateBackendType = "memory"
+	// StateBackendLocal writes checkpoints to the directory Path.
+	StateBackendLocal StateBackendType = "local"
+	// StateBackendS3 writes checkpoints to S3.
+	StateBackendS3 StateBackendType = "s3"
+	// StateBackendHybrid writes checkpoints to Path and uploads them to S3.
+	StateBackendHybrid StateBackendType = "hybrid"
+)
+
+var backendTypes = []StateBackendType{StateBackendMemory, StateBackendLocal, StateBackendS3, StateBackendHybrid}
+
+// EnhancedStateConfig is the seed's `state` block.
+type EnhancedStateConfig struct {
+	// Enabled turns on checkpointing; without it state lives only in
+	// memory and a restart starts from nothing (default false).
+	Enabled bool `yaml:"enabled"`
+	// BackendType is memory (default), local, s3 or hybrid.
+	BackendType StateBackendType `yaml:"backend_type"`
+	// Path is the local store directory (local, hybrid); relative to the
+	// configuration file's directory.
+	Path string `yaml:"path"`
+	// CheckpointIntervalMS is the time between checkpoints, at least 10
+	// (default 60000).
+	CheckpointIntervalMS int64 `yaml:"checkpoint_interval_ms"`
+	// RetainedCheckpoints is how many complete checkpoints are kept, at
+	// least 1 (default 5).
+	RetainedCheckpoints int `yaml:"retained_checkpoints"`
+	// ExactlyOnce makes outputs two-phase commit with checkpoints; it needs
+	// Enabled (default false).
+	ExactlyOnce bool `yaml:"exactly_once"`
+	// KeyGroups is the number of key groups keyed state is split into, 1 to
+	// 32768, fixed for the life of a job (default 128).
+	KeyGroups uint32 `yaml:"key_groups"`
+	// JobID names the job in the store (default: DefaultJobID of the
+	// stream ids).
+	JobID string `yaml:"job_id"`
+	// S3Config is required by the s3 and hybrid backends.
+	S3Config *S3StateBackendConfig `yaml:"s3_config,omitempty"`
+	// Performance tunes batching, compression and caching.
+	Performance PerformanceConfig `yaml:"performance"`
+}
+
+// S3StateBackendConfig is where the s3 and hybrid backends put checkpoints.
+type S3StateBackendConfig struct {
+	Bucket string `yaml:"bucket"`
+	// Prefix is prepended to every object name.
+	Prefix string `yaml:"prefix"`
+	// Region signs requests; empty takes it from the AWS configuration.
+	Region string `yaml:"region"`
+	// Endpoint is an S3-compatible server, "http://host:port" or
+	// "host:port"; empty means AWS.
+	Endpoint string `yaml:"endpoint"`
+	// PathStyle addresses buckets as endpoint/bucket, as most S3-compatible
+	// servers need.
+	PathStyle bool `yaml:"path_style"`
+	// UseSSL selects https for an Endpoint without a scheme; nil means true,
+	// as in the seed. Use UsesSSL to read it.
+	UseSSL *bool `yaml:"use_ssl,omitempty"`
+	// AccessKeyID and SecretAccessKey replace the AWS credential chain when
+	// set. They are never printed.
+	AccessKeyID     Secret `yaml:"access_key_id,omitempty"`
+	SecretAccessKey Secret `yaml:"secret_access_key,omitempty"`
+}
+
+// PerformanceConfig is the seed's performance block for the S3 and hybrid
+// backends.
+type PerformanceConfig struct {
+	// EnableBatching groups small state objects into batches of up to
+	// BatchSizeBytes before uploading (default true).
+	EnableBatching bool `yaml:"enable_batching"`
+	// EnableCompression zstd-compresses segments (default true).
+	EnableCompression bool `yaml:"enable_compression"`
+	// BatchSizeBytes is the target batch size, 1 byte to 1 GiB
+	// (default 4 MiB).
+	BatchSizeBytes int `yaml:"batch_size_bytes"`
+	// CompressionLevel is the zstd level, 1 to 22 (default 3).
+	CompressionLevel int `yaml:"compression_level"`
+	// CacheSizeBytes is the local LRU cache size; 0 disables it
+	// (default 64 MiB).
+	CacheSizeBytes int64 `yaml:"cache_size_bytes"`
+	// MaxConcurrentUploads bounds parallel uploads, 1 to 256 (default 4).
+	MaxConcurrentUploads int `yaml:"max_concurrent_uploads"`
+}
+
+// Default returns a configuration with no streams and the default state
+// block, the values Parse starts from.
+func Default() *Config {
+	return &Config{State: DefaultState()}
+}
+
+// DefaultState returns the seed's defaults: disabled, memory backend, a
+// checkpoint a minute, five retained, at-least-once, 128 key groups.
+func DefaultState() EnhancedStateConfig {
+	return EnhancedStateConfig{
+		BackendType:          StateBackendMemory,
+		CheckpointIntervalMS: DefaultCheckpointIntervalMS,
+		RetainedCheckpoints:  DefaultRetainedCheckpoints,
+		KeyGroups:            DefaultKeyGroups,
+		Performance:          DefaultPerformance(),
+	}
+}
+
+// DefaultPerformance returns batching and compression on, 4 MiB batches,
+// zstd level 3, a 64 MiB cache and 4 concurrent uploads.
+func DefaultPerformance() PerformanceConfig {
+	return PerformanceConfig{
+		EnableBatching:       true,
+		EnableCompression:    true,
+		BatchSizeBytes:       DefaultBatchSizeBytes,
+		CompressionLevel:     DefaultCompressionLevel,
+		CacheSizeBytes:       DefaultCacheSizeBytes,
+		MaxConcurrentUploads: DefaultMaxConcurrentUploads,
+	}
+}
+
+// DefaultJobID derives a job id from stream ids: the ids sorted and joined
+// with "+", so reordering streams in the file keeps the job (and its
+// checkpoints). A result longer than 128 characters keeps its first 111
+// characters and appends "-" and 16 hex digits of the SHA-256 of the whole.
+func DefaultJobID(streamIDs []string) string {
+	ids := slices.Clone(streamIDs)
+	slices.Sort(ids)
+	id := strings.Join(ids, "+")
+	if len(id) <= maxJobIDLen {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return id[:maxJobIDLen-17] + "-" + hex.EncodeToString(sum[:8])
+}
+
+// UsesSSL reports whether the state backend talks https to Endpoint: the
+// scheme of Endpoint when it has one, else UseSSL, else true.
+func (s *S3StateBackendConfig) UsesSSL() bool {
+	if scheme, _, ok := strings.Cut(s.Endpoint, "://"); ok {
+		return strings.EqualFold(scheme, "https")
+	}
+	return s.UseSSL == nil || *s.UseSSL
+}
+
+// EndpointURL returns Endpoint with the scheme UsesSSL implies, or "" for
+// AWS.
+func (s *S3StateBackendConfig) EndpointURL() string {
+	if s.Endpoint == "" || strings.Contains(s.Endpoint, "://") {
+		return s.Endpoint
+	}
+	if s.UsesSSL() {
+		return "https://" + s.Endpoint
+	}
+	return "http://" + s.Endpoint
+}
+
+// String renders the configuration as YAML with every default filled in and
+// secrets replaced by "[redacted]"; `arkstate run --print-config` prints it.
+func (c *Config) String() string {
+	b, err := yaml.MarshalWithOptions(c, yaml.Indent(2), yaml.IndentSequence(true))
+	if err != nil {
+		// Every field is a plain value or implements MarshalYAML without
+		// failing, so this is unreachable; say so rather than hide it.
+		return fmt.Sprintf("config: cannot render: %v", err)
+	}
+	return string(b)
+}
+
+// Secret is a credential. It prints, formats and marshals as "[redacted]"
+// (or nothing when empty) so that no log line or rendered configuration
+// shows it; Reveal returns the value for the code that uses it.
+type Secret string
+
+const redacted = "[redacted]"
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+// String implements fmt.Stringer without the value.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString implements fmt.GoStringer without the value, for %#v.
+func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
+
+// Format implements fmt.Formatter so that every verb (%x included) prints
+// the redacted form.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprint(f, s.GoString())
+		return
+	}
+	fmt.Fprint(f, s.String())
+}
+
+// MarshalYAML implements yaml.InterfaceMarshaler without the value.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+
+// MarshalText implements encoding.TextMarshaler without the value, which
+// also covers encoding/json.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// MarshalYAML renders the input as the file writes it: type plus the
+// selected variant's fields.
+func (c InputConfig) MarshalYAML() (any, error) {
+	type typ struct {
+		Type InputType `yaml:"type"`
+	}
+	switch {
+	case c.Type == InputFile && c.File != nil:
+		return struct {
+			typ              `yaml:",inline"`
+			*FileInputConfig `yaml:",inline"`
+		}{typ{c.Type}, c.File}, nil
+	case c.Type == InputStdin && c.Stdin != nil:
+		return struct {
+			typ               `yaml:",inline"`
+			*StdinInputConfig `yaml:",inline"`
+		}{typ{c.Type}, c.Stdin}, nil
+	case c.Type == InputGenerate && c.Generate != nil:
+		return struct {
+			typ                  `yaml:",inline"`
+			*GenerateInputConfig `yaml:",inline"`
+		}{typ{c.Type}, c.Generate}, nil
+	}
+	return typ{c.Type}, nil
+}
+
+// MarshalYAML renders the processor as the file writes it: type plus the
+// selected variant's fields.
+func (c ProcessorConfig) MarshalYAML() (any, error) {
+	type typ struct {
+		Type ProcessorType `yaml:"type"`
+	}
+	switch {
+	case c.Type == ProcessorSplit && c.Split != nil:
+		return struct {
+			typ                   `yaml:",inline"`
+			*SplitProcessorConfig `yaml:",inline"`
+		}{typ{c.Type}, c.Split}, nil
+	case c.Type == ProcessorCount && c.Count != nil:
+		return struct {
+			typ                   `yaml:",inline"`
+			*CountProcessorConfig `yaml:",inline"`
+		}{typ{c.Type}, c.Count}, nil
+	case c.Type == ProcessorFilter && c.Filter != nil:
+		return struct {
+			typ                    `yaml:",inline"`
+			*FilterProcessorConfig `yaml:",inline"`
+		}{typ{c.Type}, c.Filter}, nil
+	case c.Type == ProcessorMap && c.Map != nil:
+		return struct {
+			typ                 `yaml:",inline"`
+			*MapProcessorConfig `yaml:",inline"`
+		}{typ{c.Type}, c.Map}, nil
+	case c.Type == ProcessorDedupe && c.Dedupe != nil:
+		return struct {
+			typ                    `yaml:",inline"`
+			*DedupeProcessorConfig `yaml:",inline"`
+		}{typ{c.Type}, c.Dedupe}, nil
+	case c.Type == ProcessorWindow && c.Window != nil:
+		return struct {
+			typ                    `yaml:",inline"`
+			*WindowProcessorConfig `yaml:",inline"`
+		}{typ{c.Type}, c.Window}, nil
+	}
+	return typ{c.Type}, nil
+}
+
+// MarshalYAML renders the output as the file writes it: type plus the
+// selected variant's fields.
+func (c OutputConfig) MarshalYAML() (any, error) {
+	type typ struct {
+		Type OutputType `yaml:"type"`
+	}
+	switch {
+	case c.Type == OutputFile && c.File != nil:
+		return struct {
+			typ               `yaml:",inline"`
+			*FileOutputConfig `yaml:",inline"`
+		}{typ{c.Type}, c.File}, nil
+	case c.Type == OutputS3 && c.S3 != nil:
+		return struct {
+			typ             `yaml:",inline"`
+			*S3OutputConfig `yaml:",inline"`
+		}{typ{c.Type}, c.S3}, nil
+	}
+	return typ{c.Type}, nil
+}
+
+// validEndpoint reports why endpoint is not a usable S3 endpoint, or "".
+func validEndpoint(endpoint string) string {
+	raw := endpoint
+	if !strings.Contains(raw, "://") {
+		raw = "https://" + raw
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		// The parse error quotes the URL, which may hold credentials.
+		return "is not a valid URL"
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Sprintf("scheme %q is not http or https", u.Scheme)
+	case u.Host == "":
+		return "has no host"
+	case u.User != nil:
+		return "must not carry credentials; use access_key_id and secret_access_key"
+	}
+	return ""
+}

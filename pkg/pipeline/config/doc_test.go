@@ -1,0 +1,48 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestConfigDoc keeps docs/CONFIG.md complete: every YAML field and every
+// environment variable must appear in it.
+func TestConfigDoc(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "CONFIG.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(doc)
+	for _, v := range EnvVars() {
+		if !strings.Contains(text, "`"+v.Name+"`") {
+			t.Errorf("docs/CONFIG.md does not document %s", v.Name)
+		}
+	}
+	types := []any{Config{}, StreamConfig{}, PipelineConfig{}, FileInputConfig{}, StdinInputConfig{},
+		GenerateInputConfig{}, SplitProcessorConfig{}, CountProcessorConfig{}, FilterProcessorConfig{},
+		MapProcessorConfig{}, DedupeProcessorConfig{}, WindowProcessorConfig{}, FileOutputConfig{},
+		S3OutputConfig{}, EnhancedStateConfig{}, S3StateBackendConfig{}, PerformanceConfig{}}
+	for _, v := range types {
+		typ := reflect.TypeOf(v)
+		for i := range typ.NumField() {
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			if !strings.Contains(text, "`"+name+"`") {
+				t.Errorf("docs/CONFIG.md does not document %s field %q", typ.Name(), name)
+			}
+		}
+	}
+	for _, values := range [][]string{names(inputTypes), names(processorTypes), names(outputTypes),
+		names(backendTypes), names(windowKinds), names(aggregates), names(recordFormats)} {
+		for _, v := range values {
+			if !strings.Contains(text, "`"+v+"`") {
+				t.Errorf("docs/CONFIG.md does not mention the value %q", v)
+			}
+		}
+	}
+}

@@ -1,0 +1,123 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/pipeline/config"
+)
+
+// Manager owns a job's checkpoint store as the `state` block configures it
+// (the seed's EnhancedStateManager): it opens the backend, checks that the
+// store belongs to this job, and hands runners their checkpoint options.
+type Manager struct {
+	cfg   config.EnhancedStateConfig
+	store checkpoint.Store
+	repo  *checkpoint.Repo
+	log   *slog.Logger
+}
+
+// NewManager opens the store for jobID. With state disabled it returns a
+// manager without a store: pipelines then run without checkpoints.
+func NewManager(ctx context.Context, cfg config.EnhancedStateConfig, jobID string, log *slog.Logger) (*Manager, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &Manager{cfg: cfg, log: log}
+	if !cfg.Enabled {
+		return m, nil
+	}
+	s, err := openBackend(ctx, cfg, jobID)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.BackendType == config.StateBackendMemory {
+		log.Warn("state backend is memory: checkpoints are lost when the process exits")
+	}
+	repo, err := checkpoint.InitRepo(ctx, s, jobID, cfg.KeyGroups)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	m.store, m.repo = s, repo
+	return m, nil
+}
+
+// openBackend opens the store the backend type names.
+func openBackend(ctx context.Context, cfg config.EnhancedStateConfig, jobID string) (checkpoint.Store, error) {
+	switch cfg.BackendType {
+	case config.StateBackendMemory:
+		return checkpoint.NewMem(jobID), nil
+	case config.StateBackendLocal:
+		return checkpoint.NewDir(cfg.Path)
+	case config.StateBackendS3:
+		return openS3(ctx, cfg)
+	case config.StateBackendHybrid:
+		local, err := checkpoint.NewDir(cfg.Path)
+		if err != nil {
+			return nil, err
+		}
+		remote, err := openS3(ctx, cfg)
+		if err != nil {
+			local.Close()
+			return nil, err
+		}
+		local.Close()
+		remote.Close()
+		return nil, fmt.Errorf("state: backend_type hybrid is not available in this build")
+	}
+	return nil, fmt.Errorf("state: unknown backend_type %q", cfg.BackendType)
+}
+
+func openS3(ctx context.Context, cfg config.EnhancedStateConfig) (checkpoint.Store, error) {
+	s3 := cfg.S3Config
+	if s3 == nil {
+		return nil, fmt.Errorf("state: backend_type %s needs s3_config", cfg.BackendType)
+	}
+	return checkpoint.NewS3(ctx, s3.Bucket, s3.Prefix, checkpoint.S3Options{
+		Endpoint:        s3.EndpointURL(),
+		Region:          s3.Region,
+		PathStyle:       s3.PathStyle,
+		DisableSSL:      !s3.UsesSSL(),
+		AccessKeyID:     s3.AccessKeyID.Reveal(),
+		SecretAccessKey: s3.SecretAccessKey.Reveal(),
+		Concurrency:     cfg.Performance.MaxConcurrentUploads,
+	})
+}
+
+// Repo returns the checkpoint store, nil when state is disabled.
+func (m *Manager) Repo() *checkpoint.Repo { return m.repo }
+
+// Options returns the runner options the configuration asks for.
+func (m *Manager) Options(owner string) Options {
+	if m.repo == nil {
+		return Options{Logger: m.log}
+	}
+	return Options{
+		Repo:     m.repo,
+		Interval: time.Duration(m.cfg.CheckpointIntervalMS) * time.Millisecond,
+		Retained: m.cfg.RetainedCheckpoints,
+		Logger:   m.log,
+		Owner:    owner,
+	}
+}
+
+// HealthStatus reports whether the store answers.
+func (m *Manager) HealthStatus(ctx context.Context) error {
+	if m.repo == nil {
+		return nil
+	}
+	_, err := m.repo.IDs(ctx)
+	return err
+}
+
+// Close releases the store.
+func (m *Manager) Close() error {
+	if m.store == nil {
+		return nil
+	}
+	return m.store.Close()
+}

@@ -1,0 +1,551 @@
+package pipeline
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/arkstate/arkstate/pkg/state"
+)
+
+// openWindow builds a window processor over a backend that owns every key
+// group.
+func openWindow(t *testing.T, spec WindowSpec) *windowProc {
+	t.Helper()
+	ps, err := Window(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := state.NewBackend(state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ps.New().(*windowProc)
+	if err := p.Open(b); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// describe renders an emitted window compactly for comparisons.
+func describe(t *testing.T, rec Record, aggregate string) string {
+	t.Helper()
+	s := fmt.Sprintf("%v [%v,%v) n=%v", rec["key"], rec["window_start"], rec["window_end"], rec["count"])
+	if aggregate != AggregateCount {
+		s += fmt.Sprintf(" %s=%v", aggregate, rec[aggregate])
+	}
+	return s
+}
+
+// event is a record of the unit tests: key, event time, value.
+type event struct {
+	key string
+	ts  int64
+	v   float64
+}
+
+// runWindow feeds events and returns what fired while processing and what
+// Flush fired (sorted, since Flush goes by key group).
+func runWindow(t *testing.T, p *windowProc, events []event) (fired, flushed []string) {
+	t.Helper()
+	for _, e := range events {
+		err := p.Process(Record{"k": e.key, "ts": e.ts, "v": e.v}, func(r Record) error {
+			fired = append(fired, describe(t, r, p.cfg.aggregate))
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("event %+v: %v", e, err)
+		}
+	}
+	if err := p.Flush(func(r Record) error {
+		flushed = append(flushed, describe(t, r, p.cfg.aggregate))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(flushed)
+	return fired, flushed
+}
+
+func dropped(t *testing.T, p *windowProc, key string) uint64 {
+	t.Helper()
+	m, _, err := p.meta.Get(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Dropped
+}
+
+// assertNoOpenWindows checks that Flush left no window or index entry.
+func assertNoOpenWindows(t *testing.T, p *windowProc, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		if n, err := p.windows.Len(k); err != nil || n != 0 {
+			t.Fatalf("key %s: %d windows left after flush (%v)", k, n, err)
+		}
+	}
+	for _, ik := range p.indexKeys {
+		if n, err := p.index.Len(ik); err != nil || n != 0 {
+			t.Fatalf("index %s: %d keys left after flush (%v)", ik, n, err)
+		}
+	}
+}
+
+func TestWindow_Tumbling(t *testing.T) {
+	t.Run("OK", func(t *testing.T) {
+		p := openWindow(t, WindowSpec{Kind: "tumbling", Key: "k", TimeField: "ts", Size: 10 * time.Millisecond, WatermarkDelay: 5 * time.Millisecond, Aggregate: "sum", Field: "v"})
+		fired, flushed := runWindow(t, p, []event{
+			{"a", 1, 1}, {"a", 4, 2}, {"a", 12, 3},
+			{"a", 8, 4},  // out of order, within the delay: still counts in [0,10)
+			{"b", 3, 100}, // b has its own watermark
+			{"a", 16, 5}, // watermark 11 fires [0,10)
+			{"a", 9, 50}, // [0,10) has fired: dropped
+			{"a", 25, 6}, // watermark 20 fires [10,20)
+			{"b", -7, 1}, // before the epoch: [-10,0)
+		})
+		wantFired := []string{"a [0,10) n=3 sum=7", "a [10,20) n=2 sum=8"}
+		wantFlushed := []string{"a [20,30) n=1 sum=6", "b [-10,0) n=1 sum=1", "b [0,10) n=1 sum=100"}
+		if !slices.Equal(fired, wantFired) || !slices.Equal(flushed, wantFlushed) {
+			t.Fatalf("fired %q, flushed %q; want %q, %q", fired, flushed, wantFired, wantFlushed)
+		}
+		if d := dropped(t, p, "a"); d != 1 {
+			t.Fatalf("dropped %d records of a, want 1", d)
+		}
+		assertNoOpenWindows(t, p, "a", "b")
+	})
+	t.Run("OKNoDelay", func(t *testing.T) {
+		// With no delay a record at a window's end fires it at once.
+		p := openWindow(t, WindowSpec{Kind: "tumbling", Key: "k", TimeField: "ts", Size: 10 * time.Millisecond})
+		fired, flushed := runWindow(t, p, []event{{"a", 0, 0}, {"a", 9, 0}, {"a", 10, 0}, {"a", 9, 0}})
+		if want := []string{"a [0,10) n=2"}; !slices.Equal(fired, want) {
+			t.Fatalf("fired %q, want %q", fired, want)
+		}
+		if want := []string{"a [10,20) n=1"}; !slices.Equal(flushed, want) {
+			t.Fatalf("flushed %q, want %q", flushed, want)
+		}
+		if d := dropped(t, p, "a"); d != 1 {
+			t.Fatalf("dropped %d, want 1", d)
+		}
+	})
+}
+
+func TestWindow_Sliding(t *testing.T) {
+	t.Run("OK", func(t *testing.T) {
+		p := openWindow(t, WindowSpec{Kind: "sliding", Key: "k", TimeField: "ts", Size: 10 * time.Millisecond, Slide: 5 * time.Millisecond, Aggregate: "max", Field: "v"})
+		fired, flushed := runWindow(t, p, []event{
+			{"a", 3, 1},  // [-5,5) and [0,10)
+			{"a", 7, 2},  // [0,10) and [5,15); watermark 7 fires [-5,5)
+			{"a", 12, 3}, // [5,15) and [10,20); fires [0,10)
+			{"a", 4, 9},  // both its windows have fired: dropped
+			{"a", 9, 7},  // [0,10) has fired, [5,15) has not: counts there only
+		})
+		wantFired := []string{"a [-5,5) n=1 max=1", "a [0,10) n=2 max=2"}
+		wantFlushed := []string{"a [10,20) n=1 max=3", "a [5,15) n=3 max=7"}
+		if !slices.Equal(fired, wantFired) || !slices.Equal(flushed, wantFlushed) {
+			t.Fatalf("fired %q, flushed %q; want %q, %q", fired, flushed, wantFired, wantFlushed)
+		}
+		if d := dropped(t, p, "a"); d != 1 {
+			t.Fatalf("dropped %d, want 1", d)
+		}
+		assertNoOpenWindows(t, p, "a")
+	})
+	t.Run("OKUneven", func(t *testing.T) {
+		// A size that is not a multiple of the slide: a record is in two or
+		// three windows depending on where it falls.
+		p := openWindow(t, WindowSpec{Kind: "sliding", Key: "k", TimeField: "ts", Size: 10 * time.Millisecond, Slide: 4 * time.Millisecond, Aggregate: "min", Field: "v"})
+		_, flushed := runWindow(t, p, []event{{"a", 8, 5}, {"a", 9, 6}, {"a", 11, 4}})
+		want := []string{"a [0,10) n=2 min=5", "a [4,14) n=3 min=4", "a [8,18) n=3 min=4"}
+		if !slices.Equal(flushed, want) {
+			t.Fatalf("flushed %q, want %q", flushed, want)
+		}
+	})
+}
+
+func TestWindow_Session(t *testing.T) {
+	t.Run("OK", func(t *testing.T) {
+		p := openWindow(t, WindowSpec{Kind: "session", Key: "k", TimeField: "ts", Gap: 10 * time.Millisecond, WatermarkDelay: 20 * time.Millisecond, Aggregate: "avg", Field: "v"})
+		fired, flushed := runWindow(t, p, []event{
+			{"a", 0, 1},   // [0,10)
+			{"a", 18, 2},  // [18,28): 18 apart, a second session
+			{"a", 9, 6},   // 9 from each: merges both into [0,28)
+			{"a", 50, 10}, // watermark 30 fires [0,28)
+			{"b", 0, 4},   // b's watermark is its own: not late
+			{"a", 5, 100}, // [5,15) is below the watermark and merges nothing: dropped
+			{"a", 45, 20}, // joins [50,60), which now starts at 45
+			{"a", 60, 3},  // exactly gap after 50: a new session
+			{"a", 29, 7},  // behind the watermark but [29,39) ends after it: a new session, as in Flink
+		})
+		wantFired := []string{"a [0,28) n=3 avg=3"}
+		wantFlushed := []string{"a [29,39) n=1 avg=7", "a [45,60) n=2 avg=15", "a [60,70) n=1 avg=3", "b [0,10) n=1 avg=4"}
+		if !slices.Equal(fired, wantFired) || !slices.Equal(flushed, wantFlushed) {
+			t.Fatalf("fired %q, flushed %q; want %q, %q", fired, flushed, wantFired, wantFlushed)
+		}
+		if d := dropped(t, p, "a"); d != 1 {
+			t.Fatalf("dropped %d, want 1", d)
+		}
+		assertNoOpenWindows(t, p, "a", "b")
+	})
+	t.Run("OKMergeThree", func(t *testing.T) {
+		// A record whose [t, t+gap) spans three sessions merges them all.
+		p := openWindow(t, WindowSpec{Kind: "session", Key: "k", TimeField: "ts", Gap: 10 * time.Millisecond, WatermarkDelay: time.Second, Aggregate: "sum", Field: "v"})
+		_, flushed := runWindow(t, p, []event{{"a", 10, 1}, {"a", 30, 2}, {"a", 20, 4}, {"a", 100, 8}, {"a", 19, 16}})
+		want := []string{"a [10,40) n=4 sum=23", "a [100,110) n=1 sum=8"}
+		if !slices.Equal(flushed, want) {
+			t.Fatalf("flushed %q, want %q", flushed, want)
+		}
+	})
+}
+
+func TestWindow_Process(t *testing.T) {
+	spec := WindowSpec{Kind: "tumbling", Key: "k", TimeField: "ts", Size: time.Minute, Aggregate: "sum", Field: "v"}
+	t.Run("OK", func(t *testing.T) {
+		p := openWindow(t, spec)
+		var got []Record
+		for _, ts := range []any{
+			"2024-01-02T03:04:05.678Z",
+			json.Number("1704164645679"),
+			json.Number("1704164645680.9"),
+			"1704164645681",
+			"2024-01-02T04:04:05+01:00",
+			float64(1704164645682),
+		} {
+			if err := p.Process(Record{"k": json.Number("7"), "ts": ts, "v": "1.5"}, func(r Record) error { got = append(got, r); return nil }); err != nil {
+				t.Fatalf("%v: %v", ts, err)
+			}
+		}
+		if err := p.Flush(func(r Record) error { got = append(got, r); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		want := Record{"key": "7", "window_start": int64(1704164640000), "window_end": int64(1704164700000), "count": uint64(6), "sum": 9.0}
+		if len(got) != 1 || fmt.Sprint(got[0]) != fmt.Sprint(want) {
+			t.Fatalf("emitted %v, want [%v]", got, want)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		rec  Record
+		want string
+	}{
+		{"ErrNoKey", Record{"ts": 1, "v": 1}, `"k"`},
+		{"ErrNoTime", Record{"k": "a", "v": 1}, `no time field "ts"`},
+		{"ErrNullTime", Record{"k": "a", "ts": nil, "v": 1}, `time field "ts" is null`},
+		{"ErrBadTime", Record{"k": "a", "ts": "yesterday", "v": 1}, `time field "ts": "yesterday" is neither`},
+		{"ErrTimeType", Record{"k": "a", "ts": true, "v": 1}, `time field "ts" is a bool`},
+		{"ErrTimeRange", Record{"k": "a", "ts": 1e300, "v": 1}, `time field "ts": 1e+300 is out of range`},
+		{"ErrTimeNaN", Record{"k": "a", "ts": math.NaN(), "v": 1}, `time field "ts": NaN is out of range`},
+		{"ErrNoField", Record{"k": "a", "ts": 1}, `no field "v" to aggregate`},
+		{"ErrFieldText", Record{"k": "a", "ts": 1, "v": "many"}, `aggregated field "v"`},
+		{"ErrFieldType", Record{"k": "a", "ts": 1, "v": []any{1}}, `aggregated field "v" is a []interface {}`},
+		{"ErrFieldInf", Record{"k": "a", "ts": 1, "v": "+Inf"}, `aggregated field "v": +Inf is not a finite number`},
+		{"ErrSumOverflow", Record{"k": "a", "ts": 1, "v": math.MaxFloat64}, "overflows"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := openWindow(t, spec)
+			var err error
+			for range 2 { // twice, for the overflow
+				if err = p.Process(tc.rec, func(Record) error { return nil }); err != nil {
+					break
+				}
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestWindow(t *testing.T) {
+	ok := WindowSpec{Kind: "sliding", Key: "k", TimeField: "ts", Size: time.Second, Slide: time.Millisecond}
+	t.Run("OK", func(t *testing.T) {
+		ps, err := Window(ok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ps.Name != "window" || !ps.Keyed() {
+			t.Fatalf("spec %+v is not a keyed window", ps)
+		}
+		if k, err := ps.Key(Record{"k": "x"}); k != "x" || err != nil {
+			t.Fatalf("key %q, %v", k, err)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		edit func(*WindowSpec)
+		want string
+	}{
+		{"ErrKind", func(s *WindowSpec) { s.Kind = "hopping" }, `kind "hopping"`},
+		{"ErrNoKey", func(s *WindowSpec) { s.Key = "" }, "key field is required"},
+		{"ErrNoTimeField", func(s *WindowSpec) { s.TimeField = "" }, "time field is required"},
+		{"ErrNoSize", func(s *WindowSpec) { s.Size = 0 }, "size 0s must be positive"},
+		{"ErrSubMillisecond", func(s *WindowSpec) { s.Size = 1500 * time.Microsecond }, "not a whole number of milliseconds"},
+		{"ErrSlideTooLong", func(s *WindowSpec) { s.Slide = 2 * time.Second }, "slide 2s is longer than size 1s"},
+		{"ErrTooManyWindows", func(s *WindowSpec) { s.Size = 1001 * time.Millisecond }, "in 1001 windows"},
+		{"ErrNoGap", func(s *WindowSpec) { s.Kind = "session" }, "gap 0s must be positive"},
+		{"ErrNegativeDelay", func(s *WindowSpec) { s.WatermarkDelay = -time.Second }, "watermark delay -1s must be positive"},
+		{"ErrHugeDelay", func(s *WindowSpec) { s.WatermarkDelay = math.MaxInt64 }, "too long"},
+		{"ErrAggregate", func(s *WindowSpec) { s.Aggregate = "median" }, `aggregate "median"`},
+		{"ErrNoField", func(s *WindowSpec) { s.Aggregate = "avg" }, "aggregate avg needs a field"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := ok
+			tc.edit(&spec)
+			_, err := Window(spec)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// The index keys of a key-group range are those of the full range: a
+// restore at another parallelism finds the index entries again.
+func TestWindow_IndexKeys(t *testing.T) {
+	for _, n := range []uint32{1, 7, 128, state.MaxKeyGroups} {
+		full, err := indexKeys(n, state.KeyGroupRange{Start: 0, End: n - 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for kg, k := range full {
+			if got := state.KeyGroupFor(k, n); got != uint32(kg) {
+				t.Fatalf("n=%d: index key %q is in key group %d, not %d", n, k, got, kg)
+			}
+		}
+		for _, p := range []int{2, 3} {
+			if uint32(p) > n {
+				continue
+			}
+			for i := range p {
+				rng, err := state.RangeForSubtask(n, p, i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				part, err := indexKeys(n, rng)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(part, full[rng.Start:rng.End+1]) {
+					t.Fatalf("n=%d, range %v: index keys differ from the full range's", n, rng)
+				}
+			}
+		}
+	}
+}
+
+// sessionEvent is a line of the restart test's input.
+type sessionEvent struct {
+	Key string `json:"user"`
+	TS  any    `json:"ts"`
+	V   int    `json:"v"`
+	ms  int64
+}
+
+// writeSessionEvents writes n JSON lines over keys users. Event times mostly
+// increase, some lag a little (within the watermark delay) and a few lag a
+// lot (late); a fifth are RFC 3339 strings.
+func writeSessionEvents(t *testing.T, path string, n, keys int, seed uint64) []sessionEvent {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed))
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	events := make([]sessionEvent, n)
+	base := int64(1_700_000_000_000)
+	for i := range events {
+		base += int64(rng.IntN(20))
+		ms := base
+		switch r := rng.IntN(100); {
+		case r < 15:
+			ms -= int64(rng.IntN(400))
+		case r < 18:
+			ms -= int64(rng.IntN(8000))
+		}
+		e := sessionEvent{Key: fmt.Sprintf("u%d", rng.IntN(1+rng.IntN(keys))), V: rng.IntN(100), ms: ms, TS: ms}
+		if rng.IntN(5) == 0 {
+			e.TS = time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+		}
+		events[i] = e
+		b, _ := json.Marshal(e)
+		w.Write(b)
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	return events
+}
+
+// modelSessions computes the expected session windows of events with plain
+// slices, as lines in the output's JSON form, plus how many records were
+// dropped and how many records merged two or more sessions.
+func modelSessions(events []sessionEvent, gap, delay int64) (lines []string, drops, bridges int) {
+	type session struct{ start, end, n, sum int64 }
+	open := map[string][]session{}
+	maxTime := map[string]int64{}
+	emit := func(key string, s session) {
+		b, _ := json.Marshal(map[string]any{"key": key, "window_start": s.start, "window_end": s.end, "count": s.n, "avg": float64(s.sum) / float64(s.n)})
+		lines = append(lines, string(b))
+	}
+	for _, e := range events {
+		mt, seen := maxTime[e.Key]
+		cur := session{e.ms, e.ms + gap, 1, int64(e.V)}
+		var rest []session
+		merged := 0
+		for _, s := range open[e.Key] {
+			if s.start < e.ms+gap && e.ms < s.end {
+				cur = session{min(cur.start, s.start), max(cur.end, s.end), cur.n + s.n, cur.sum + s.sum}
+				merged++
+			} else {
+				rest = append(rest, s)
+			}
+		}
+		if seen && merged == 0 && cur.end <= mt-delay {
+			drops++
+			continue
+		}
+		if merged > 1 {
+			bridges++
+		}
+		if !seen || e.ms > mt {
+			maxTime[e.Key] = e.ms
+		}
+		open[e.Key] = nil
+		for _, s := range append(rest, cur) {
+			if s.end <= maxTime[e.Key]-delay {
+				emit(e.Key, s)
+			} else {
+				open[e.Key] = append(open[e.Key], s)
+			}
+		}
+	}
+	for k, ss := range open {
+		for _, s := range ss {
+			emit(k, s)
+		}
+	}
+	slices.Sort(lines)
+	return lines, drops, bridges
+}
+
+// readLines returns the committed output lines of out, sorted.
+func readLines(t *testing.T, out string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(out, "part-*.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if line != "" {
+				lines = append(lines, line)
+			}
+		}
+	}
+	slices.Sort(lines)
+	return lines
+}
+
+func sessionSpec(t *testing.T, input, dir string, parallelism int) Spec {
+	t.Helper()
+	w, err := Window(WindowSpec{Kind: "session", Key: "user", TimeField: "ts", Gap: 3 * time.Second, WatermarkDelay: 500 * time.Millisecond, Aggregate: "avg", Field: "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Spec{
+		ID:          "sessions",
+		Input:       &FileInput{Path: input, JSON: true},
+		Processors:  []ProcessorSpec{w},
+		Output:      &FileOutput{Dir: filepath.Join(dir, "out"), ExactlyOnce: true},
+		Parallelism: parallelism,
+		KeyGroups:   128,
+	}
+}
+
+// A session-window pipeline cancelled at random moments and restarted, at a
+// different parallelism each time, commits exactly the windows of an
+// uninterrupted run, and those are the windows a plain model computes.
+func TestWindow_RestartExactlyOnce(t *testing.T) {
+	root := t.TempDir()
+	input := filepath.Join(root, "events.jsonl")
+	events := writeSessionEvents(t, input, 4000, 300, 5)
+	want, drops, bridges := modelSessions(events, 3000, 500)
+	if drops == 0 || bridges == 0 {
+		t.Fatalf("the input exercises too little: %d dropped, %d bridging records", drops, bridges)
+	}
+
+	straight := filepath.Join(root, "straight")
+	r, err := NewRunner(sessionSpec(t, input, straight, 2), Options{Repo: openRepo(t, straight), Interval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := readLines(t, filepath.Join(straight, "out"))
+	if !slices.Equal(got, want) {
+		t.Fatalf("uninterrupted run: %d windows differ from the model's %d; first: %q vs %q", len(got), len(want), got[:min(3, len(got))], want[:min(3, len(want))])
+	}
+
+	restarted := filepath.Join(root, "restarted")
+	rng := rand.New(rand.NewPCG(6, 6))
+	for attempt := 0; ; attempt++ {
+		if attempt > 200 {
+			t.Fatal("did not finish in 200 attempts")
+		}
+		r, err := NewRunner(sessionSpec(t, input, restarted, 1+attempt%3), Options{Repo: openRepo(t, restarted), Interval: 3 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(20+rng.IntN(150))*time.Millisecond)
+		err = r.Run(ctx)
+		cancel()
+		t.Logf("attempt %d: restored %d, completed %d, in %d: %v", attempt, r.Stats().RestoredFrom.Load(), r.Stats().CheckpointsCompleted.Load(), r.Stats().RecordsIn.Load(), err)
+		if err == nil {
+			if attempt == 0 {
+				t.Fatal("the first run was never interrupted")
+			}
+			break
+		}
+	}
+	got = readLines(t, filepath.Join(restarted, "out"))
+	if !slices.Equal(got, want) {
+		missing, extra := diffSorted(want, got)
+		t.Fatalf("restarted run: %d windows, want %d; missing %q, extra %q", len(got), len(want), missing[:min(3, len(missing))], extra[:min(3, len(extra))])
+	}
+}
+
+// diffSorted returns what sorted a has that sorted b lacks and vice versa,
+// counting duplicates.
+func diffSorted(a, b []string) (onlyA, onlyB []string) {
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || (i < len(a) && a[i] < b[j]):
+			onlyA = append(onlyA, a[i])
+			i++
+		case i == len(a) || b[j] < a[i]:
+			onlyB = append(onlyB, b[j])
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	return onlyA, onlyB
+}
