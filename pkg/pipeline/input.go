@@ -145,7 +145,34 @@ func decodeJSONRecord(b []byte) (Record, error) {
 	if rec == nil {
 		return nil, errors.New("not a JSON object: null")
 	}
+	for k, v := range rec {
+		rec[k] = plainNumbers(v)
+	}
 	return rec, nil
+}
+
+// plainNumbers turns the json.Numbers of a decoded value into int64 where
+// they are integers that fit, float64 otherwise, the types expressions and
+// aggregates work with; decoding with UseNumber first keeps large integers
+// exact.
+func plainNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case map[string]any:
+		for k, e := range x {
+			x[k] = plainNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = plainNumbers(e)
+		}
+	}
+	return v
 }
 
 // StdinInput reads standard input like FileInput reads a file. Standard
