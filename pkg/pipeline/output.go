@@ -91,6 +91,7 @@ type fileSink struct {
 	f       *os.File
 	w       *bufio.Writer
 	name    string
+	buf     []byte
 }
 
 func (s *fileSink) Begin(epoch uint64) { s.epoch = epoch }
@@ -104,12 +105,13 @@ func (s *fileSink) Write(rec Record) error {
 		}
 		s.f, s.w = f, bufio.NewWriterSize(f, 64<<10)
 	}
-	b, err := json.Marshal(rec)
+	b, err := appendRecord(s.buf[:0], rec)
 	if err != nil {
 		return fmt.Errorf("output %s: %w", s.o.Dir, err)
 	}
-	s.w.Write(b)
-	return s.w.WriteByte('\n')
+	s.buf = append(b, '\n')
+	_, err = s.w.Write(s.buf)
+	return err
 }
 
 func (s *fileSink) PreCommit(epoch uint64) ([]format.PendingTxn, error) {
@@ -238,7 +240,7 @@ type writerSink struct{ o *WriterOutput }
 func (s writerSink) Begin(uint64) {}
 
 func (s writerSink) Write(rec Record) error {
-	b, err := json.Marshal(rec)
+	b, err := appendRecord(nil, rec)
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,7 @@ type Stats struct {
 // message travels between tasks: a record, a barrier, the end of input,
 // or the flush that precedes it.
 type message struct {
-	rec     Record
+	recs    []Record // a batch: sending records one by one costs more than processing them
 	barrier uint64
 	flush   bool
 	eof     bool
@@ -339,7 +339,11 @@ type task struct {
 	sink    Sink
 	in      chan message
 	ups     int
+	out     [][]Record // per downstream subtask, records not sent yet
 }
+
+// batchSize is how many records a message carries at most.
+const batchSize = 256
 
 // open instantiates the stage's processors and wires them into a chain.
 func (t *task) open() error {
@@ -380,7 +384,35 @@ func (t *task) emitOut(rec Record) error {
 		return fmt.Errorf("pipeline %s: route to %s: %w", t.r.spec.ID, t.next.opID, err)
 	}
 	kg := state.KeyGroupFor(k, t.r.spec.KeyGroups)
-	return t.send(t.next.inputs[state.SubtaskFor(kg, t.r.spec.KeyGroups, len(t.next.inputs))], message{rec: rec, from: t.index})
+	sub := state.SubtaskFor(kg, t.r.spec.KeyGroups, len(t.next.inputs))
+	if t.out == nil {
+		t.out = make([][]Record, len(t.next.inputs))
+	}
+	t.out[sub] = append(t.out[sub], rec)
+	if len(t.out[sub]) < batchSize {
+		return nil
+	}
+	return t.sendBatch(sub)
+}
+
+func (t *task) sendBatch(sub int) error {
+	b := t.out[sub]
+	t.out[sub] = make([]Record, 0, batchSize)
+	return t.send(t.next.inputs[sub], message{recs: b, from: t.index})
+}
+
+// flushOut sends every partly filled batch: before a barrier (records of an
+// epoch must precede its barrier) and whenever the task's input runs dry,
+// so records do not wait for a batch to fill.
+func (t *task) flushOut() error {
+	for sub, b := range t.out {
+		if len(b) > 0 {
+			if err := t.sendBatch(sub); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (t *task) send(ch chan message, m message) error {
@@ -395,6 +427,9 @@ func (t *task) send(ch chan message, m message) error {
 func (t *task) broadcast(m message) error {
 	if t.next == nil {
 		return nil
+	}
+	if err := t.flushOut(); err != nil {
+		return err
 	}
 	m.from = t.index
 	for _, ch := range t.next.inputs {
@@ -479,6 +514,11 @@ func (t *task) runSource(ctx context.Context) error {
 				if err := t.chain(it.rec); err != nil {
 					return err
 				}
+				if len(items) == 0 {
+					if err := t.flushOut(); err != nil {
+						return err
+					}
+				}
 			}
 		}
 	}
@@ -561,8 +601,10 @@ func (t *task) runStage(ctx context.Context) error {
 				return true, t.finish()
 			}
 		default:
-			if err := t.chain(m.rec); err != nil {
-				return false, err
+			for _, rec := range m.recs {
+				if err := t.chain(rec); err != nil {
+					return false, err
+				}
 			}
 		}
 		return false, nil
@@ -575,6 +617,11 @@ func (t *task) runStage(ctx context.Context) error {
 			done, err := handle(m)
 			if done || err != nil {
 				return err
+			}
+			if len(t.in) == 0 {
+				if err := t.flushOut(); err != nil {
+					return err
+				}
 			}
 		}
 	}

@@ -155,6 +155,9 @@ func TestRunner_RestartExactlyOnce(t *testing.T) {
 	dir := t.TempDir()
 	want := writeWords(t, filepath.Join(dir, "input.txt"), 6000, 500, 2)
 	rng := rand.New(rand.NewPCG(3, 3))
+	// Attempts that complete no checkpoint get longer, so a slow, loaded
+	// machine still makes progress.
+	slack := time.Duration(0)
 	for attempt := 0; ; attempt++ {
 		if attempt > 200 {
 			t.Fatal("did not finish in 200 attempts")
@@ -163,12 +166,14 @@ func TestRunner_RestartExactlyOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(30+rng.IntN(200))*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(30+rng.IntN(200))*time.Millisecond+slack)
 		err = r.Run(ctx)
 		cancel()
-		t.Logf("attempt %d: restored %d, completed %d, in %d: %v", attempt, r.Stats().RestoredFrom.Load(), r.Stats().CheckpointsCompleted.Load(), r.Stats().RecordsIn.Load(), err)
 		if err == nil {
 			break
+		}
+		if r.Stats().CheckpointsCompleted.Load() == 0 {
+			slack += 50 * time.Millisecond
 		}
 	}
 	got := readCounts(t, filepath.Join(dir, "out"))

@@ -149,7 +149,6 @@ type Stats struct {
 // all of it (under SyncGroup). While it waits for the disk, the next batch
 // fills up.
 type Log struct {
-	root   string
 	stream string
 	sdir   string
 	opts   Options
@@ -177,9 +176,9 @@ type Log struct {
 	unsynced bool  // written since the last fsync
 	broken   error // sticky write or fsync failure
 
-	written, durable                         atomic.Uint64
+	written, durable                        atomic.Uint64
 	appends, batches, fsyncs, nbytes, rolls atomic.Uint64
-	nsegs                                    atomic.Int64
+	nsegs                                   atomic.Int64
 }
 
 type segFile struct {
@@ -242,7 +241,6 @@ func Open(dir, stream string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("%w: %s", ErrLocked, sdir)
 	}
 	l := &Log{
-		root:   root,
 		stream: stream,
 		sdir:   sdir,
 		opts:   opts,
@@ -273,7 +271,7 @@ func (l *Log) load() error {
 	for _, e := range ents {
 		name := e.Name()
 		if strings.HasPrefix(name, tempPrefix) {
-			// A roll that crashed before its rename; we hold the lock, so
+			// A roll that crashed before its link; we hold the lock, so
 			// no live writer owns it.
 			if err := os.Remove(filepath.Join(l.sdir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("txlog: open stream %q: %w", l.stream, err)

@@ -481,4 +481,3 @@ func TestParseSyncPolicy(t *testing.T) {
 		}
 	})
 }
-

@@ -274,12 +274,12 @@ func TestVerify(t *testing.T) {
 			fi, _ := os.Stat(segs[1])
 			os.Truncate(segs[1], fi.Size()-3)
 		}, want{ProblemDamage, 1, nil, "sealed segment cut short"}, StatusDamaged},
-		{"TornTail", func(t *testing.T, segs []string) {
+		{"OKTornTail", func(t *testing.T, segs []string) {
 			last := segs[len(segs)-1]
 			fi, _ := os.Stat(last)
 			os.Truncate(last, fi.Size()-3)
 		}, want{ProblemTornTail, -1, nil, "torn tail"}, StatusTornTail},
-		{"ZeroTail", func(t *testing.T, segs []string) {
+		{"OKZeroTail", func(t *testing.T, segs []string) {
 			last := segs[len(segs)-1]
 			fi, _ := os.Stat(last)
 			os.Truncate(last, fi.Size()+100)
@@ -294,14 +294,14 @@ func TestVerify(t *testing.T) {
 			seg := buildSegment(t, last, withLSN(mutation(int(last-1)), last))
 			os.WriteFile(filepath.Join(filepath.Dir(segs[3]), segmentFile(last)), seg, 0o644)
 		}, want{ProblemDamage, 3, at(-1), "LSN overlap"}, StatusOK},
-		{"Stray", func(t *testing.T, segs []string) {
+		{"OKStray", func(t *testing.T, segs []string) {
 			os.WriteFile(filepath.Join(filepath.Dir(segs[0]), "notes.txt"), []byte("hi"), 0o644)
 		}, want{ProblemStray, -3, at(-1), "not a segment"}, StatusOK},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir, segs := damagedLog(t, func(segs []string) { c.damage(t, segs) })
-			segs = segmentPaths(t, dir, "main")
+			dir, _ := damagedLog(t, func(segs []string) { c.damage(t, segs) })
+			segs := segmentPaths(t, dir, "main")
 			rep, err := Verify(ctx, dirStore(t, dir), "main")
 			if err != nil {
 				t.Fatal(err)

@@ -212,13 +212,13 @@ func ValidateStream(stream string) error {
 // gaps. Memory is bounded by the largest record actually present (at most
 // format.MaxRecordSize), whatever the length fields say.
 type SegmentReader struct {
-	name  string
-	hdr   SegmentHeader
-	rr    *format.RecordReader
-	last  uint64 // LSN of the last record returned
-	any   bool   // a record was returned
-	good  int64  // file offset just past the last record returned
-	err   error
+	name string
+	hdr  SegmentHeader
+	rr   *format.RecordReader
+	last uint64 // LSN of the last record returned
+	any  bool   // a record was returned
+	good int64  // file offset just past the last record returned
+	err  error
 }
 
 // NewSegmentReader reads and checks the header from r and returns a reader

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/arkstate/arkstate/internal/s3test"
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
 )
@@ -107,4 +108,58 @@ func TestUpload(t *testing.T) {
 			t.Fatalf("damaged segment reached the store: %v", err)
 		}
 	})
+}
+
+// TestUpload_S3 uploads sealed segments to a real S3 server and reads them
+// back there with Segments, Verify and Replay.
+func TestUpload_S3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an S3 server")
+	}
+	ctx := context.Background()
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	srv, err := s3test.Start(ctx)
+	if err != nil {
+		t.Fatalf("s3test: real S3 server unavailable: %v", err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	bucket := srv.NewBucket(t)
+	s3, err := checkpoint.NewS3(ctx, bucket, "job", checkpoint.S3Options{
+		Endpoint: srv.Endpoint, Region: s3test.Region, PathStyle: true, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s3.Close()
+
+	dir := t.TempDir()
+	l := openLog(t, dir, "main", Options{SegmentSize: 1 << 10})
+	appendN(t, l, 0, 60, 1)
+	closeLog(t, l)
+	res, err := Upload(ctx, dir, s3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := segmentPaths(t, dir, "main")
+	if len(res.Uploaded) != len(local)-1 {
+		t.Fatalf("uploaded %d of %d segments", len(res.Uploaded), len(local))
+	}
+	segs, err := Segments(ctx, s3, "main")
+	if err != nil || len(segs) != len(local)-1 {
+		t.Fatalf("Segments in S3 = %d, %v", len(segs), err)
+	}
+	rep, err := Verify(ctx, s3, "main")
+	if err != nil || len(rep.Problems) != 0 || rep.FirstLSN != 1 || rep.LastLSN != firstLSNOf(t, local[len(local)-1])-1 {
+		t.Fatalf("Verify in S3 = %+v, %v", rep, err)
+	}
+	recs, err := replayAll(t, s3, "main", 5, 0)
+	if err != nil || len(recs) != int(rep.LastLSN-4) {
+		t.Fatalf("Replay in S3: %d records, %v", len(recs), err)
+	}
+	for _, r := range recs {
+		checkMutation(t, r, int(r.LSN-1), r.LSN)
+	}
+	if again, err := Upload(ctx, dir, s3); err != nil || len(again.Uploaded) != 0 || again.Present != len(res.Uploaded) {
+		t.Fatalf("second Upload = %+v, %v", again, err)
+	}
 }

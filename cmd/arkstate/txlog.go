@@ -1,0 +1,497 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/goccy/go-yaml"
+	"github.com/spf13/cobra"
+
+	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/txlog"
+)
+
+// newTxlogCmd groups the commands that read transaction logs. They accept
+// any store, with or without an ARKSTATE marker, because a writer's local
+// directory holds a log before (or without) any checkpoint.
+func newTxlogCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "txlog",
+		Short: "List, verify and replay transaction logs",
+		Long: `Transaction-log commands read the segments under txlog/<stream>/ in a store:
+a directory path, file:///path, or s3://bucket/prefix (with --s3-endpoint and
+--s3-path-style for S3-compatible servers). They only read: a torn tail is
+reported, never cut (the writer cuts it when it next opens the log).`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newTxlogLsCmd(), newTxlogVerifyCmd(), newTxlogReplayCmd())
+	return cmd
+}
+
+// txlogStoreOptions are the flags ls and verify share.
+type txlogStoreOptions struct {
+	store  storeFlags
+	out    outputFlag
+	stream string
+}
+
+func (o *txlogStoreOptions) addFlags(cmd *cobra.Command) {
+	o.store.addFlags(cmd)
+	o.out.addFlag(cmd)
+	cmd.Flags().StringVar(&o.stream, "stream", "", "only this stream (default: every stream in the store)")
+}
+
+// txlogUsage turns the errors that mean "you asked for something that is
+// not there" into usage errors (exit 2).
+func txlogUsage(err error) error {
+	if errors.Is(err, txlog.ErrStreamNotFound) || errors.Is(err, txlog.ErrLSNNotFound) || errors.Is(err, txlog.ErrInvalidStream) {
+		return &usageError{err}
+	}
+	return err
+}
+
+// txlogVerifyAll verifies the one stream asked for, or every stream. No
+// stream at all is a usage error: a wrong address must not pass as clean.
+func txlogVerifyAll(ctx context.Context, s checkpoint.Store, stream string) ([]*txlog.Report, error) {
+	streams := []string{stream}
+	if stream == "" {
+		var err error
+		if streams, err = txlog.Streams(ctx, s); err != nil {
+			return nil, err
+		}
+		if len(streams) == 0 {
+			return nil, usageErrorf("no transaction log in %s (nothing under txlog/)", s.Location())
+		}
+	}
+	reps := make([]*txlog.Report, 0, len(streams))
+	for _, st := range streams {
+		rep, err := txlog.Verify(ctx, s, st)
+		if err != nil {
+			return nil, txlogUsage(err)
+		}
+		reps = append(reps, rep)
+	}
+	return reps, nil
+}
+
+// txlogTime renders a time for output: RFC 3339 in UTC with nanoseconds,
+// empty for the zero time.
+func txlogTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// txlogSegmentView is one segment in `txlog ls` JSON and YAML.
+type txlogSegmentView struct {
+	Name      string `json:"name"`
+	FirstLSN  uint64 `json:"first_lsn"`
+	LastLSN   uint64 `json:"last_lsn"` // first_lsn - 1 when records is 0
+	Records   int64  `json:"records"`
+	Size      int64  `json:"size"`
+	Created   string `json:"created,omitempty"`
+	FirstTime string `json:"first_time,omitempty"`
+	LastTime  string `json:"last_time,omitempty"`
+	Status    string `json:"status"`
+}
+
+// txlogStreamView is one stream in `txlog ls` JSON and YAML.
+type txlogStreamView struct {
+	Stream   string             `json:"stream"`
+	FirstLSN uint64             `json:"first_lsn"`
+	LastLSN  uint64             `json:"last_lsn"`
+	Records  int64              `json:"records"`
+	Size     int64              `json:"size"`
+	Segments []txlogSegmentView `json:"segments"`
+}
+
+type txlogLsView struct {
+	Store   string            `json:"store"`
+	Streams []txlogStreamView `json:"streams"`
+}
+
+func newTxlogLsCmd() *cobra.Command {
+	var opts txlogStoreOptions
+	cmd := &cobra.Command{
+		Use:   "ls STORE",
+		Short: "List transaction-log segments: LSN range, records, size, time range",
+		Long: `ls lists each stream's segments with their first and last LSN, record count,
+size and time range, and a status (ok, torn-tail or damaged). It reads every
+record to count them; use verify to fail on damage.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runTxlogLs(cmd.Context(), cmd, &opts, args[0], cmd.OutOrStdout())
+		},
+	}
+	opts.addFlags(cmd)
+	return cmd
+}
+
+func runTxlogLs(ctx context.Context, cmd *cobra.Command, opts *txlogStoreOptions, address string, w io.Writer) error {
+	if err := opts.out.validate(); err != nil {
+		return err
+	}
+	s, err := opts.store.openStore(ctx, cmd, address)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	streams := []string{opts.stream}
+	if opts.stream == "" {
+		if streams, err = txlog.Streams(ctx, s); err != nil {
+			return err
+		}
+	}
+	view := txlogLsView{Store: s.Location(), Streams: []txlogStreamView{}}
+	for _, st := range streams {
+		rep, err := txlog.Verify(ctx, s, st)
+		if err != nil {
+			return txlogUsage(err)
+		}
+		sv := txlogStreamView{Stream: st, FirstLSN: rep.FirstLSN, LastLSN: rep.LastLSN, Records: rep.Records, Segments: []txlogSegmentView{}}
+		for _, seg := range rep.Segments {
+			sv.Size += seg.Size
+			sv.Segments = append(sv.Segments, txlogSegmentView{
+				Name: seg.Name, FirstLSN: seg.FirstLSN, LastLSN: seg.LastLSN, Records: seg.Records, Size: seg.Size,
+				Created: txlogTime(seg.Created), FirstTime: txlogTime(seg.FirstTime), LastTime: txlogTime(seg.LastTime),
+				Status: string(seg.Status),
+			})
+		}
+		view.Streams = append(view.Streams, sv)
+	}
+	return opts.out.render(w, view, func(t *tableWriter) {
+		t.setHeader("STREAM", "SEGMENT", "FIRST LSN", "LAST LSN", "RECORDS", "SIZE", "FIRST TIME", "LAST TIME", "STATUS")
+		for _, sv := range view.Streams {
+			for _, seg := range sv.Segments {
+				last := "-"
+				if seg.Records > 0 {
+					last = strconv.FormatUint(seg.LastLSN, 10)
+				}
+				t.row(sv.Stream, path.Base(seg.Name), seg.FirstLSN, last, seg.Records, seg.Size, seg.FirstTime, seg.LastTime, seg.Status)
+			}
+		}
+	})
+}
+
+// txlogProblemView is one finding in `txlog verify` JSON and YAML.
+type txlogProblemView struct {
+	Kind   string `json:"kind"` // damage, torn-tail or stray
+	File   string `json:"file"`
+	Offset int64  `json:"offset"` // -1 when it concerns the whole object
+	What   string `json:"what"`
+	Advice string `json:"advice"`
+}
+
+type txlogVerifyStreamView struct {
+	Stream   string             `json:"stream"`
+	Segments int                `json:"segments"`
+	Records  int64              `json:"records"`
+	FirstLSN uint64             `json:"first_lsn"`
+	LastLSN  uint64             `json:"last_lsn"`
+	Damaged  bool               `json:"damaged"`
+	Problems []txlogProblemView `json:"problems"`
+}
+
+type txlogVerifyView struct {
+	Store   string                  `json:"store"`
+	OK      bool                    `json:"ok"` // no stream is damaged
+	Streams []txlogVerifyStreamView `json:"streams"`
+}
+
+func newTxlogVerifyCmd() *cobra.Command {
+	var opts txlogStoreOptions
+	cmd := &cobra.Command{
+		Use:   "verify STORE",
+		Short: "Check every segment and record of transaction logs; exit 1 on damage",
+		Long: `verify reads every segment: headers, record checksums and encodings, LSN
+continuity within and across segments. It reports each problem with its file,
+offset and advice, and exits 1 if any is damage. A torn tail at the end of a
+stream's last segment (an interrupted, unacknowledged write) and stray objects
+are reported but do not fail the check.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runTxlogVerify(cmd.Context(), cmd, &opts, args[0], cmd.OutOrStdout())
+		},
+	}
+	opts.addFlags(cmd)
+	return cmd
+}
+
+func runTxlogVerify(ctx context.Context, cmd *cobra.Command, opts *txlogStoreOptions, address string, w io.Writer) error {
+	if err := opts.out.validate(); err != nil {
+		return err
+	}
+	s, err := opts.store.openStore(ctx, cmd, address)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	reps, err := txlogVerifyAll(ctx, s, opts.stream)
+	if err != nil {
+		return err
+	}
+	view := txlogVerifyView{Store: s.Location(), OK: true, Streams: []txlogVerifyStreamView{}}
+	damaged := 0
+	for _, rep := range reps {
+		sv := txlogVerifyStreamView{Stream: rep.Stream, Segments: len(rep.Segments), Records: rep.Records,
+			FirstLSN: rep.FirstLSN, LastLSN: rep.LastLSN, Damaged: rep.Damaged(), Problems: []txlogProblemView{}}
+		for _, p := range rep.Problems {
+			sv.Problems = append(sv.Problems, txlogProblemView{Kind: string(p.Kind), File: p.File, Offset: p.Offset, What: p.What, Advice: p.Advice})
+		}
+		if sv.Damaged {
+			view.OK = false
+			damaged++
+		}
+		view.Streams = append(view.Streams, sv)
+	}
+	if opts.out.format == "table" {
+		if err := renderTxlogVerifyTable(w, view); err != nil {
+			return err
+		}
+	} else if err := opts.out.render(w, view, nil); err != nil {
+		return err
+	}
+	if damaged > 0 {
+		return &findingsError{fmt.Sprintf("%d of %d transaction-log streams damaged", damaged, len(reps))}
+	}
+	return nil
+}
+
+// renderTxlogVerifyTable prints a summary table, then each problem with its
+// advice, which is too long for a table cell.
+func renderTxlogVerifyTable(w io.Writer, view txlogVerifyView) error {
+	var t tableWriter
+	t.setHeader("STREAM", "SEGMENTS", "RECORDS", "FIRST LSN", "LAST LSN", "STATUS")
+	for _, sv := range view.Streams {
+		status := "ok"
+		switch {
+		case sv.Damaged:
+			status = "DAMAGED"
+		case len(sv.Problems) > 0:
+			status = "ok (notices)"
+		}
+		t.row(sv.Stream, sv.Segments, sv.Records, sv.FirstLSN, sv.LastLSN, status)
+	}
+	if err := t.flush(w); err != nil {
+		return err
+	}
+	for _, sv := range view.Streams {
+		for _, p := range sv.Problems {
+			at := ""
+			if p.Offset >= 0 {
+				at = fmt.Sprintf(" at offset %d", p.Offset)
+			}
+			if _, err := fmt.Fprintf(w, "\n%s: %s%s: %s\n  advice: %s\n", p.Kind, p.File, at, p.What, p.Advice); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+type txlogReplayOptions struct {
+	store  storeFlags
+	out    outputFlag
+	stream string
+	from   uint64
+	to     uint64
+	until  string
+}
+
+func newTxlogReplayCmd() *cobra.Command {
+	var opts txlogReplayOptions
+	cmd := &cobra.Command{
+		Use:   "replay STORE --stream S",
+		Short: "Print a stream's records in LSN order, from an LSN up to an LSN or a time",
+		Long: `replay prints the records of one stream in LSN order. --from starts at an LSN
+(default: the oldest record in the store); --to stops after an LSN, or --until
+before the first record written after a time (RFC 3339, e.g.
+2025-03-14T15:09:26Z). With --output json it prints one JSON object per line.
+Byte fields (key, value, position, data) appear as text when they are valid
+UTF-8 and otherwise as <field>_base64. A torn tail ends the replay quietly;
+damage or an LSN gap stops it with exit code 1.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runTxlogReplay(cmd.Context(), cmd, &opts, args[0], cmd.OutOrStdout())
+		},
+	}
+	opts.store.addFlags(cmd)
+	opts.out.addFlag(cmd)
+	cmd.Flags().StringVar(&opts.stream, "stream", "", "the stream to replay (required)")
+	cmd.Flags().Uint64Var(&opts.from, "from", 0, "first LSN to print (default: the oldest record)")
+	cmd.Flags().Uint64Var(&opts.to, "to", 0, "last LSN to print (default: no bound)")
+	cmd.Flags().StringVar(&opts.until, "until", "", "stop before the first record written after this time (RFC 3339)")
+	return cmd
+}
+
+func runTxlogReplay(ctx context.Context, cmd *cobra.Command, opts *txlogReplayOptions, address string, w io.Writer) error {
+	if err := opts.out.validate(); err != nil {
+		return err
+	}
+	if opts.stream == "" {
+		return usageErrorf("replay needs --stream")
+	}
+	if err := txlog.ValidateStream(opts.stream); err != nil {
+		return &usageError{err}
+	}
+	if cmd.Flags().Changed("to") && opts.until != "" {
+		return usageErrorf("--to and --until are mutually exclusive")
+	}
+	if cmd.Flags().Changed("to") && opts.to == 0 {
+		return usageErrorf("--to must be an LSN of at least 1")
+	}
+	if opts.to != 0 && opts.from > opts.to {
+		return usageErrorf("--from %d is after --to %d", opts.from, opts.to)
+	}
+	var until time.Time
+	if opts.until != "" {
+		var err error
+		if until, err = time.Parse(time.RFC3339Nano, opts.until); err != nil {
+			return usageErrorf("--until %q is not an RFC 3339 time such as 2025-03-14T15:09:26Z", opts.until)
+		}
+	}
+	s, err := opts.store.openStore(ctx, cmd, address)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+
+	emit := txlogRecordWriter(w, opts.out.format)
+	err = txlog.Replay(ctx, s, opts.stream, opts.from, opts.to, until, func(r *format.Record) error {
+		return emit(r)
+	})
+	return txlogUsage(err)
+}
+
+// txlogRecordWriter returns a function that prints one record in the
+// output format, streaming: JSON lines, YAML documents, or table rows with
+// a header first.
+func txlogRecordWriter(w io.Writer, output string) func(*format.Record) error {
+	switch output {
+	case "json":
+		enc := json.NewEncoder(w)
+		return func(r *format.Record) error { return enc.Encode(newTxlogRecordView(r)) }
+	case "yaml":
+		return func(r *format.Record) error {
+			b, err := yaml.Marshal(newTxlogRecordView(r))
+			if err != nil {
+				return err
+			}
+			if _, err := io.WriteString(w, "---\n"); err != nil {
+				return err
+			}
+			_, err = w.Write(b)
+			return err
+		}
+	}
+	header := false
+	return func(r *format.Record) error {
+		if !header {
+			header = true
+			if _, err := fmt.Fprintf(w, "%-10s  %-30s  %-6s  %-11s  %s\n", "LSN", "TIME", "EPOCH", "TYPE", "DETAIL"); err != nil {
+				return err
+			}
+		}
+		_, err := fmt.Fprintf(w, "%-10d  %-30s  %-6d  %-11s  %s\n", r.LSN, txlogTime(time.Unix(0, r.Time)), r.Epoch, r.Type, txlogRecordDetail(r))
+		return err
+	}
+}
+
+// txlogRecordView is one record in `txlog replay` JSON and YAML. Fields a
+// record type does not use are absent; so are empty byte fields and a false
+// delete flag. Each byte field is either <field> (valid UTF-8, as text) or
+// <field>_base64 (standard base64 with padding).
+type txlogRecordView struct {
+	LSN            uint64  `json:"lsn"`
+	Type           string  `json:"type"`
+	Time           string  `json:"time"`
+	Epoch          uint64  `json:"epoch"`
+	Operator       string  `json:"operator,omitempty"`
+	State          string  `json:"state,omitempty"`
+	KeyGroup       *uint32 `json:"key_group,omitempty"`
+	Key            string  `json:"key,omitempty"`
+	KeyBase64      string  `json:"key_base64,omitempty"`
+	Delete         bool    `json:"delete,omitempty"`
+	Value          string  `json:"value,omitempty"`
+	ValueBase64    string  `json:"value_base64,omitempty"`
+	ExpiresAt      string  `json:"expires_at,omitempty"`
+	Source         string  `json:"source,omitempty"`
+	Position       string  `json:"position,omitempty"`
+	PositionBase64 string  `json:"position_base64,omitempty"`
+	Output         string  `json:"output,omitempty"`
+	TxnID          string  `json:"txn_id,omitempty"`
+	Data           string  `json:"data,omitempty"`
+	DataBase64     string  `json:"data_base64,omitempty"`
+	Checkpoint     uint64  `json:"checkpoint,omitempty"`
+}
+
+func newTxlogRecordView(r *format.Record) txlogRecordView {
+	v := txlogRecordView{LSN: r.LSN, Type: r.Type.String(), Time: txlogTime(time.Unix(0, r.Time)), Epoch: r.Epoch,
+		Operator: r.Operator, State: r.State, Delete: r.Delete, Source: r.Source, Output: r.Output, TxnID: r.TxnID, Checkpoint: r.Checkpoint}
+	if r.Type == format.RecordMutation {
+		kg := r.KeyGroup
+		v.KeyGroup = &kg
+	}
+	if r.ExpiresAt != 0 {
+		v.ExpiresAt = txlogTime(time.Unix(0, r.ExpiresAt))
+	}
+	v.Key, v.KeyBase64 = txlogBytes(r.Key)
+	v.Value, v.ValueBase64 = txlogBytes(r.Value)
+	v.Position, v.PositionBase64 = txlogBytes(r.Position)
+	v.Data, v.DataBase64 = txlogBytes(r.Data)
+	return v
+}
+
+// txlogBytes returns b as text if it is valid UTF-8, else as base64.
+func txlogBytes(b []byte) (text, b64 string) {
+	if utf8.Valid(b) {
+		return string(b), ""
+	}
+	return "", base64.StdEncoding.EncodeToString(b)
+}
+
+// txlogRecordDetail is the type-specific part of a replay table row.
+func txlogRecordDetail(r *format.Record) string {
+	show := func(b []byte) string {
+		text, b64 := txlogBytes(b)
+		if b64 != "" {
+			return "base64:" + b64
+		}
+		return strconv.Quote(text)
+	}
+	var d strings.Builder
+	switch r.Type {
+	case format.RecordMutation:
+		fmt.Fprintf(&d, "%s/%s kg=%d key=%s", r.Operator, r.State, r.KeyGroup, show(r.Key))
+		if r.Delete {
+			d.WriteString(" delete")
+		} else {
+			fmt.Fprintf(&d, " value=%s", show(r.Value))
+		}
+		if r.ExpiresAt != 0 {
+			fmt.Fprintf(&d, " expires=%s", txlogTime(time.Unix(0, r.ExpiresAt)))
+		}
+	case format.RecordPosition:
+		fmt.Fprintf(&d, "%s position=%s", r.Source, show(r.Position))
+	case format.RecordTxnPrepare, format.RecordTxnCommit, format.RecordTxnAbort:
+		fmt.Fprintf(&d, "%s txn=%s", r.Output, r.TxnID)
+		if len(r.Data) > 0 {
+			fmt.Fprintf(&d, " data=%s", show(r.Data))
+		}
+	case format.RecordEpochEnd:
+		fmt.Fprintf(&d, "checkpoint=%d", r.Checkpoint)
+	}
+	return d.String()
+}
