@@ -1,0 +1,123 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/arkstate/arkstate/pkg/checkpoint"
+)
+
+// flakyStore fails every write while down is set, as an unreachable store
+// or a full disk would.
+type flakyStore struct {
+	checkpoint.Store
+	down     atomic.Bool
+	failures atomic.Int64
+}
+
+var errDown = errors.New("injected: store unreachable")
+
+func (s *flakyStore) fail() error {
+	if s.down.Load() {
+		s.failures.Add(1)
+		return &checkpoint.Error{Op: "put", Location: s.Location(), Kind: checkpoint.ErrUnavailable, Err: errDown}
+	}
+	return nil
+}
+
+func (s *flakyStore) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+	if err := s.fail(); err != nil {
+		return err
+	}
+	return s.Store.Put(ctx, name, r, size)
+}
+
+func (s *flakyStore) PutIf(ctx context.Context, name string, r io.Reader, size int64, c checkpoint.Condition) (checkpoint.ObjectInfo, error) {
+	if err := s.fail(); err != nil {
+		return checkpoint.ObjectInfo{}, err
+	}
+	return s.Store.PutIf(ctx, name, r, size, c)
+}
+
+// A failed checkpoint does not stop processing and commits no output; the
+// next checkpoint succeeds and commits what the failed one could not.
+func TestRunner_CheckpointFailure(t *testing.T) {
+	dir := t.TempDir()
+	want := writeWords(t, filepath.Join(dir, "input.txt"), 3000, 200, 9)
+	base, err := checkpoint.NewDir(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	store := &flakyStore{Store: base}
+	repo, err := checkpoint.InitRepo(context.Background(), store, "wordcount", 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := wordCountSpec(t, dir, 2)
+	// A slow input keeps the run going long enough to see checkpoints fail
+	// and recover.
+	spec.Input = &slowInput{Input: spec.Input, every: 200, pause: 2 * time.Millisecond}
+	r, err := NewRunner(spec, Options{Repo: repo, Interval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.down.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+
+	deadline := time.After(time.Minute)
+	for r.Stats().CheckpointsFailed.Load() < 2 {
+		select {
+		case err := <-done:
+			t.Fatalf("run ended while the store was down: %v", err)
+		case <-deadline:
+			t.Fatal("no checkpoint failed")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if n := len(readCounts(t, filepath.Join(dir, "out"))); n != 0 {
+		t.Fatalf("%d keys committed while no checkpoint could complete", n)
+	}
+	in := r.Stats().RecordsIn.Load()
+	time.Sleep(20 * time.Millisecond)
+	if r.Stats().RecordsIn.Load() == in {
+		t.Fatal("processing stopped while checkpoints failed")
+	}
+	store.down.Store(false)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if r.Stats().CheckpointsCompleted.Load() == 0 {
+		t.Fatal("no checkpoint completed after the store came back")
+	}
+	got := readCounts(t, filepath.Join(dir, "out"))
+	for w, n := range want {
+		if got[w] != n {
+			t.Fatalf("word %s: %d, want %d", w, got[w], n)
+		}
+	}
+}
+
+// slowInput pauses every so many records.
+type slowInput struct {
+	Input
+	every int
+	pause time.Duration
+	n     int
+}
+
+func (in *slowInput) Next(ctx context.Context) (Record, json.RawMessage, error) {
+	in.n++
+	if in.n%in.every == 0 {
+		time.Sleep(in.pause)
+	}
+	rec, pos, err := in.Input.Next(ctx)
+	return rec, pos, err
+}
