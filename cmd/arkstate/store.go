@@ -70,7 +70,12 @@ func (f *storeFlags) openStore(ctx context.Context, cmd *cobra.Command, address 
 // openRepo opens the existing checkpoint store at address. The caller closes
 // the returned store.
 func (f *storeFlags) openRepo(ctx context.Context, cmd *cobra.Command, address string) (*checkpoint.Repo, error) {
-	s, err := f.openStore(ctx, cmd, address)
+	opts, err := f.options(cmd)
+	if err != nil {
+		return nil, err
+	}
+	opts.MustExist = true
+	s, err := checkpoint.Open(ctx, address, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -61,12 +61,24 @@ var _ Store = (*DirStore)(nil)
 
 // NewDir opens the directory store at root, creating the directory if it is
 // missing.
-func NewDir(root string) (*DirStore, error) {
+func NewDir(root string) (*DirStore, error) { return openDir(root, true) }
+
+// OpenDir opens the directory store at root, which must exist: commands
+// that only read a store must not leave an empty directory behind a
+// mistyped path.
+func OpenDir(root string) (*DirStore, error) { return openDir(root, false) }
+
+func openDir(root string, create bool) (*DirStore, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, &Error{Op: "open store", Location: root, Kind: ErrConfig, Err: err}
 	}
 	loc := dirLocation(abs)
+	if !create {
+		if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
+			return nil, &Error{Op: "open store", Location: loc, Kind: ErrConfig, Err: errors.New("no such directory")}
+		}
+	}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		kind := ErrUnavailable
 		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {

@@ -16,6 +16,9 @@ type OpenOptions struct {
 	// S3 configures s3:// addresses: endpoint, region, path-style, SSL,
 	// static credentials, part sizes and retries.
 	S3 S3Options
+	// MustExist refuses a local directory that does not exist instead of
+	// creating it.
+	MustExist bool
 }
 
 // opener opens the store named by a parsed address of its scheme.
@@ -46,6 +49,9 @@ func Open(ctx context.Context, address string, opts OpenOptions) (Store, error) 
 	if m == nil {
 		if address == "" {
 			return nil, &Error{Op: "open store", Kind: ErrConfig, Err: errors.New("empty store address")}
+		}
+		if opts.MustExist {
+			return OpenDir(address)
 		}
 		return NewDir(address)
 	}
@@ -81,7 +87,7 @@ func Open(ctx context.Context, address string, opts OpenOptions) (Store, error) 
 	return open(ctx, u, opts)
 }
 
-func openFileURL(_ context.Context, u *url.URL, _ OpenOptions) (Store, error) {
+func openFileURL(_ context.Context, u *url.URL, opts OpenOptions) (Store, error) {
 	if u.Host != "" && u.Host != "localhost" {
 		return nil, &Error{Op: "open store", Location: "file://" + u.Host + u.Path, Kind: ErrConfig,
 			Err: fmt.Errorf("file:// address names host %q; only local paths (file:///path) are supported", u.Host)}
@@ -93,6 +99,9 @@ func openFileURL(_ context.Context, u *url.URL, _ OpenOptions) (Store, error) {
 	}
 	if p == "" {
 		return nil, &Error{Op: "open store", Location: "file://", Kind: ErrConfig, Err: errors.New("file:// address has no path")}
+	}
+	if opts.MustExist {
+		return OpenDir(filepath.FromSlash(p))
 	}
 	return NewDir(filepath.FromSlash(p))
 }
