@@ -154,7 +154,9 @@ type VerifyTotals struct {
 	Segments int `json:"segments"`
 	// SegmentBytes is the size of those segments, as found in the store.
 	SegmentBytes int64 `json:"segment_bytes"`
-	// DeepSegments and DeepBytes count the segments read in full.
+	// DeepSegments and DeepBytes count the segments deep-checked (read in
+	// full), damaged or not; a segment missing or of the wrong size is not
+	// read.
 	DeepSegments int   `json:"deep_segments"`
 	DeepBytes    int64 `json:"deep_bytes"`
 	// Problems is len(VerifyReport.Problems).
@@ -432,10 +434,11 @@ type layerUse struct {
 	ref        format.SegmentRef
 }
 
-func (s *segmentUse) checkpoints(keep func(layerUse) bool) []uint64 {
+// checkpoints returns the checkpoints that reference the segment.
+func (s *segmentUse) checkpoints() []uint64 {
 	var ids []uint64
 	for _, u := range s.uses {
-		if (keep == nil || keep(u)) && !slices.Contains(ids, u.checkpoint) {
+		if !slices.Contains(ids, u.checkpoint) {
 			ids = append(ids, u.checkpoint)
 		}
 	}
@@ -480,7 +483,7 @@ func (v *verifier) checkSegments(ctx context.Context, checked []uint64) error {
 func (v *verifier) checkSegment(ctx context.Context, s *segmentUse) error {
 	name := format.SegmentPath(s.hash)
 	advice := adviceSegment(name)
-	all := s.checkpoints(nil)
+	all := s.checkpoints()
 	obj, err := v.repo.store.Open(ctx, name)
 	if err != nil {
 		if !errors.Is(err, ErrNotExist) {
@@ -514,6 +517,10 @@ func (v *verifier) checkSegment(ctx context.Context, s *segmentUse) error {
 		hr = newHashingReaderAt(obj, size, v.hashBufs)
 		defer hr.Close()
 		r = hr
+		v.mu.Lock()
+		v.totals.DeepSegments++
+		v.totals.DeepBytes += size
+		v.mu.Unlock()
 	}
 	seg, err := format.OpenSegment(r, size, name)
 	if err != nil {
@@ -543,10 +550,6 @@ func (v *verifier) checkSegment(ctx context.Context, s *segmentUse) error {
 	if sum != s.hash {
 		v.add(name, ProblemHash, fmt.Sprintf("the content's SHA-256 is %s, the name and the manifest say %s", sum, s.hash), advice, all...)
 	}
-	v.mu.Lock()
-	v.totals.DeepSegments++
-	v.totals.DeepBytes += size
-	v.mu.Unlock()
 	return nil
 }
 

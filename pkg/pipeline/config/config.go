@@ -500,7 +500,7 @@ func (s *S3StateBackendConfig) EndpointURL() string {
 }
 
 // String renders the configuration as YAML with every default filled in and
-// secrets replaced by "[redacted]"; `arkstate run --print-config` prints it.
+// secrets replaced by "[redacted]": safe to log, and itself a valid file.
 func (c *Config) String() string {
 	b, err := yaml.MarshalWithOptions(c, yaml.Indent(2), yaml.IndentSequence(true))
 	if err != nil {

@@ -444,3 +444,23 @@ func TestS3StateBackendConfig_EndpointURL(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkParse measures a typical file and the worst case the decoding
+// budget allows (an exponential alias expansion cut off at maxSteps).
+func BenchmarkParse(b *testing.B) {
+	bomb, err := os.ReadFile(filepath.Join(testdataDir, "invalid", "alias_bomb.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		data []byte
+	}{{"wordcount", []byte(wordcountYAML)}, {"alias_bomb", bomb}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bc.data)))
+			for b.Loop() {
+				_, _ = Parse(bc.data, "p.yaml")
+			}
+		})
+	}
+}

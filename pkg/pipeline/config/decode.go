@@ -27,7 +27,7 @@ const (
 	maxDepth = 64
 	// maxSteps bounds the nodes visited while decoding, so aliases that
 	// expand exponentially ("billion laughs") cannot take unbounded time.
-	maxSteps = 1 << 20
+	maxSteps = 1 << 18
 )
 
 // Load reads and parses the configuration file at path; see Parse.
@@ -68,7 +68,7 @@ func Parse(data []byte, name string) (*Config, error) {
 	c.File = name
 	c.BaseDir = filepath.Dir(name)
 	c.origins = make(map[string]origin)
-	d := &decoder{file: name, errs: &errs, origins: c.origins, bad: make(map[string]bool)}
+	d := &decoder{file: name, errs: &errs, origins: c.origins, bad: make(map[string]bool), misspelt: make(map[string]bool)}
 	d.collectAnchors(body, 0)
 	d.decodeConfig(body, c)
 
@@ -84,9 +84,10 @@ func Parse(data []byte, name string) (*Config, error) {
 	c.resolvePaths()
 
 	for _, e := range c.check(false).errs {
-		if !d.isBad(e.Path) {
-			errs.add(e)
+		if d.isBad(e.Path) || (e.Kind == ErrRequired && d.misspelt[parentPath(e.Path)]) {
+			continue
 		}
+		errs.add(e)
 	}
 	if err := errs.result(name); err != nil {
 		return nil, err
@@ -169,11 +170,15 @@ type decoder struct {
 	origins map[string]origin
 	// bad holds the paths whose value could not be decoded; validation
 	// errors under them would only repeat the problem.
-	bad     map[string]bool
-	anchors map[string][]anchorDef
-	steps   int
-	depth   int
-	stopped bool
+	bad map[string]bool
+	// misspelt holds the paths of mappings with unknown keys: a required
+	// field missing there is most likely the misspelt key, already
+	// reported.
+	misspelt map[string]bool
+	anchors  map[string][]anchorDef
+	steps    int
+	depth    int
+	stopped  bool
 }
 
 // anchorDef is an anchor and the offset it is defined at: an alias refers
@@ -465,6 +470,15 @@ func (d *decoder) entries(n ast.Node, path string) ([]*ast.MappingValueNode, boo
 // keyText is a mapping key as text; non-scalar keys give "".
 func keyText(k ast.MapKeyNode) string {
 	switch x := ast.Node(k).(type) {
+	case *ast.MappingKeyNode:
+		// An explicit key ("? streams") is as good as a plain one when it
+		// is a scalar.
+		if inner, ok := x.Value.(ast.MapKeyNode); ok {
+			if _, nested := inner.(*ast.MappingKeyNode); !nested {
+				return keyText(inner)
+			}
+		}
+		return ""
 	case *ast.StringNode:
 		return x.Value
 	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.NullNode, *ast.InfinityNode, *ast.NanNode:
@@ -500,6 +514,7 @@ func (d *decoder) fields(es []*ast.MappingValueNode, path string, fields []field
 			line, col := position(kv.Key)
 			d.errs.add(&FieldError{File: d.file, Line: line, Column: col, Path: path, Kind: ErrUnknownField,
 				Msg: fmt.Sprintf("unknown field %q (%s)", key, knownList(fields, skip))})
+			d.misspelt[path] = true
 			continue
 		}
 		fp := joinPath(path, key)
@@ -596,7 +611,7 @@ func (d *decoder) boolean(n ast.Node, path string) (bool, bool) {
 	if !ok {
 		return false, false
 	}
-	if b, isBool := r.node.(*ast.BoolNode); isBool {
+	if b, isBool := r.node.(*ast.BoolNode); isBool && r.tag != "!!str" {
 		return b.Value, true
 	}
 	d.fail(n, path, ErrWrongType, "expected a boolean (true or false), got %s", describe(r.node))
@@ -608,6 +623,10 @@ func (d *decoder) boolean(n ast.Node, path string) (bool, bool) {
 func (d *decoder) integer(n ast.Node, path string) (int64, bool) {
 	r, ok := d.resolve(n, path)
 	if !ok {
+		return 0, false
+	}
+	if r.tag == "!!str" {
+		d.fail(n, path, ErrWrongType, "expected an integer, got a string (tagged !!str)")
 		return 0, false
 	}
 	switch x := r.node.(type) {
