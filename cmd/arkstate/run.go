@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/pipeline"
 	"github.com/arkstate/arkstate/pkg/pipeline/config"
 )
@@ -71,7 +72,10 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 	}()
 	owner := leaseOwner()
 	for _, s := range cfg.Streams {
-		spec, err := pipeline.BuildSpec(cfg, s, cmd.InOrStdin(), cmd.OutOrStdout())
+		spec, err := pipeline.BuildSpec(ctx, cfg, s, cmd.InOrStdin(), cmd.OutOrStdout())
+		if errors.Is(err, checkpoint.ErrUnavailable) {
+			return err // an S3 output that cannot be reached: exit 3
+		}
 		if err != nil {
 			return &usageError{err}
 		}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +16,7 @@ import (
 // stdout serve the stdin input and stdout output. A file input must be
 // readable and a file output directory writable, so that a bad
 // configuration fails before anything runs.
-func BuildSpec(cfg *config.Config, s config.StreamConfig, stdin io.Reader, stdout io.Writer) (Spec, error) {
+func BuildSpec(ctx context.Context, cfg *config.Config, s config.StreamConfig, stdin io.Reader, stdout io.Writer) (Spec, error) {
 	spec := Spec{ID: s.ID, Parallelism: s.Pipeline.ThreadNum, KeyGroups: cfg.State.KeyGroups}
 	errf := func(format string, args ...any) error {
 		return fmt.Errorf("%s: stream %s: %s", cfg.File, s.ID, fmt.Sprintf(format, args...))
@@ -54,8 +55,15 @@ func BuildSpec(cfg *config.Config, s config.StreamConfig, stdin io.Reader, stdou
 			return Spec{}, errf("%v", err)
 		}
 		spec.Output = out
+	case config.OutputS3:
+		c := s.Output.S3
+		out, err := NewS3Output(ctx, S3OutputOptions{Bucket: c.Bucket, Prefix: c.Prefix, Endpoint: c.Endpoint, Region: c.Region, PathStyle: c.PathStyle})
+		if err != nil {
+			return Spec{}, errf("%v", err)
+		}
+		spec.Output = out
 	default:
-		return Spec{}, errf("output type %q is not supported by this build", s.Output.Type)
+		return Spec{}, errf("output type %q is not supported", s.Output.Type)
 	}
 	return spec, nil
 }

@@ -65,9 +65,7 @@ func openBackend(ctx context.Context, cfg config.EnhancedStateConfig, jobID stri
 			local.Close()
 			return nil, err
 		}
-		local.Close()
-		remote.Close()
-		return nil, fmt.Errorf("state: backend_type hybrid is not available in this build")
+		return checkpoint.NewHybrid(local, remote), nil
 	}
 	return nil, fmt.Errorf("state: unknown backend_type %q", cfg.BackendType)
 }
