@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
@@ -216,6 +217,12 @@ func TestDump(t *testing.T) {
 // holding entries exactly as given, bypassing the state engine.
 func impWriteRaw(t testing.TB, r *checkpoint.Repo, id uint64, op string, descs []format.StateDescriptor, entries []format.Entry) *format.Manifest {
 	t.Helper()
+	return impWriteRawRange(t, r, id, op, descs, entries, 0, r.Marker().KeyGroups-1)
+}
+
+// impWriteRawRange is impWriteRaw with one range [start, end].
+func impWriteRawRange(t testing.TB, r *checkpoint.Repo, id uint64, op string, descs []format.StateDescriptor, entries []format.Entry, start, end uint32) *format.Manifest {
+	t.Helper()
 	ctx := context.Background()
 	sp, err := checkpoint.SpoolSegment("", format.SegmentWriterOptions{}, func(w *format.SegmentWriter) error {
 		for i := range entries {
@@ -237,7 +244,7 @@ func impWriteRaw(t testing.TB, r *checkpoint.Repo, id uint64, op string, descs [
 		t.Fatal(err)
 	}
 	ref := format.SegmentRef{Hash: sp.Hash(), Size: sp.Info.Size, Kind: format.LayerBase, Entries: sp.Info.Entries, Checkpoint: id}
-	if err := b.AddRange(op, descs, format.RangeState{Start: 0, End: r.Marker().KeyGroups - 1, Layers: []format.SegmentRef{ref}}); err != nil {
+	if err := b.AddRange(op, descs, format.RangeState{Start: start, End: end, Layers: []format.SegmentRef{ref}}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := b.Commit(ctx)
@@ -576,6 +583,69 @@ func TestDump_Rich(t *testing.T) {
 		}
 		if t.Failed() {
 			t.Log(lines)
+		}
+	})
+}
+
+// FuzzDumpRecord checks the line parser against encoding/json: it never
+// panics, it sees the same fields, and what it accepts marshals to a line
+// that parses to the same record.
+func FuzzDumpRecord(f *testing.F) {
+	for _, seed := range []string{
+		`{"operator":"count","state":"count","key":"a","value":1}`,
+		`{"operator":"o","state":"m","key_b64":"/wA=","map_key":{"a":[1,"}"]},"value":"x\"y","expires_at":"2031-01-02T03:04:05.0000006Z"}`,
+		` { "operator" : "o" , "state":"s","\u006bey":"k","value_b64":"","value":null } `,
+		`{"operator":"o","state":"s","key":"k","value":[],"value":{}}`,
+		`[1]`, `{`, `"x"`, `{"operator":"\ud800"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		var rec checkpoint.DumpRecord
+		err := rec.UnmarshalJSON(line)
+		var ref map[string]json.RawMessage
+		refErr := json.Unmarshal(line, &ref)
+		if err != nil {
+			var fe *checkpoint.RecordFieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a RecordFieldError", err)
+			}
+			if fe.Field == "" && refErr == nil && ref != nil && utf8.Valid(line) {
+				t.Fatalf("refused %q as a whole, which encoding/json reads as an object", line)
+			}
+			return
+		}
+		if refErr != nil || ref == nil {
+			t.Fatalf("accepted %q, which encoding/json refuses: %v", line, refErr)
+		}
+		compact := func(raw []byte) string {
+			var b bytes.Buffer
+			if err := json.Compact(&b, raw); err != nil {
+				t.Fatalf("compact %q: %v", raw, err)
+			}
+			return b.String()
+		}
+		if v, ok := ref["value"]; ok && compact(v) != compact(rec.Value) {
+			t.Fatalf("value %q, encoding/json sees %q", rec.Value, v)
+		}
+		if v, ok := ref["map_key"]; ok && compact(v) != compact(rec.MapKey) {
+			t.Fatalf("map_key %q, encoding/json sees %q", rec.MapKey, v)
+		}
+		var op string
+		if json.Unmarshal(ref["operator"], &op) != nil || op != rec.Operator {
+			t.Fatalf("operator %q, encoding/json sees %q", rec.Operator, ref["operator"])
+		}
+		out, err := rec.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back checkpoint.DumpRecord
+		if err := back.UnmarshalJSON(out); err != nil {
+			t.Fatalf("%q marshals to %q, which does not parse: %v", line, out, err)
+		}
+		again, _ := back.MarshalJSON()
+		if !bytes.Equal(again, out) {
+			t.Fatalf("%q -> %q -> %q", line, out, again)
 		}
 	})
 }

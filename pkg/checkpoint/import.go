@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/state"
@@ -205,8 +207,8 @@ func (imp *importer) descriptors() error {
 		}
 	}
 	for i, o := range imp.opts.States {
-		if o.ID == "" {
-			return fmt.Errorf("checkpoint: import: state descriptors [%d]: operator id is empty", i)
+		if err := checkImportID("operator id", o.ID); err != nil {
+			return fmt.Errorf("checkpoint: import: state descriptors [%d]: %w", i, err)
 		}
 		m := imp.descs[o.ID]
 		if m == nil {
@@ -227,13 +229,35 @@ func (imp *importer) descriptors() error {
 	return nil
 }
 
+// checkImportID applies the manifest's identifier rule (see
+// format.Manifest.Validate) before anything is written, so that a bad name
+// fails as input rather than at commit.
+func checkImportID(what, s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%s is empty", what)
+	case len(s) > format.MaxIDLen:
+		return fmt.Errorf("%s is %d bytes, limit %d", what, len(s), format.MaxIDLen)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%s %q is not valid UTF-8", what, s)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return fmt.Errorf("%s %q contains a control character", what, s)
+		}
+	}
+	return nil
+}
+
 // checkDescriptor applies the manifest's rules for a state descriptor.
 func checkDescriptor(d format.StateDescriptor) error {
+	if err := checkImportID("state name", d.Name); err != nil {
+		return err
+	}
+	if err := checkImportID(fmt.Sprintf("codec of state %q", d.Name), d.Codec); err != nil {
+		return err
+	}
 	switch {
-	case d.Name == "":
-		return errors.New("state with an empty name")
-	case d.Codec == "":
-		return fmt.Errorf("state %q has no codec", d.Name)
 	case d.TTLMillis < 0:
 		return fmt.Errorf("state %q has a negative TTL", d.Name)
 	}
@@ -267,8 +291,8 @@ func DecodeStateDescriptors(r io.Reader, name string) ([]format.OperatorState, e
 		return nil, &ImportError{File: name, Err: fmt.Errorf("want a JSON array of {\"id\", \"states\"}: %v", err)}
 	}
 	for i, o := range ops {
-		if o.ID == "" {
-			return nil, &ImportError{File: name, Field: fmt.Sprintf("[%d].id", i), Err: errors.New("missing")}
+		if err := checkImportID("operator id", o.ID); err != nil {
+			return nil, &ImportError{File: name, Field: fmt.Sprintf("[%d].id", i), Err: err}
 		}
 		for j, d := range o.States {
 			if err := checkDescriptor(d); err != nil {
@@ -432,9 +456,17 @@ func (imp *importer) parentWord() string {
 }
 
 // plan lays each operator's entries out in key-group ranges, sorted, and
-// refuses duplicate keys.
+// refuses duplicate keys. The entries are sorted once by (range, state, key
+// group, key) and each range gets its part of the slice, so planning needs
+// no second copy of them.
 func (imp *importer) plan() error {
-	for name, op := range imp.ops {
+	names := make([]string, 0, len(imp.ops))
+	for name := range imp.ops {
+		names = append(names, name)
+	}
+	slices.Sort(names) // the same input always reports the same duplicate
+	for _, name := range names {
+		op := imp.ops[name]
 		op.ranges = imp.rangesFor(name)
 		// owner maps a key group to its range.
 		owner := make([]int32, imp.keyGroups)
@@ -443,29 +475,32 @@ func (imp *importer) plan() error {
 				owner[kg] = int32(i)
 			}
 		}
-		for _, e := range op.entries {
-			rg := &op.ranges[owner[e.e.KeyGroup]]
-			rg.entries = append(rg.entries, e)
-		}
-		op.entries = nil
-		for i := range op.ranges {
-			es := op.ranges[i].entries
-			slices.SortFunc(es, func(a, b importEntry) int {
-				if c := format.CompareEntries(&a.e, &b.e); c != 0 {
-					return c
-				}
-				return a.line - b.line
-			})
-			for j := 1; j < len(es); j++ {
-				if format.CompareEntries(&es[j-1].e, &es[j].e) == 0 {
-					field := "key"
-					if imp.descs[name][es[j].e.State].Kind == format.StateKindMap {
-						field = "map_key"
-					}
-					return &ImportError{File: imp.opts.Name, Line: es[j].line, Field: field,
-						Err: fmt.Errorf("operator %q state %q: the same key as line %d", name, es[j].e.State, es[j-1].line)}
-				}
+		es := op.entries
+		slices.SortFunc(es, func(a, b importEntry) int {
+			if c := cmp.Compare(owner[a.e.KeyGroup], owner[b.e.KeyGroup]); c != 0 {
+				return c
 			}
+			if c := format.CompareEntries(&a.e, &b.e); c != 0 {
+				return c
+			}
+			return a.line - b.line
+		})
+		for j := 1; j < len(es); j++ {
+			if format.CompareEntries(&es[j-1].e, &es[j].e) == 0 {
+				field := "key"
+				if imp.descs[name][es[j].e.State].Kind == format.StateKindMap {
+					field = "map_key"
+				}
+				return &ImportError{File: imp.opts.Name, Line: es[j].line, Field: field,
+					Err: fmt.Errorf("operator %q state %q: the same key as line %d", name, es[j].e.State, es[j-1].line)}
+			}
+		}
+		for i, j := 0, 0; i < len(es); i = j {
+			r := owner[es[i].e.KeyGroup]
+			for j < len(es) && owner[es[j].e.KeyGroup] == r {
+				j++
+			}
+			op.ranges[r].entries = es[i:j:j]
 		}
 	}
 	return nil

@@ -311,6 +311,46 @@ func TestImport(t *testing.T) {
 		}
 		impSameEntries(t, impEntries(t, j.Repo, last+1), before)
 	})
+	t.Run("OKIncrementalNewOperator", func(t *testing.T) {
+		j := checkpointtest.Standard(t, checkpoint.NewMem("imp"))
+		states := []format.OperatorState{{ID: "extra", States: []format.StateDescriptor{{Name: "flag", Kind: "value", Codec: "bool"}}}}
+		res := impMust(t, j.Repo, `{"operator":"extra","state":"flag","key":"k","value":true}`, checkpoint.ImportOptions{Incremental: true, States: states})
+		m := res.Manifest
+		if m.Kind != format.KindIncremental || len(m.Operators) != 3 || m.Operators[2].ID != "extra" {
+			t.Fatalf("kind %s, operators %v", m.Kind, m.Operators)
+		}
+		if rs := m.Operators[2].Ranges; len(rs) != 1 || rs[0].Start != 0 || rs[0].End != checkpointtest.KeyGroups-1 || len(rs[0].Layers) != 1 {
+			t.Fatalf("extra ranges %v, want one base over all key groups", rs)
+		}
+		recs, _ := dumpAll(t, j.Repo, 4, checkpoint.DumpFilter{Operator: "extra"})
+		if len(recs) != 1 || string(recs[0].Value) != "true" {
+			t.Fatalf("extra: %+v", recs)
+		}
+	})
+	t.Run("OKGapRanges", func(t *testing.T) {
+		r := impRepo(t, checkpoint.NewMem("imp"))
+		descs := []format.StateDescriptor{{Name: "s", Kind: "value", Codec: "string"}}
+		var low, high string
+		for i := 0; low == "" || high == ""; i++ {
+			k := fmt.Sprint("key", i)
+			if kg := state.KeyGroupFor(k, checkpointtest.KeyGroups); kg < 64 && low == "" {
+				low = k
+			} else if kg >= 64 && high == "" {
+				high = k
+			}
+		}
+		impWriteRawRange(t, r, 1, "op", descs, []format.Entry{{State: "s", KeyGroup: state.KeyGroupFor(low, checkpointtest.KeyGroups), Key: []byte(low), Value: []byte("v")}}, 0, 63)
+		lines := `{"operator":"op","state":"s","key":"` + low + `","value":"a"}` + "\n" + `{"operator":"op","state":"s","key":"` + high + `","value":"b"}`
+		res := impMust(t, r, lines, checkpoint.ImportOptions{})
+		rs := res.Manifest.Operators[0].Ranges
+		if len(rs) != 2 || rs[0].Start != 0 || rs[0].End != 63 || rs[1].Start != 64 || rs[1].End != checkpointtest.KeyGroups-1 || len(rs[0].Layers) != 1 || len(rs[1].Layers) != 1 {
+			t.Fatalf("ranges %v, want the parent's [0,63] and a new [64,127], one base each", rs)
+		}
+		recs, _ := dumpAll(t, r, 2, checkpoint.DumpFilter{})
+		if len(recs) != 2 {
+			t.Fatalf("records %+v", recs)
+		}
+	})
 	t.Run("OKOperator", func(t *testing.T) {
 		j := checkpointtest.Standard(t, checkpoint.NewMem("imp"))
 		_, all := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
@@ -454,6 +494,8 @@ func TestDecodeStateDescriptors(t *testing.T) {
 	for _, tc := range []struct{ name, in, field string }{
 		{"ErrNotArray", `{"id":"x"}`, ""},
 		{"ErrNoID", `[{"states":[]}]`, "[0].id"},
+		{"ErrControlID", `[{"id":"a\u0001","states":[]}]`, "[0].id"},
+		{"ErrControlCodec", `[{"id":"o","states":[{"name":"s","kind":"value","codec":"x\ny"}]}]`, "[0].states[0]"},
 		{"ErrKind", `[{"id":"o","states":[{"name":"s","kind":"set","codec":"json"}]}]`, "[0].states[0]"},
 		{"ErrMapCodec", `[{"id":"o","states":[{"name":"s","kind":"map","codec":"json"}]}]`, "[0].states[0]"},
 		{"ErrNoCodec", `[{"id":"o","states":[{"name":"s","kind":"value"}]}]`, "[0].states[0]"},
@@ -466,4 +508,48 @@ func TestDecodeStateDescriptors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// impBenchJob writes one full checkpoint of the synthetic job with words
+// [0, n): about 2.3 entries per word over three states.
+func impBenchJob(b *testing.B, n int) *checkpointtest.Job {
+	b.Helper()
+	j := checkpointtest.NewJob(b, checkpoint.NewMem("bench"))
+	j.Apply(b, 0, n)
+	j.Checkpoint(b)
+	return j
+}
+
+func BenchmarkDump(b *testing.B) {
+	j := impBenchJob(b, 50000)
+	var entries, bytes int
+	for b.Loop() {
+		entries, bytes = 0, 0
+		err := checkpoint.Dump(context.Background(), j.Repo, 1, checkpoint.DumpFilter{}, func(rec checkpoint.DumpRecord) error {
+			line, err := rec.MarshalJSON()
+			entries++
+			bytes += len(line) + 1
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(entries)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+	b.SetBytes(int64(bytes))
+}
+
+func BenchmarkImport(b *testing.B) {
+	j := impBenchJob(b, 50000)
+	_, lines := dumpAll(b, j.Repo, 1, checkpoint.DumpFilter{})
+	var entries int64
+	for b.Loop() {
+		res, err := checkpoint.Import(context.Background(), j.Repo, strings.NewReader(lines), checkpoint.ImportOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		entries = res.Entries
+	}
+	b.ReportMetric(float64(entries)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+	b.SetBytes(int64(len(lines)))
 }

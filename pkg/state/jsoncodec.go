@@ -349,6 +349,17 @@ func stringFromJSON(codec string, v json.RawMessage) (string, error) {
 	if !utf8.Valid(v) {
 		return "", badJSON(codec, v, "not valid UTF-8")
 	}
+	if body := v[1:]; len(body) > 0 && body[len(body)-1] == '"' {
+		// Without escapes or control characters the body is the string.
+		body = body[:len(body)-1]
+		plain := bytes.IndexByte(body, '"') < 0
+		for i := 0; plain && i < len(body); i++ {
+			plain = body[i] >= 0x20 && body[i] != '\\'
+		}
+		if plain {
+			return string(body), nil
+		}
+	}
 	var s string
 	if err := json.Unmarshal(v, &s); err != nil {
 		return "", badJSON(codec, v, "%v", err)

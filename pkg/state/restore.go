@@ -32,13 +32,19 @@ func (b *Backend) Restore(descs []format.StateDescriptor, layers []*format.Segme
 	b.mergeSt, b.mergeGi, b.sweepSt, b.sweepGi, b.credit = 0, 0, 0, 0, 0
 	b.hasBase, b.seq = false, 0
 	b.chainBroken.Store(false)
-	for _, d := range descs {
-		if _, err := b.register(d.Name, Kind(d.Kind), d.Codec, ttlFromMillis(d.TTLMillis)); err != nil {
+	// States registered before the restore keep their indices, which their
+	// typed handles hold; the manifest's other states are added after them.
+	for _, s := range kept {
+		if _, err := b.register(s.name, s.kind, s.codec, s.ttl); err != nil {
 			return err
 		}
 	}
-	for _, s := range kept {
-		if _, err := b.register(s.name, s.kind, s.codec, roundTTL(s.ttl)); err != nil {
+	for _, d := range descs {
+		ttl := ttlFromMillis(d.TTLMillis)
+		if i, ok := b.byName[d.Name]; ok && roundTTL(b.states[i].ttl) == ttl {
+			ttl = b.states[i].ttl // manifests keep milliseconds
+		}
+		if _, err := b.register(d.Name, Kind(d.Kind), d.Codec, ttl); err != nil {
 			return err
 		}
 	}

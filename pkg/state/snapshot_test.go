@@ -260,3 +260,27 @@ func TestSimpleMemoryState_Typed(t *testing.T) {
 		t.Fatal("missing key found")
 	}
 }
+
+// Handles registered before Restore keep working: the restore must not
+// renumber their states.
+func TestRestore_HandlesBoundBefore(t *testing.T) {
+	b := newTestBackend(t, Options{})
+	z := must[*Value[uint64]](t)(NewValue(b, Descriptor[uint64]{Name: "z"}))
+	a := must[*Value[string]](t)(NewValue(b, Descriptor[string]{Name: "a"}))
+	noErr(t, z.Put("k", 7))
+	noErr(t, a.Put("k", "x"))
+	s := b.Snapshot(Full)
+	seg := writeSegment(t, s)
+
+	r := newTestBackend(t, Options{})
+	rz := must[*Value[uint64]](t)(NewValue(r, Descriptor[uint64]{Name: "z"}))
+	ra := must[*Value[string]](t)(NewValue(r, Descriptor[string]{Name: "a"}))
+	// The manifest lists states by name: "a" before "z", unlike registration.
+	noErr(t, r.Restore(s.Descriptors(), []*format.SegmentReader{seg}))
+	if got, _, err := rz.Get("k"); err != nil || got != 7 {
+		t.Fatalf("z = %d, %v", got, err)
+	}
+	if got, _, err := ra.Get("k"); err != nil || got != "x" {
+		t.Fatalf("a = %q, %v", got, err)
+	}
+}
