@@ -107,3 +107,45 @@ func TestExamples_StatefulPipeline(t *testing.T) {
 		t.Fatalf("counts %v, want %v", got, want)
 	}
 }
+
+func TestExamples_SessionWindow(t *testing.T) {
+	dir := copyExample(t, "session_window")
+	runExample(t, dir)
+	lines := committedLines(t, filepath.Join(dir, "out"))
+	if len(lines) == 0 {
+		t.Fatal("no sessions emitted")
+	}
+	// Sessions of one user never overlap and are at least the gap apart.
+	type window struct{ start, end int64 }
+	byUser := map[string][]window{}
+	events := 0
+	for l := range lines {
+		var w struct {
+			Key   string `json:"key"`
+			Start int64  `json:"window_start"`
+			End   int64  `json:"window_end"`
+			Count int    `json:"count"`
+		}
+		if err := json.Unmarshal([]byte(l), &w); err != nil {
+			t.Fatal(err)
+		}
+		byUser[w.Key] = append(byUser[w.Key], window{w.Start, w.End})
+		events += w.Count
+	}
+	for u, ws := range byUser {
+		for i := range ws {
+			for j := range ws {
+				if i != j && ws[i].start < ws[j].end && ws[j].start < ws[i].end {
+					t.Fatalf("user %s: sessions %v and %v overlap", u, ws[i], ws[j])
+				}
+			}
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), "\n"); events > n || events < n*9/10 {
+		t.Fatalf("sessions hold %d events of %d (only late ones may be dropped)", events, n)
+	}
+}

@@ -154,13 +154,23 @@ type crashSetup struct {
 	extra    string
 	env      []string
 	interval int
+	// config, when set, is the whole configuration (it ignores the fields
+	// above but env).
+	config string
 }
 
-func runCrashLoop(t *testing.T, dir string, cs crashSetup, kills int) (killed int) {
+// runCrashLoop runs the pipeline in dir, killing it kills times after a
+// random time up to maxDelay, then lets it finish. It returns how many kills
+// landed and how long the last, uninterrupted run took.
+func runCrashLoop(t *testing.T, dir string, cs crashSetup, kills int, maxDelay time.Duration) (killed int, last time.Duration) {
 	t.Helper()
 	bin := arkstateBinary(t)
 	cfg := filepath.Join(dir, "pipeline.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, crashConfig, cs.backend, cs.interval, cs.extra), 0o644); err != nil {
+	text := cs.config
+	if text == "" {
+		text = fmt.Sprintf(crashConfig, cs.backend, cs.interval, cs.extra)
+	}
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
@@ -168,6 +178,7 @@ func runCrashLoop(t *testing.T, dir string, cs crashSetup, kills int) (killed in
 		if attempt > kills+20 {
 			t.Fatalf("still not done after %d runs", attempt)
 		}
+		started := time.Now()
 		cmd := exec.Command(bin, "run", "-c", cfg, "--log-level", "warn")
 		cmd.Env = append(os.Environ(), cs.env...)
 		var stderr strings.Builder
@@ -183,8 +194,8 @@ func runCrashLoop(t *testing.T, dir string, cs crashSetup, kills int) (killed in
 				if err != nil {
 					t.Fatalf("run %d failed: %v\n%s", attempt, err, stderr.String())
 				}
-				return killed // finished before the kill
-			case <-time.After(time.Duration(50+rng.IntN(450)) * time.Millisecond):
+				return killed, time.Since(started) // finished before the kill
+			case <-time.After(20*time.Millisecond + time.Duration(rng.Int64N(int64(maxDelay)))):
 				cmd.Process.Signal(syscall.SIGKILL)
 				<-done
 				killed++
@@ -196,13 +207,20 @@ func runCrashLoop(t *testing.T, dir string, cs crashSetup, kills int) (killed in
 			if err != nil {
 				t.Fatalf("final run failed: %v\n%s", err, stderr.String())
 			}
-			return killed
+			return killed, time.Since(started)
 		case <-time.After(5 * time.Minute):
 			cmd.Process.Kill()
 			<-done
 			t.Fatal("final run did not finish in 5 minutes")
 		}
 	}
+}
+
+// killWindow is the longest a crash run lives before its kill: a fraction
+// of an uninterrupted run, so that the kills land on any machine speed, and
+// long enough for checkpoints to complete between them.
+func killWindow(uninterrupted time.Duration) time.Duration {
+	return max(uninterrupted/15, 100*time.Millisecond)
 }
 
 func testRunCrash(t *testing.T, cs crashSetup, size int) {
@@ -217,10 +235,10 @@ func testRunCrash(t *testing.T, cs crashSetup, size int) {
 		// The reference run needs no S3: only its output matters.
 		refSetup = crashSetup{backend: "local", interval: cs.interval}
 	}
-	runCrashLoop(t, ref, refSetup, 0)
+	_, took := runCrashLoop(t, ref, refSetup, 0, 0)
 	want := committed(t, filepath.Join(ref, "out"))
 
-	killed := runCrashLoop(t, crash, cs, kills)
+	killed, _ := runCrashLoop(t, crash, cs, kills, killWindow(took))
 	got := committed(t, filepath.Join(crash, "out"))
 	if !maps.Equal(got, want) {
 		t.Fatalf("final counts after %d kills differ from an uninterrupted run (%d vs %d keys)", killed, len(got), len(want))
@@ -249,4 +267,120 @@ func TestRunCrash_S3(t *testing.T) {
 	extra := fmt.Sprintf("  s3_config: {bucket: %s, prefix: crash, region: %s, endpoint: %q, path_style: true, use_ssl: false}\n", bucket, s3test.Region, srv.Endpoint)
 	env := []string{"AWS_ACCESS_KEY_ID=" + srv.AccessKey, "AWS_SECRET_ACCESS_KEY=" + srv.SecretKey, "AWS_EC2_METADATA_DISABLED=true"}
 	testRunCrash(t, crashSetup{backend: "s3", extra: extra, env: env, interval: 100}, 4<<20)
+}
+
+const sessionCrashConfig = `streams:
+  - id: sessions
+    input: {type: file, path: events.jsonl, format: jsonl}
+    pipeline:
+      thread_num: 2
+      processors:
+        - {type: window, kind: session, key: user, time_field: ts, gap_ms: 30000, watermark_delay_ms: 5000, aggregate: sum, field: bytes}
+    output: {type: file, path: out/}
+state:
+  enabled: true
+  backend_type: local
+  path: ./state
+  checkpoint_interval_ms: 100
+  retained_checkpoints: 3
+  exactly_once: true
+`
+
+// writeSessionEvents writes about size bytes of click events: per user a
+// few sessions of events a few seconds apart, interleaved in time order with
+// some disorder within the watermark delay.
+func writeSessionEvents(t *testing.T, path string, size int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(5, 5))
+	type event struct {
+		ts    int64
+		user  string
+		bytes int
+	}
+	var events []event
+	n := 0
+	for u := 0; n < size; u++ {
+		user := fmt.Sprintf("u%05d", u)
+		ts := int64(1795737600000) + rng.Int64N(3_600_000)
+		for range 2 + rng.IntN(6) {
+			for range 3 + rng.IntN(20) {
+				ts += 500 + rng.Int64N(20_000)
+				events = append(events, event{ts, user, 100 + rng.IntN(5000)})
+				n += 50
+			}
+			ts += 60_000 + rng.Int64N(900_000)
+		}
+	}
+	slices.SortFunc(events, func(a, b event) int { return int(a.ts - b.ts) })
+	for i := 0; i+1 < len(events); i += 7 {
+		if events[i+1].ts-events[i].ts < 3000 {
+			events[i], events[i+1] = events[i+1], events[i]
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	for _, e := range events {
+		fmt.Fprintf(w, `{"user":%q,"ts":%d,"bytes":%d}`+"\n", e.user, e.ts, e.bytes)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+// committedLines returns the committed output lines as a set, failing on a
+// line committed twice.
+func committedLines(t *testing.T, out string) map[string]bool {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(out, "part-*.jsonl"))
+	set := map[string]bool{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(data)) {
+			if set[line] {
+				t.Fatalf("%s: %q committed twice", f, line)
+			}
+			set[line] = true
+		}
+	}
+	return set
+}
+
+// The session-window pipeline, killed 20 times and restarted, emits exactly
+// the set of windows of an uninterrupted run.
+func TestRunCrash_SessionWindows(t *testing.T) {
+	kills := crashKills(t)
+	ref, crash := t.TempDir(), t.TempDir()
+	for _, d := range []string{ref, crash} {
+		writeSessionEvents(t, filepath.Join(d, "events.jsonl"), 4<<20)
+	}
+	cs := crashSetup{config: sessionCrashConfig}
+	_, took := runCrashLoop(t, ref, cs, 0, 0)
+	want := committedLines(t, filepath.Join(ref, "out"))
+	killed, _ := runCrashLoop(t, crash, cs, kills, killWindow(took))
+	got := committedLines(t, filepath.Join(crash, "out"))
+	if !maps.Equal(got, want) {
+		missing, extra := 0, 0
+		for l := range want {
+			if !got[l] {
+				missing++
+			}
+		}
+		for l := range got {
+			if !want[l] {
+				extra++
+			}
+		}
+		t.Fatalf("after %d kills: %d windows missing, %d extra (of %d)", killed, missing, extra, len(want))
+	}
+	if killed < kills {
+		t.Fatalf("only %d kills landed before the run finished", killed)
+	}
+	t.Logf("%d kills, %d windows identical to an uninterrupted run", killed, len(got))
 }

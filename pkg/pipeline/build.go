@@ -89,6 +89,14 @@ func buildProcessor(p config.ProcessorConfig) (ProcessorSpec, error) {
 		return Map(p.Map.Expr, p.Map.As)
 	case config.ProcessorDedupe:
 		return Dedupe(p.Dedupe.Key, time.Duration(p.Dedupe.TTLMS)*time.Millisecond), nil
+	case config.ProcessorWindow:
+		w := p.Window
+		ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
+		return Window(WindowSpec{
+			Kind: string(w.Kind), Key: w.Key, TimeField: w.TimeField,
+			Size: ms(w.SizeMS), Slide: ms(w.SlideMS), Gap: ms(w.GapMS), WatermarkDelay: ms(w.WatermarkDelayMS),
+			Aggregate: string(w.Aggregate), Field: w.Field,
+		})
 	}
 	return ProcessorSpec{}, fmt.Errorf("processor type %q is not supported", p.Type)
 }

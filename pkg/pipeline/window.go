@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"cmp"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,9 +31,10 @@ const (
 // sliding windows, so a tiny slide would multiply state and work per record.
 const MaxSlidingWindows = 1000
 
-// maxEventTime bounds event times and durations (in milliseconds, about
-// 285,000 years either side of the epoch), so window arithmetic such as
-// start+size cannot overflow an int64 and every value is exact as a float64.
+// maxEventTime bounds event times (in milliseconds, about 285,000 years
+// either side of the epoch), so that every one is exact as a float64 and
+// window arithmetic such as start+size (a Duration is at most about 292
+// years) cannot overflow an int64.
 const maxEventTime = 1 << 53
 
 // WindowSpec configures a window processor; see Window.
@@ -93,31 +95,41 @@ type windowConfig struct {
 // is that same field). Because the watermark is per key and kept in keyed
 // state, a key's output depends only on the order of its own records, never
 // on how keys are spread over subtasks, when checkpoints are taken or where
-// a restored run resumes: a pipeline killed and restored any number of
-// times, at any parallelism, emits exactly the windows of an uninterrupted
-// run. The price is that a key's windows fire only when a newer record of
+// a restored run resumes (one source task reads the input, so each key's
+// records arrive in input order): a pipeline killed and restored any
+// number of times, at any parallelism, emits exactly the windows of an
+// uninterrupted run. The price is that a key's windows fire only when a newer record of
 // that key arrives; at the end of a bounded input Flush fires every window
 // still open.
 //
 // A record is late when every window it belongs to has already fired (its
 // end is at or below the key's watermark); it is dropped and counted in the
-// key's "meta" state ("dropped", visible with `arkstate state dump`). A
-// sliding-window record that is late for some of its windows still counts
-// in the others. As in Flink, a session record is late only if it merges
-// with no open session and its own [t, t+Gap) ends at or below the
-// watermark, so a record slightly behind the watermark can start a new
+// key's state. A sliding-window record that is late for some of its windows
+// still counts in the others. As in Flink, a session record is late only if
+// it merges with no open session and its own [t, t+Gap) ends at or below
+// the watermark, so a record slightly behind the watermark can start a new
 // session next to one that has already fired.
 //
 // All of it lives in the state backend, so it is checkpointed and restored
-// with the pipeline: per key the watermark, open-window count and drop count
-// ("meta"), and each open window's accumulator keyed by its start
-// ("windows"); the open windows are the timers. Flush must find the keys
-// with open windows without a scan of the backend, so "index" maps, per key
-// group, the keys that have open windows: its entries are stored under a
-// fixed synthetic key of that group, so they move with the group when a
-// checkpoint is restored at another parallelism. A key's "meta" entry
+// with the pipeline; the open windows are the timers. The states, with
+// fixed-width little-endian codecs since they are read and written for
+// every record:
+//
+//	meta     value per key, codec window-meta-v1: max event time (int64),
+//	         open windows (int64), earliest open end (int64), dropped
+//	         records (uint64)
+//	windows  map per key from window start (int64) to accumulator, codec
+//	         window-acc-v1: end (int64), count (uint64), sum, min, max
+//	         (float64 bits)
+//	index    map per key group from key to true, for the keys with open
+//	         windows
+//
+// Flush must find the keys with open windows without a scan of the
+// backend, hence the index: its entries are stored under a fixed synthetic
+// key of each key group ("window-index/<n>"), so they move with the group
+// when a checkpoint is restored at another parallelism. A key's meta entry
 // stays after its windows fire, since its watermark still decides which of
-// its later records are late.
+// its later records are late: state grows with the number of distinct keys.
 //
 // Errors name the field: a missing key, a missing or unparsable time, a
 // missing or non-numeric aggregated field, and non-finite values.
@@ -188,8 +200,6 @@ func millis(name string, d time.Duration, zeroOK bool) (int64, error) {
 		return 0, fmt.Errorf("%s %v must be positive", name, d)
 	case d%time.Millisecond != 0:
 		return 0, fmt.Errorf("%s %v is not a whole number of milliseconds", name, d)
-	case d.Milliseconds() > maxEventTime:
-		return 0, fmt.Errorf("%s %v is too long", name, d)
 	}
 	return d.Milliseconds(), nil
 }
@@ -198,22 +208,88 @@ func millis(name string, d time.Duration, zeroOK bool) (int64, error) {
 type windowMeta struct {
 	// MaxTime is the largest event time seen; the watermark is MaxTime
 	// minus the delay.
-	MaxTime int64 `json:"max_time"`
+	MaxTime int64
 	// Open counts the key's open windows; NextEnd is the earliest end among
 	// them, so a record that fires nothing needs no scan of the windows.
-	Open    int    `json:"open"`
-	NextEnd int64  `json:"next_end"`
-	Dropped uint64 `json:"dropped,omitempty"`
+	Open    int64
+	NextEnd int64
+	// Dropped counts the key's late records.
+	Dropped uint64
 }
 
 // windowAcc is an open window's accumulator. Min and Max are meaningful
 // once Count > 0.
 type windowAcc struct {
-	End   int64   `json:"end"`
-	Count uint64  `json:"count"`
-	Sum   float64 `json:"sum,omitempty"`
-	Min   float64 `json:"min,omitempty"`
-	Max   float64 `json:"max,omitempty"`
+	End   int64
+	Count uint64
+	Sum   float64
+	Min   float64
+	Max   float64
+}
+
+// Encoded sizes of the window states' values (see Window); JSON cost
+// several times the rest of the processing.
+const (
+	windowMetaLen = 32 // max time, open, next end, dropped
+	windowAccLen  = 40 // end, count, sum, min, max
+)
+
+// windowMetaCodec encodes windowMeta; decoding checks the length.
+type windowMetaCodec struct{}
+
+func (windowMetaCodec) Name() string { return "window-meta-v1" }
+
+func (windowMetaCodec) Append(dst []byte, m windowMeta) ([]byte, error) {
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(m.MaxTime))
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(m.Open))
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(m.NextEnd))
+	return binary.LittleEndian.AppendUint64(dst, m.Dropped), nil
+}
+
+func (windowMetaCodec) Decode(b []byte) (windowMeta, error) {
+	if len(b) != windowMetaLen {
+		return windowMeta{}, fmt.Errorf("%w: window meta wants %d bytes, got %d", state.ErrCodec, windowMetaLen, len(b))
+	}
+	m := windowMeta{
+		MaxTime: int64(binary.LittleEndian.Uint64(b)),
+		Open:    int64(binary.LittleEndian.Uint64(b[8:])),
+		NextEnd: int64(binary.LittleEndian.Uint64(b[16:])),
+		Dropped: binary.LittleEndian.Uint64(b[24:]),
+	}
+	if m.Open < 0 {
+		return windowMeta{}, fmt.Errorf("%w: window meta counts %d open windows", state.ErrCodec, m.Open)
+	}
+	return m, nil
+}
+
+// windowAccCodec encodes windowAcc; decoding checks the length.
+type windowAccCodec struct{}
+
+func (windowAccCodec) Name() string { return "window-acc-v1" }
+
+func (windowAccCodec) Append(dst []byte, a windowAcc) ([]byte, error) {
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(a.End))
+	dst = binary.LittleEndian.AppendUint64(dst, a.Count)
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(a.Sum))
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(a.Min))
+	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(a.Max)), nil
+}
+
+func (windowAccCodec) Decode(b []byte) (windowAcc, error) {
+	if len(b) != windowAccLen {
+		return windowAcc{}, fmt.Errorf("%w: window accumulator wants %d bytes, got %d", state.ErrCodec, windowAccLen, len(b))
+	}
+	a := windowAcc{
+		End:   int64(binary.LittleEndian.Uint64(b)),
+		Count: binary.LittleEndian.Uint64(b[8:]),
+		Sum:   math.Float64frombits(binary.LittleEndian.Uint64(b[16:])),
+		Min:   math.Float64frombits(binary.LittleEndian.Uint64(b[24:])),
+		Max:   math.Float64frombits(binary.LittleEndian.Uint64(b[32:])),
+	}
+	if a.Count == 0 {
+		return windowAcc{}, fmt.Errorf("%w: window accumulator of an empty window", state.ErrCodec)
+	}
+	return a, nil
 }
 
 func (a *windowAcc) add(v float64) {
@@ -256,10 +332,10 @@ func (p *windowProc) Open(st *state.Backend) error {
 		return errors.New("window: a keyed processor needs a state backend")
 	}
 	var err error
-	if p.meta, err = state.NewValue(st, state.Descriptor[windowMeta]{Name: "meta"}); err != nil {
+	if p.meta, err = state.NewValue(st, state.Descriptor[windowMeta]{Name: "meta", Codec: windowMetaCodec{}}); err != nil {
 		return err
 	}
-	if p.windows, err = state.NewMap(st, state.Descriptor[windowAcc]{Name: "windows"}, state.Codec[int64](state.Int64Codec{})); err != nil {
+	if p.windows, err = state.NewMap(st, state.Descriptor[windowAcc]{Name: "windows", Codec: windowAccCodec{}}, state.Codec[int64](state.Int64Codec{})); err != nil {
 		return err
 	}
 	if p.index, err = state.NewMap[string, bool](st, state.Descriptor[bool]{Name: "index"}, nil); err != nil {
@@ -429,7 +505,7 @@ func (p *windowProc) addSession(key string, m *windowMeta, ts int64, v float64, 
 	if err := p.windows.Put(key, start, acc); err != nil {
 		return false, err
 	}
-	m.Open += 1 - len(merged)
+	m.Open += 1 - int64(len(merged))
 	m.NextEnd = min(nextEnd, acc.End)
 	return true, nil
 }
@@ -445,7 +521,7 @@ func (p *windowProc) fire(key string, m *windowMeta, wm int64, emit func(Record)
 		acc   windowAcc
 	}
 	var due []window
-	open, nextEnd := 0, int64(math.MaxInt64)
+	open, nextEnd := int64(0), int64(math.MaxInt64)
 	err := p.windows.All(key, func(s int64, w windowAcc) bool {
 		if w.End <= wm {
 			due = append(due, window{s, w})
@@ -579,33 +655,12 @@ func eventTime(rec Record, name string) (int64, error) {
 
 // aggValue reads the aggregated field as a finite number.
 func aggValue(rec Record, name string) (float64, error) {
-	raw, ok := rec[name]
-	if !ok {
-		return 0, fmt.Errorf("record has no field %q to aggregate", name)
-	}
-	var v float64
-	var err error
-	switch x := raw.(type) {
-	case string:
-		v, err = strconv.ParseFloat(x, 64)
-	case json.Number:
-		v, err = x.Float64()
-	case float64:
-		v = x
-	case int64:
-		v = float64(x)
-	case int:
-		v = float64(x)
-	case uint64:
-		v = float64(x)
-	default:
-		return 0, fmt.Errorf("aggregated field %q is a %T, not a number", name, raw)
-	}
+	v, err := number(rec, name)
 	if err != nil {
 		return 0, fmt.Errorf("aggregated field %q: %w", name, err)
 	}
 	if math.IsInf(v, 0) || math.IsNaN(v) {
-		return 0, fmt.Errorf("aggregated field %q: %v is not a finite number", name, raw)
+		return 0, fmt.Errorf("aggregated field %q: %v is not a finite number", name, rec[name])
 	}
 	return v, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -105,12 +106,12 @@ func TestWindow_Tumbling(t *testing.T) {
 		p := openWindow(t, WindowSpec{Kind: "tumbling", Key: "k", TimeField: "ts", Size: 10 * time.Millisecond, WatermarkDelay: 5 * time.Millisecond, Aggregate: "sum", Field: "v"})
 		fired, flushed := runWindow(t, p, []event{
 			{"a", 1, 1}, {"a", 4, 2}, {"a", 12, 3},
-			{"a", 8, 4},  // out of order, within the delay: still counts in [0,10)
+			{"a", 8, 4},   // out of order, within the delay: still counts in [0,10)
 			{"b", 3, 100}, // b has its own watermark
-			{"a", 16, 5}, // watermark 11 fires [0,10)
-			{"a", 9, 50}, // [0,10) has fired: dropped
-			{"a", 25, 6}, // watermark 20 fires [10,20)
-			{"b", -7, 1}, // before the epoch: [-10,0)
+			{"a", 16, 5},  // watermark 11 fires [0,10)
+			{"a", 9, 50},  // [0,10) has fired: dropped
+			{"a", 25, 6},  // watermark 20 fires [10,20)
+			{"b", -7, 1},  // before the epoch: [-10,0)
 		})
 		wantFired := []string{"a [0,10) n=3 sum=7", "a [10,20) n=2 sum=8"}
 		wantFlushed := []string{"a [20,30) n=1 sum=6", "b [-10,0) n=1 sum=1", "b [0,10) n=1 sum=100"}
@@ -162,10 +163,11 @@ func TestWindow_Sliding(t *testing.T) {
 		// A size that is not a multiple of the slide: a record is in two or
 		// three windows depending on where it falls.
 		p := openWindow(t, WindowSpec{Kind: "sliding", Key: "k", TimeField: "ts", Size: 10 * time.Millisecond, Slide: 4 * time.Millisecond, Aggregate: "min", Field: "v"})
-		_, flushed := runWindow(t, p, []event{{"a", 8, 5}, {"a", 9, 6}, {"a", 11, 4}})
-		want := []string{"a [0,10) n=2 min=5", "a [4,14) n=3 min=4", "a [8,18) n=3 min=4"}
-		if !slices.Equal(flushed, want) {
-			t.Fatalf("flushed %q, want %q", flushed, want)
+		fired, flushed := runWindow(t, p, []event{{"a", 8, 5}, {"a", 9, 6}, {"a", 11, 4}})
+		wantFired := []string{"a [0,10) n=2 min=5"}
+		wantFlushed := []string{"a [4,14) n=3 min=4", "a [8,18) n=3 min=4"}
+		if !slices.Equal(fired, wantFired) || !slices.Equal(flushed, wantFlushed) {
+			t.Fatalf("fired %q, flushed %q; want %q, %q", fired, flushed, wantFired, wantFlushed)
 		}
 	})
 }
@@ -181,11 +183,11 @@ func TestWindow_Session(t *testing.T) {
 			{"b", 0, 4},   // b's watermark is its own: not late
 			{"a", 5, 100}, // [5,15) is below the watermark and merges nothing: dropped
 			{"a", 45, 20}, // joins [50,60), which now starts at 45
-			{"a", 60, 3},  // exactly gap after 50: a new session
-			{"a", 29, 7},  // behind the watermark but [29,39) ends after it: a new session, as in Flink
+			{"a", 29, 7},  // behind the watermark, but [29,39) ends after it: a new session, as in Flink
+			{"a", 60, 3},  // exactly gap after 50: a new session; watermark 40 fires [29,39)
 		})
-		wantFired := []string{"a [0,28) n=3 avg=3"}
-		wantFlushed := []string{"a [29,39) n=1 avg=7", "a [45,60) n=2 avg=15", "a [60,70) n=1 avg=3", "b [0,10) n=1 avg=4"}
+		wantFired := []string{"a [0,28) n=3 avg=3", "a [29,39) n=1 avg=7"}
+		wantFlushed := []string{"a [45,60) n=2 avg=15", "a [60,70) n=1 avg=3", "b [0,10) n=1 avg=4"}
 		if !slices.Equal(fired, wantFired) || !slices.Equal(flushed, wantFlushed) {
 			t.Fatalf("fired %q, flushed %q; want %q, %q", fired, flushed, wantFired, wantFlushed)
 		}
@@ -194,11 +196,13 @@ func TestWindow_Session(t *testing.T) {
 		}
 		assertNoOpenWindows(t, p, "a", "b")
 	})
-	t.Run("OKMergeThree", func(t *testing.T) {
-		// A record whose [t, t+gap) spans three sessions merges them all.
+	t.Run("OKExactGap", func(t *testing.T) {
+		// Records exactly gap apart are separate sessions; one within gap
+		// of two neighbours joins them, and a record can never bridge more
+		// than two sessions, as open sessions lie at least gap apart.
 		p := openWindow(t, WindowSpec{Kind: "session", Key: "k", TimeField: "ts", Gap: 10 * time.Millisecond, WatermarkDelay: time.Second, Aggregate: "sum", Field: "v"})
-		_, flushed := runWindow(t, p, []event{{"a", 10, 1}, {"a", 30, 2}, {"a", 20, 4}, {"a", 100, 8}, {"a", 19, 16}})
-		want := []string{"a [10,40) n=4 sum=23", "a [100,110) n=1 sum=8"}
+		_, flushed := runWindow(t, p, []event{{"a", 10, 1}, {"a", 30, 2}, {"a", 20, 4}, {"a", 100, 8}, {"a", 25, 16}})
+		want := []string{"a [10,20) n=1 sum=1", "a [100,110) n=1 sum=8", "a [20,40) n=3 sum=22"}
 		if !slices.Equal(flushed, want) {
 			t.Fatalf("flushed %q, want %q", flushed, want)
 		}
@@ -242,9 +246,9 @@ func TestWindow_Process(t *testing.T) {
 		{"ErrTimeType", Record{"k": "a", "ts": true, "v": 1}, `time field "ts" is a bool`},
 		{"ErrTimeRange", Record{"k": "a", "ts": 1e300, "v": 1}, `time field "ts": 1e+300 is out of range`},
 		{"ErrTimeNaN", Record{"k": "a", "ts": math.NaN(), "v": 1}, `time field "ts": NaN is out of range`},
-		{"ErrNoField", Record{"k": "a", "ts": 1}, `no field "v" to aggregate`},
-		{"ErrFieldText", Record{"k": "a", "ts": 1, "v": "many"}, `aggregated field "v"`},
-		{"ErrFieldType", Record{"k": "a", "ts": 1, "v": []any{1}}, `aggregated field "v" is a []interface {}`},
+		{"ErrNoField", Record{"k": "a", "ts": 1}, `aggregated field "v": record has no field "v"`},
+		{"ErrFieldText", Record{"k": "a", "ts": 1, "v": "many"}, `aggregated field "v": strconv.ParseFloat: parsing "many"`},
+		{"ErrFieldType", Record{"k": "a", "ts": 1, "v": []any{1}}, `aggregated field "v": field "v" is not a number`},
 		{"ErrFieldInf", Record{"k": "a", "ts": 1, "v": "+Inf"}, `aggregated field "v": +Inf is not a finite number`},
 		{"ErrSumOverflow", Record{"k": "a", "ts": 1, "v": math.MaxFloat64}, "overflows"},
 	} {
@@ -291,7 +295,6 @@ func TestWindow(t *testing.T) {
 		{"ErrTooManyWindows", func(s *WindowSpec) { s.Size = 1001 * time.Millisecond }, "in 1001 windows"},
 		{"ErrNoGap", func(s *WindowSpec) { s.Kind = "session" }, "gap 0s must be positive"},
 		{"ErrNegativeDelay", func(s *WindowSpec) { s.WatermarkDelay = -time.Second }, "watermark delay -1s must be positive"},
-		{"ErrHugeDelay", func(s *WindowSpec) { s.WatermarkDelay = math.MaxInt64 }, "too long"},
 		{"ErrAggregate", func(s *WindowSpec) { s.Aggregate = "median" }, `aggregate "median"`},
 		{"ErrNoField", func(s *WindowSpec) { s.Aggregate = "avg" }, "aggregate avg needs a field"},
 	} {
@@ -309,7 +312,7 @@ func TestWindow(t *testing.T) {
 // The index keys of a key-group range are those of the full range: a
 // restore at another parallelism finds the index entries again.
 func TestWindow_IndexKeys(t *testing.T) {
-	for _, n := range []uint32{1, 7, 128, state.MaxKeyGroups} {
+	for _, n := range []uint32{1, 7, 128, 1000} {
 		full, err := indexKeys(n, state.KeyGroupRange{Start: 0, End: n - 1})
 		if err != nil {
 			t.Fatal(err)
@@ -483,7 +486,7 @@ func sessionSpec(t *testing.T, input, dir string, parallelism int) Spec {
 func TestWindow_RestartExactlyOnce(t *testing.T) {
 	root := t.TempDir()
 	input := filepath.Join(root, "events.jsonl")
-	events := writeSessionEvents(t, input, 4000, 300, 5)
+	events := writeSessionEvents(t, input, 5000, 300, 5)
 	want, drops, bridges := modelSessions(events, 3000, 500)
 	if drops == 0 || bridges == 0 {
 		t.Fatalf("the input exercises too little: %d dropped, %d bridging records", drops, bridges)
@@ -494,39 +497,74 @@ func TestWindow_RestartExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	if err := r.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	whole := time.Since(start)
+	t.Logf("uninterrupted run: %v, %d checkpoints", whole, r.Stats().CheckpointsCompleted.Load())
 	got := readLines(t, filepath.Join(straight, "out"))
 	if !slices.Equal(got, want) {
 		t.Fatalf("uninterrupted run: %d windows differ from the model's %d; first: %q vs %q", len(got), len(want), got[:min(3, len(got))], want[:min(3, len(want))])
 	}
 
-	restarted := filepath.Join(root, "restarted")
-	rng := rand.New(rand.NewPCG(6, 6))
+	// The interruptions are timed, so on an unlucky schedule a run may
+	// finish after too few of them: the scenario then starts over afresh.
+	for scenario := 0; ; scenario++ {
+		dir := filepath.Join(root, fmt.Sprintf("restarted-%d", scenario))
+		restored := runInterrupted(t, input, dir, whole, uint64(scenario))
+		got = readLines(t, filepath.Join(dir, "out"))
+		if !slices.Equal(got, want) {
+			missing, extra := diffSorted(want, got)
+			t.Fatalf("restarted runs: %d windows, want %d; missing %q, extra %q", len(got), len(want), missing[:min(3, len(missing))], extra[:min(3, len(extra))])
+		}
+		if restored >= 3 {
+			break
+		}
+		if scenario == 4 {
+			t.Fatalf("in 5 tries, never more than %d runs resumed from a checkpoint", restored)
+		}
+	}
+}
+
+// runInterrupted runs the session pipeline into dir, cancelling runs at
+// random moments and restarting them with parallelism 1, 2, 3, 1, ...,
+// until one finishes; it returns how many runs resumed from a checkpoint.
+// Each run gets 3-25% of whole, the time an uninterrupted run took, so
+// most are cut off whatever the machine's speed. A run cut off before its
+// first checkpoint completes makes no progress, so the time doubles after
+// every such run (and resets after one that does).
+func runInterrupted(t *testing.T, input, dir string, whole time.Duration, seed uint64) (restored int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 6))
+	stalls := 0
 	for attempt := 0; ; attempt++ {
 		if attempt > 200 {
 			t.Fatal("did not finish in 200 attempts")
 		}
-		r, err := NewRunner(sessionSpec(t, input, restarted, 1+attempt%3), Options{Repo: openRepo(t, restarted), Interval: 3 * time.Millisecond})
+		r, err := NewRunner(sessionSpec(t, input, dir, 1+attempt%3), Options{Repo: openRepo(t, dir), Interval: 3 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(20+rng.IntN(150))*time.Millisecond)
+		limit := whole * time.Duration(3+rng.IntN(23)) / 100 << min(stalls, 6)
+		ctx, cancel := context.WithTimeout(context.Background(), limit)
 		err = r.Run(ctx)
 		cancel()
-		t.Logf("attempt %d: restored %d, completed %d, in %d: %v", attempt, r.Stats().RestoredFrom.Load(), r.Stats().CheckpointsCompleted.Load(), r.Stats().RecordsIn.Load(), err)
-		if err == nil {
-			if attempt == 0 {
-				t.Fatal("the first run was never interrupted")
-			}
-			break
+		completed := r.Stats().CheckpointsCompleted.Load()
+		t.Logf("%s attempt %d (%v): restored %d, completed %d, in %d: %v", filepath.Base(dir), attempt, limit, r.Stats().RestoredFrom.Load(), completed, r.Stats().RecordsIn.Load(), err)
+		if r.Stats().RestoredFrom.Load() > 0 {
+			restored++
 		}
-	}
-	got = readLines(t, filepath.Join(restarted, "out"))
-	if !slices.Equal(got, want) {
-		missing, extra := diffSorted(want, got)
-		t.Fatalf("restarted run: %d windows, want %d; missing %q, extra %q", len(got), len(want), missing[:min(3, len(missing))], extra[:min(3, len(extra))])
+		switch {
+		case err == nil:
+			return restored
+		case !errors.Is(err, context.DeadlineExceeded):
+			t.Fatal(err)
+		case completed == 0:
+			stalls++
+		default:
+			stalls = 0
+		}
 	}
 }
 
@@ -548,4 +586,72 @@ func diffSorted(a, b []string) (onlyA, onlyB []string) {
 		}
 	}
 	return onlyA, onlyB
+}
+
+func BenchmarkWindow_Process(b *testing.B) {
+	for _, kind := range []string{"tumbling", "sliding", "session"} {
+		b.Run(kind, func(b *testing.B) {
+			ps, err := Window(WindowSpec{Kind: kind, Key: "k", TimeField: "ts", Size: 10 * time.Second, Slide: 5 * time.Second, Gap: 3 * time.Second, WatermarkDelay: 500 * time.Millisecond, Aggregate: "avg", Field: "v"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			st, err := state.NewBackend(state.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			p := ps.New()
+			if err := p.Open(st); err != nil {
+				b.Fatal(err)
+			}
+			keys := make([]string, 1000)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("user-%d", i)
+			}
+			rng := rand.New(rand.NewPCG(1, 1))
+			emitted := 0
+			emit := func(Record) error { emitted++; return nil }
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				rec := Record{"k": keys[rng.IntN(len(keys))], "ts": int64(i) * 5, "v": json.Number("42")}
+				if err := p.Process(rec, emit); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(emitted)/float64(b.N), "windows/op")
+		})
+	}
+}
+
+func TestWindow_Codecs(t *testing.T) {
+	t.Run("OK", func(t *testing.T) {
+		m := windowMeta{MaxTime: -5, Open: 3, NextEnd: 1 << 40, Dropped: 7}
+		b, err := windowMetaCodec{}.Append([]byte("x"), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := (windowMetaCodec{}).Decode(b[1:]); err != nil || got != m {
+			t.Fatalf("meta %+v, %v; want %+v", got, err, m)
+		}
+		a := windowAcc{End: -1, Count: 2, Sum: 0.5, Min: math.Inf(-1), Max: math.MaxFloat64}
+		if b, err = (windowAccCodec{}).Append(nil, a); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := (windowAccCodec{}).Decode(b); err != nil || got != a {
+			t.Fatalf("accumulator %+v, %v; want %+v", got, err, a)
+		}
+	})
+	t.Run("ErrCodec", func(t *testing.T) {
+		negative, _ := windowMetaCodec{}.Append(nil, windowMeta{Open: -1})
+		empty, _ := windowAccCodec{}.Append(nil, windowAcc{End: 10})
+		for _, err := range []error{
+			func() error { _, err := (windowMetaCodec{}).Decode(make([]byte, 31)); return err }(),
+			func() error { _, err := (windowMetaCodec{}).Decode(negative); return err }(),
+			func() error { _, err := (windowAccCodec{}).Decode(make([]byte, 41)); return err }(),
+			func() error { _, err := (windowAccCodec{}).Decode(empty); return err }(),
+		} {
+			if !errors.Is(err, state.ErrCodec) {
+				t.Fatalf("error %v, want state.ErrCodec", err)
+			}
+		}
+	})
 }
