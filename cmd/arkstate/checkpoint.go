@@ -14,7 +14,7 @@ servers; credentials from the standard AWS chain).`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(
-	// Subcommands, one file each (checkpoint_<name>.go):
+		// Subcommands, one file each (checkpoint_<name>.go):
 		newCheckpointLsCmd(),
 		newCheckpointShowCmd(),
 		newCheckpointVerifyCmd(),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/state"
 )
 
 // checkpointDiffOptions are the flags and arguments of `checkpoint diff`.
@@ -84,8 +85,8 @@ type diffKeyLine struct {
 
 // diffSummaryLine is the last record of --keys output in JSON and YAML.
 type diffSummaryLine struct {
-	Type string `json:"type"` // "summary"
-	*checkpoint.DiffSummary
+	Type                    string `json:"type"` // "summary"
+	*checkpoint.DiffSummary `yaml:",inline"`
 }
 
 func runCheckpointDiff(ctx context.Context, opts *checkpointDiffOptions, out io.Writer) error {
@@ -148,7 +149,7 @@ func diffKeyWriter(outFormat string, out io.Writer) func(checkpoint.KeyChange) e
 		line := diffKeyLine{Type: "key", Operator: c.Operator, State: c.State, KeyGroup: c.KeyGroup,
 			Key: diffDisplayKey(c.Key), KeyHex: hex.EncodeToString(c.Key), Change: string(c.Change), OldSize: c.OldSize, NewSize: c.NewSize}
 		if c.Kind == format.StateKindMap {
-			if uk, mk, ok := checkpoint.SplitMapKey(c.Key); ok {
+			if uk, mk, ok := state.SplitMapKey(c.Key); ok {
 				line.Key, line.MapKey = diffDisplayKey(uk), diffDisplayKey(mk)
 			}
 		}

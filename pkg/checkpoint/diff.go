@@ -36,7 +36,7 @@ type KeyChange struct {
 	Kind     string
 	KeyGroup uint32
 	// Key is the stored key (for map state the composite key, see
-	// SplitMapKey). It is valid only during the emit call.
+	// state.SplitMapKey). It is valid only during the emit call.
 	Key    []byte
 	Change Change
 	// OldSize and NewSize are the value's length in bytes in A and in B; 0

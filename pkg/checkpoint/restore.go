@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"slices"
@@ -44,9 +45,9 @@ type RestoreOptions struct {
 	// are read and written, with done advancing to total (the bytes of all
 	// segments).
 	Progress func(done, total int64)
-	// SpoolDir holds each segment between reading and writing, where it is
-	// verified ("" = os.TempDir). It needs room for Concurrency of the
-	// largest segments.
+	// SpoolDir holds each segment of a source that is not local (S3)
+	// between reading and writing, where it is verified ("" = os.TempDir).
+	// It needs room for Concurrency of the largest segments.
 	SpoolDir string
 	// Concurrency is the number of segments copied at once (0 or less means
 	// DefaultRestoreConcurrency).
@@ -392,9 +393,41 @@ feed:
 	return written, nil
 }
 
-// copySegment reads one segment into a spool file while hashing it, checks
-// it completely there, and only then writes it to dst.
+// copySegment verifies one segment and writes it to dst. From a store
+// whose objects are local (directory, memory), it verifies the segment in
+// place and streams the same open object to dst; from others (S3) it
+// downloads the segment once into a spool file and works from there.
 func copySegment(ctx context.Context, src *Repo, dst Store, ref format.SegmentRef, spoolDir string, progress func(int64)) error {
+	switch src.store.(type) {
+	case *DirStore, *MemStore:
+		return copySegmentInPlace(ctx, src, dst, ref, progress)
+	}
+	return copySegmentSpooled(ctx, src, dst, ref, spoolDir, progress)
+}
+
+// copySegmentInPlace verifies the segment's blocks through one open object,
+// then streams that object to dst through a reader that fails the write
+// unless the bytes hash to the segment's name. Reads of one open object
+// all see the same version, so the bytes verified are the bytes written;
+// a store never publishes an object whose reader failed.
+func copySegmentInPlace(ctx context.Context, src *Repo, dst Store, ref format.SegmentRef, progress func(int64)) error {
+	seg, obj, err := src.OpenSegment(ctx, ref)
+	if err != nil {
+		return err
+	}
+	defer obj.Close()
+	if err := verifySegment(seg, ref); err != nil {
+		return err
+	}
+	// Each byte counts twice (see restoreProgress): read and written.
+	count := func(n int64) { progress(2 * n) }
+	r := &hashCheckReader{r: countingReader{io.NewSectionReader(obj, 0, ref.Size), count}, h: sha256.New(), size: ref.Size, ref: ref}
+	return dst.Put(ctx, format.SegmentPath(ref.Hash), r, ref.Size)
+}
+
+// copySegmentSpooled reads one segment into a spool file while hashing it,
+// checks it completely there, and only then writes it to dst.
+func copySegmentSpooled(ctx context.Context, src *Repo, dst Store, ref format.SegmentRef, spoolDir string, progress func(int64)) error {
 	name := format.SegmentPath(ref.Hash)
 	rc, _, err := src.store.Get(ctx, name)
 	if err != nil {
@@ -419,25 +452,70 @@ func copySegment(ctx context.Context, src *Repo, dst Store, ref format.SegmentRe
 		return &format.CorruptError{File: name, Offset: -1, Record: "segment",
 			Err: fmt.Errorf("%w: read %d bytes, the manifest says %d", format.ErrTruncated, n, ref.Size)}
 	}
-	if sum := hex.EncodeToString(h.Sum(nil)); sum != ref.Hash {
-		return &format.CorruptError{File: name, Offset: -1, Record: "segment",
-			Err: fmt.Errorf("%w: content has sha256 %s, its name says %s", format.ErrChecksum, sum, ref.Hash)}
+	if err := checkSegmentHash(h, ref); err != nil {
+		return err
 	}
 	seg, err := format.OpenSegment(f, n, name)
 	if err != nil {
 		return err
 	}
-	if err := seg.Verify(); err != nil {
+	if err := verifySegment(seg, ref); err != nil {
 		return err
-	}
-	if got := seg.Info().Entries; got != ref.Entries {
-		return &format.CorruptError{File: name, Offset: -1, Record: "segment",
-			Err: fmt.Errorf("%w: holds %d entries, the manifest says %d", format.ErrMalformed, got, ref.Entries)}
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("spool %s: %w", name, err)
 	}
 	return dst.Put(ctx, name, countingReader{f, progress}, n)
+}
+
+// verifySegment reads every block of the segment and checks it against its
+// manifest entry.
+func verifySegment(seg *format.SegmentReader, ref format.SegmentRef) error {
+	if err := seg.Verify(); err != nil {
+		return err
+	}
+	if got := seg.Info().Entries; got != ref.Entries {
+		return &format.CorruptError{File: format.SegmentPath(ref.Hash), Offset: -1, Record: "segment",
+			Err: fmt.Errorf("%w: holds %d entries, the manifest says %d", format.ErrMalformed, got, ref.Entries)}
+	}
+	return nil
+}
+
+func checkSegmentHash(h hash.Hash, ref format.SegmentRef) error {
+	if sum := hex.EncodeToString(h.Sum(nil)); sum != ref.Hash {
+		return &format.CorruptError{File: format.SegmentPath(ref.Hash), Offset: -1, Record: "segment",
+			Err: fmt.Errorf("%w: content has sha256 %s, its name says %s", format.ErrChecksum, sum, ref.Hash)}
+	}
+	return nil
+}
+
+// hashCheckReader passes size bytes through and fails, with the last of
+// them and on every read after, when they do not hash to the segment's
+// name. Every store checks that its reader is drained and fails the write
+// on a reader error, so a segment with the wrong content is never stored.
+type hashCheckReader struct {
+	r    io.Reader
+	h    hash.Hash
+	size int64
+	n    int64
+	ref  format.SegmentRef
+	err  error // sticky
+}
+
+func (c *hashCheckReader) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	if c.n >= c.size && (err == nil || err == io.EOF) {
+		if herr := checkSegmentHash(c.h, c.ref); herr != nil {
+			c.err = herr
+			return n, herr
+		}
+	}
+	return n, err
 }
 
 // writeManifests writes the manifests oldest first, each after its parent.

@@ -243,6 +243,30 @@ func TestRestore(t *testing.T) {
 		}
 	})
 
+	t.Run("ErrDamagedS3", func(t *testing.T) {
+		// From S3 segments are spooled, verified there, then written.
+		srv := s3Server.Get(t)
+		s3s := newS3(t, srv.NewBucket(t), "job", s3Opts(srv))
+		j := checkpointtest.Standard(t, s3s)
+		name := format.SegmentPath(manifest(t, j.Repo, 3).Operators[0].Ranges[1].Layers[0].Hash)
+		b := readObject(t, s3s, name)
+		b[len(b)/2] ^= 1
+		if err := s3s.Put(ctx, name, bytes.NewReader(b), int64(len(b))); err != nil {
+			t.Fatal(err)
+		}
+		dst, droot := newDirStore(t)
+		_, err := checkpoint.Restore(ctx, j.Repo, 3, dst, checkpoint.RestoreOptions{})
+		var ce *format.CorruptError
+		if !errors.As(err, &ce) || ce.File != name || !errors.Is(err, format.ErrChecksum) {
+			t.Fatalf("got %v, want a checksum CorruptError naming %s", err, name)
+		}
+		d := treeDigest(t, droot)
+		delete(d, ".arkstate-lock")
+		if len(d) != 0 {
+			t.Fatalf("failed restore left %v", d)
+		}
+	})
+
 	t.Run("ErrTargetNotEmpty", func(t *testing.T) {
 		src, j, _ := standardDir(t)
 		dst, _ := newDirStore(t)
@@ -423,6 +447,11 @@ func damageCases() []damageCase {
 			// and named by checkpoint 3: only block verification finds it.
 			return replaceWithDamagedSegment(t, r, root)
 		}},
+		{"SegmentUnderWrongName", format.ErrChecksum, func(t *testing.T, r *checkpoint.Repo, root string) string {
+			// A valid segment stored under a name that is not its hash:
+			// only the hash check finds it.
+			return renameSegment(t, r, root)
+		}},
 		{"ManifestChecksum", format.ErrChecksum, func(t *testing.T, r *checkpoint.Repo, root string) string {
 			name := format.ManifestPath(3)
 			path := filepath.Join(root, name)
@@ -456,6 +485,32 @@ func damageCases() []damageCase {
 // replaceWithDamagedSegment rewrites checkpoint 3's manifest so that one
 // layer names a copy of its segment with a flipped block byte, stored under
 // the copy's own hash. It returns the copy's name.
+// renameSegment rewrites checkpoint 3's manifest so that one layer names
+// its own intact segment under a made-up hash. It returns that name.
+func renameSegment(t *testing.T, r *checkpoint.Repo, root string) string {
+	t.Helper()
+	ctx := context.Background()
+	m := manifest(t, r, 3)
+	l := &m.Operators[1].Ranges[1].Layers[0]
+	b, err := os.ReadFile(filepath.Join(root, format.SegmentPath(l.Hash)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Hash = strings.Repeat("ab", 32)
+	name := format.SegmentPath(l.Hash)
+	if err := r.Store().Put(ctx, name, bytes.NewReader(b), int64(len(b))); err != nil {
+		t.Fatal(err)
+	}
+	data, err := format.EncodeManifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Store().Put(ctx, format.ManifestPath(3), bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
 func replaceWithDamagedSegment(t *testing.T, r *checkpoint.Repo, root string) string {
 	t.Helper()
 	ctx := context.Background()
@@ -523,7 +578,7 @@ func BenchmarkRestore(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		if _, err := checkpoint.Restore(ctx, r, 2, dst, checkpoint.RestoreOptions{SpoolDir: b.TempDir()}); err != nil {
+		if _, err := checkpoint.Restore(ctx, r, 2, dst, checkpoint.RestoreOptions{}); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()

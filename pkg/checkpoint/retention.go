@@ -578,10 +578,12 @@ func (s *S3Store) temporaries(ctx context.Context) ([]temporary, error) {
 	}
 }
 
-// removeTemporary aborts a multipart upload, freeing its parts.
+// removeTemporary aborts a multipart upload, freeing its parts. The key is
+// the listed one, which need not be a valid object name: an upload that
+// could never have completed into an object is still billed.
 func (s *S3Store) removeTemporary(ctx context.Context, t temporary) error {
-	if err := s.begin(ctx, "abort upload", t.name); err != nil {
-		return err
+	if s.closed.Load() {
+		return &Error{Op: "abort upload", Location: s.location, Name: t.name, Err: ErrClosed}
 	}
 	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket: aws.String(s.bucket), Key: aws.String(s.key(t.name)), UploadId: aws.String(t.upload),

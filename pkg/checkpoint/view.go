@@ -2,7 +2,6 @@ package checkpoint
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -323,20 +322,4 @@ func (m *mergeIter) down(i int) {
 		m.heap[i], m.heap[small] = m.heap[small], m.heap[i]
 		i = small
 	}
-}
-
-// SplitMapKey splits the stored key of a map-state entry into the user key
-// and the encoded map key. Map state stores one entry per (user key, map
-// key) under a composite key: a 4-byte big-endian length of the user key,
-// the user key, then the map key (see pkg/state). ok is false when ck is too
-// short for the length it declares.
-func SplitMapKey(ck []byte) (userKey, mapKey []byte, ok bool) {
-	if len(ck) < 4 {
-		return nil, nil, false
-	}
-	n := binary.BigEndian.Uint32(ck)
-	if uint64(n) > uint64(len(ck)-4) {
-		return nil, nil, false
-	}
-	return ck[4 : 4+n], ck[4+n:], true
 }

@@ -379,20 +379,3 @@ func TestView_Next(t *testing.T) {
 		}
 	})
 }
-
-func TestSplitMapKey(t *testing.T) {
-	t.Run("OK", func(t *testing.T) {
-		ck := append([]byte{0, 0, 0, 3}, "keyw001"...)
-		uk, mk, ok := checkpoint.SplitMapKey(ck)
-		if !ok || string(uk) != "key" || string(mk) != "w001" {
-			t.Fatalf("got %q %q %v", uk, mk, ok)
-		}
-	})
-	t.Run("ErrShort", func(t *testing.T) {
-		for _, ck := range [][]byte{nil, {0, 0, 0}, {0, 0, 0, 9, 'a'}} {
-			if _, _, ok := checkpoint.SplitMapKey(ck); ok {
-				t.Fatalf("%x split", ck)
-			}
-		}
-	})
-}

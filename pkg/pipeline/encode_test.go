@@ -12,7 +12,7 @@ func TestAppendRecord_MatchesEncodingJSON(t *testing.T) {
 		{},
 		{"key": "the", "count": uint64(3)},
 		{"b": int64(-7), "a": 1.5, "c": true, "d": nil, "e": "x\"y<z>&\n", "f": "héllo", "g": []any{int64(1), "x"}},
-		{"big": 1e21, "small": 1e-7, "whole": float64(42), "neg": -0.0, "max": math.MaxInt64},
+		{"big": 1e21, "small": 1e-7, "whole": float64(42), "neg": math.Copysign(0, -1), "max": math.MaxInt64},
 		{"nested": map[string]any{"z": int64(1), "a": "b"}},
 	} {
 		want, err := json.Marshal(rec)

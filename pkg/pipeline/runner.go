@@ -242,7 +242,7 @@ func (r *Runner) build() error {
 				if err != nil {
 					return err
 				}
-				st.inputs = append(st.inputs, make(chan message, 1024))
+				st.inputs = append(st.inputs, make(chan message, inputQueue))
 				t.ups = len(r.stages[si-1].tasks)
 			}
 			if si == len(r.stages)-1 {
@@ -344,6 +344,11 @@ type task struct {
 
 // batchSize is how many records a message carries at most.
 const batchSize = 256
+
+// inputQueue is how many messages a subtask's input holds. A barrier waits
+// behind everything queued before it, so the queue is kept short: 32
+// batches are enough to keep a busy subtask fed.
+const inputQueue = 32
 
 // open instantiates the stage's processors and wires them into a chain.
 func (t *task) open() error {
