@@ -17,14 +17,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
-	"github.com/aws/smithy-go/logging"
 )
 
 // S3 limits and the defaults chosen within them.
@@ -170,54 +166,11 @@ func NewS3(ctx context.Context, bucket, prefix string, opts S3Options) (*S3Store
 	case (opts.AccessKeyID == "") != (opts.SecretAccessKey == ""):
 		return nil, configErr(errors.New("static credentials need both an access key id and a secret access key"))
 	}
-	maxBackoff := cmp.Or(opts.MaxBackoff, defaultMaxBackoff)
-
-	loadOpts := []func(*config.LoadOptions) error{
-		// A library does not write to stderr: failures come back as errors.
-		config.WithLogger(logging.Nop{}),
-		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = s.maxAttempts
-				o.MaxBackoff = maxBackoff
-			})
-		}),
-	}
-	if opts.Region != "" {
-		loadOpts = append(loadOpts, config.WithRegion(opts.Region))
-	}
-	if opts.AccessKeyID != "" {
-		loadOpts = append(loadOpts, config.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(opts.AccessKeyID, opts.SecretAccessKey, opts.SessionToken)))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	client, err := NewS3Client(ctx, opts)
 	if err != nil {
-		return nil, configErr(fmt.Errorf("load AWS configuration: %w", err))
+		return nil, configErr(err)
 	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
-	}
-	// The store owns its transport so that Close can drop idle connections
-	// (and their goroutines). It starts as a copy of the one the AWS
-	// configuration built, which carries settings such as AWS_CA_BUNDLE.
-	// Redirects are returned, not followed, as the SDK's own client does, so
-	// a signed request never goes elsewhere.
-	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
-		s.transport = bc.GetTransport()
-	} else {
-		s.transport = awshttp.NewBuildableClient().GetTransport()
-	}
-	s.transport.MaxIdleConnsPerHost = max(s.transport.MaxIdleConnsPerHost, 2*s.concurrency)
-	cfg.HTTPClient = &http.Client{
-		Transport:     s.transport,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	s.client = s3.NewFromConfig(cfg, func(o *s3.Options) {
-		o.UsePathStyle = opts.PathStyle
-		o.EndpointOptions.DisableHTTPS = opts.DisableSSL
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-	})
+	s.client, s.transport = client.Client, client.transport
 
 	// A one-key listing rather than HeadBucket: its error document names
 	// the problem (NoSuchBucket, InvalidAccessKeyId, SignatureDoesNotMatch),

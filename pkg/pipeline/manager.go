@@ -30,7 +30,7 @@ func NewManager(ctx context.Context, cfg config.EnhancedStateConfig, jobID strin
 	if !cfg.Enabled {
 		return m, nil
 	}
-	s, err := openBackend(ctx, cfg, jobID)
+	s, err := openBackend(ctx, cfg, jobID, log)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +47,7 @@ func NewManager(ctx context.Context, cfg config.EnhancedStateConfig, jobID strin
 }
 
 // openBackend opens the store the backend type names.
-func openBackend(ctx context.Context, cfg config.EnhancedStateConfig, jobID string) (checkpoint.Store, error) {
+func openBackend(ctx context.Context, cfg config.EnhancedStateConfig, jobID string, log *slog.Logger) (checkpoint.Store, error) {
 	switch cfg.BackendType {
 	case config.StateBackendMemory:
 		return checkpoint.NewMem(jobID), nil
@@ -65,7 +65,7 @@ func openBackend(ctx context.Context, cfg config.EnhancedStateConfig, jobID stri
 			local.Close()
 			return nil, err
 		}
-		return checkpoint.NewHybrid(local, remote), nil
+		return checkpoint.NewHybridWithOptions(local, remote, checkpoint.HybridOptions{Logger: log}), nil
 	}
 	return nil, fmt.Errorf("state: unknown backend_type %q", cfg.BackendType)
 }

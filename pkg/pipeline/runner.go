@@ -206,6 +206,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	for _, t := range r.stages[len(r.stages)-1].tasks {
 		t.sink.Close()
 	}
+	if c, ok := r.spec.Output.(io.Closer); ok {
+		c.Close()
+	}
 	if cause := context.Cause(r.ctx); cause != nil && !errors.Is(cause, errFinished) {
 		return cause
 	}
