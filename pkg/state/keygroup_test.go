@@ -1,6 +1,11 @@
 package state
 
-import "testing"
+import (
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+)
 
 func TestRangeForSubtask_OK(t *testing.T) {
 	for _, n := range []uint32{1, 2, 3, 7, 128, 1000} {
@@ -45,6 +50,25 @@ func TestKeyGroupFor_Stable(t *testing.T) {
 	for key, want := range map[string]uint32{"": 66, "a": 31, "hello": 125, "user-42": 77} {
 		if got := KeyGroupFor(key, 128); got != want {
 			t.Errorf("KeyGroupFor(%q, 128) = %d, want %d", key, got, want)
+		}
+	}
+}
+
+func TestSortKeys_OK(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []string{"", "a", "ab", "abc", "b", "user-0000000", "user-0000001", "\\x00", "\\xff", "zz"}
+	var scratch []prefixed
+	for range 500 {
+		n := rng.IntN(40)
+		keys := make([]string, n)
+		for i := range keys {
+			keys[i] = alphabet[rng.IntN(len(alphabet))] + strconv.Itoa(rng.IntN(1000)) + alphabet[rng.IntN(len(alphabet))]
+		}
+		want := slices.Clone(keys)
+		slices.Sort(want)
+		scratch = sortKeys(keys, scratch)
+		if !slices.Equal(keys, want) {
+			t.Fatalf("sortKeys = %q, want %q", keys, want)
 		}
 	}
 }

@@ -180,6 +180,7 @@ type snapWriter struct {
 	kg    uint32
 	ttl   bool
 	keys  []string
+	sorts []prefixed
 	comps []compEntry
 	e     format.Entry
 }
@@ -200,15 +201,16 @@ func resolve(tabs []table, key string) []byte {
 	return nil
 }
 
-// unionKeys collects the distinct keys of maps, sorted.
-func unionKeys[V any](dst []string, maps []map[string]V) []string {
+// unionKeys collects the distinct keys of maps, sorted; scratch is the
+// sort's reusable buffer.
+func unionKeys[V any](dst []string, scratch *[]prefixed, maps []map[string]V) []string {
 	dst = dst[:0]
 	for _, t := range maps {
 		for k := range t {
 			dst = append(dst, k)
 		}
 	}
-	slices.Sort(dst)
+	*scratch = sortKeys(dst, *scratch)
 	if len(maps) > 1 {
 		dst = slices.Compact(dst)
 	}
@@ -235,7 +237,7 @@ func (sw *snapWriter) emit(key string, stored []byte) error {
 }
 
 func (sw *snapWriter) valueGroup(tabs []table) error {
-	sw.keys = unionKeys(sw.keys, tabs)
+	sw.keys = unionKeys(sw.keys, &sw.sorts, tabs)
 	for _, k := range sw.keys {
 		if err := sw.emit(k, resolve(tabs, k)); err != nil {
 			return err
@@ -246,7 +248,7 @@ func (sw *snapWriter) valueGroup(tabs []table) error {
 
 // mapGroup flattens map state into composite keys (see compositeKey).
 func (sw *snapWriter) mapGroup(layers []subTables) error {
-	sw.keys = unionKeys(sw.keys, layers)
+	sw.keys = unionKeys(sw.keys, &sw.sorts, layers)
 	sw.comps = sw.comps[:0]
 	subs := make([]table, 0, len(layers))
 	var mks []string
@@ -257,7 +259,7 @@ func (sw *snapWriter) mapGroup(layers []subTables) error {
 				subs = append(subs, t)
 			}
 		}
-		mks = unionKeys(mks, subs)
+		mks = unionKeys(mks, &sw.sorts, subs)
 		for _, mk := range mks {
 			sw.comps = append(sw.comps, compEntry{key: compositeKey(uk, mk), stored: resolve(subs, mk)})
 		}
