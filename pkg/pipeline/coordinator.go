@@ -33,6 +33,10 @@ type coordinator struct {
 	acks     chan ack
 	finalReq chan struct{}
 
+	// finalDone is closed when the checkpoint that ends the input has
+	// completed: only then may the source end the stream.
+	finalDone chan struct{}
+
 	next   uint64                          // id of the next checkpoint
 	parent atomic.Pointer[format.Manifest] // the last completed checkpoint
 	final  atomic.Uint64                   // id of the checkpoint that ends the input
@@ -76,8 +80,8 @@ func (c *coordinator) run(ctx context.Context) error {
 			}
 			return nil
 		case <-ticker.C:
-			if inflight == 0 && !finalWanted {
-				start(false)
+			if inflight == 0 {
+				start(finalWanted)
 			}
 		case <-c.finalReq:
 			finalWanted = true
@@ -96,12 +100,12 @@ func (c *coordinator) run(ctx context.Context) error {
 			c.next++
 			switch {
 			case final && err == nil:
-				c.r.cancel(errFinished)
+				close(c.finalDone)
 				return nil
 			case final:
 				// The final checkpoint failed: its records are not
-				// committed, so the run must not claim success.
-				return err
+				// committed. The stream stays open and the next tick tries
+				// again, as after any failed checkpoint.
 			case finalWanted:
 				start(true)
 			}

@@ -63,7 +63,7 @@ func TestRunner_CheckpointFailure(t *testing.T) {
 	spec := wordCountSpec(t, dir, 2)
 	// A slow input keeps the run going long enough to see checkpoints fail
 	// and recover.
-	spec.Input = &slowInput{Input: spec.Input, every: 200, pause: 2 * time.Millisecond}
+	spec.Input = &slowInput{Input: spec.Input, every: 20, pause: time.Millisecond}
 	r, err := NewRunner(spec, Options{Repo: repo, Interval: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -209,14 +209,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	if c, ok := r.spec.Output.(io.Closer); ok {
 		c.Close()
 	}
-	if cause := context.Cause(r.ctx); cause != nil && !errors.Is(cause, errFinished) {
+	if cause := context.Cause(r.ctx); cause != nil {
 		return cause
 	}
 	return nil
 }
-
-// errFinished ends a run whose input is exhausted and fully committed.
-var errFinished = errors.New("pipeline finished")
 
 func (r *Runner) fail(err error) {
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -270,7 +267,7 @@ func (r *Runner) build() error {
 		}
 	}
 	if r.opts.Repo != nil {
-		r.coord = &coordinator{r: r, repo: r.opts.Repo, expected: total, trigger: make(chan uint64, 1), acks: make(chan ack, total), finalReq: make(chan struct{}, 1), next: 1}
+		r.coord = &coordinator{r: r, repo: r.opts.Repo, expected: total, trigger: make(chan uint64, 1), acks: make(chan ack, total), finalReq: make(chan struct{}, 1), finalDone: make(chan struct{}), next: 1}
 	}
 	return nil
 }
@@ -488,6 +485,10 @@ func (t *task) runSource(ctx context.Context) error {
 		trigger = t.r.coord.trigger
 	}
 	ended := false
+	var finalDone chan struct{}
+	if t.r.coord != nil {
+		finalDone = t.r.coord.finalDone
+	}
 	for {
 		var in <-chan item = items
 		if ended {
@@ -496,12 +497,11 @@ func (t *task) runSource(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-finalDone:
+			return t.finish()
 		case id := <-trigger:
 			if err := t.barrier(id, &format.SourcePosition{Source: SourceID, Position: pos}); err != nil {
 				return err
-			}
-			if ended && t.r.coord.isFinal(id) {
-				return t.finish()
 			}
 		case it := <-in:
 			switch {

@@ -171,11 +171,16 @@ func TestS3Output_RestartExactlyOnce(t *testing.T) {
 	want := writeWords(t, filepath.Join(dir, "input.txt"), 6000, 500, 2)
 	rng := rand.New(rand.NewPCG(4, 4))
 	attempts, interrupted := 0, 0
+	// The input is slowed down so a run takes long enough to be cut on a
+	// fast machine, and attempts that complete no checkpoint get longer so
+	// a slow one still makes progress.
+	slack := time.Duration(0)
 	for ; ; attempts++ {
 		if attempts > 200 {
 			t.Fatal("did not finish in 200 attempts")
 		}
 		spec := wordCountSpec(t, dir, 1+attempts%3)
+		spec.Input = &slowInput{Input: spec.Input, every: 50, pause: time.Millisecond}
 		out, err := NewS3Output(context.Background(), s3OutputOpts(srv, bucket, "counts"))
 		if err != nil {
 			t.Fatal(err)
@@ -185,10 +190,13 @@ func TestS3Output_RestartExactlyOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(50+rng.IntN(450))*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(20+rng.IntN(100))*time.Millisecond+slack)
 		err = r.Run(ctx)
 		cancel()
 		out.(io.Closer).Close()
+		if r.Stats().CheckpointsCompleted.Load() == 0 {
+			slack += 20 * time.Millisecond
+		}
 		open := len(openUploads(t, srv, bucket))
 		t.Logf("attempt %d: restored %d, completed %d, in %d, uploads open %d: %v",
 			attempts, r.Stats().RestoredFrom.Load(), r.Stats().CheckpointsCompleted.Load(), r.Stats().RecordsIn.Load(), open, err)

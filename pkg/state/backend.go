@@ -50,29 +50,45 @@ type Options struct {
 	MaintenanceRatio int
 }
 
-// A table holds one state's entries of one key group in one layer: key ->
-// stored value. A nil stored value is a tombstone, which hides the key in
-// older layers; a live value is never nil. States with a TTL prefix the value
-// with its expiry (8 bytes, little-endian Unix nanoseconds), so entries of
-// states without one cost no more than a plain map[string][]byte, which keeps
-// the working set, and so lookups, as small as possible.
+// A table holds one state's entries in one layer: key -> stored value. A nil
+// stored value is a tombstone, which hides the key in older layers; a live
+// value is never nil. States with a TTL prefix the value with its expiry (8
+// bytes, little-endian Unix nanoseconds), so entries of states without one
+// cost no more than in a plain map[string][]byte.
+//
+// A table covers all the backend's key groups: a lookup then needs no key
+// hash and touches one map, which keeps reads close to the speed of a plain
+// map. Key groups are computed when a snapshot is written.
 type table = map[string][]byte
 
 // subTables are the tables of a map state: user key -> (map key -> value).
 type subTables = map[string]table
 
-// groupTables are one state's tables in one layer, indexed by key group
-// minus the range start. Only the field for the state's kind is used; a
-// table slot is nil until its first write.
-type groupTables struct {
-	vals []table
-	subs []subTables
+// stateTables are one state's tables in one layer; only the field for the
+// state's kind is used, and it is nil until the first write.
+type stateTables struct {
+	vals table
+	subs subTables
+	// tombs counts tombstones written into this layer (an upper bound:
+	// overwritten ones are not subtracted). A table without tombstones can
+	// be adopted by the base as it is.
+	tombs int
 }
 
-// layer is a set of tables, one groupTables per state.
+// layer is a set of tables, one per state.
 type layer struct {
-	states []groupTables
+	states []stateTables
 	pins   atomic.Int32 // snapshots still reading this layer
+}
+
+// empty reports whether the layer holds no entry and no tombstone.
+func (l *layer) empty() bool {
+	for _, s := range l.states {
+		if len(s.vals) > 0 || len(s.subs) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // live is the stored form of an empty value without TTL: not nil, so it is
@@ -97,7 +113,6 @@ type stateInfo struct {
 type Backend struct {
 	n      uint32
 	rng    KeyGroupRange
-	groups int
 	now    func() int64
 	ratio  int
 
@@ -117,10 +132,8 @@ type Backend struct {
 	seq     uint64
 
 	credit    int // maintenance budget earned by writes
-	mergeSt   int // merge cursor into frozen[0]
-	mergeGi   int
-	sweepSt   int // TTL sweep cursor into base
-	sweepGi   int
+	mergeSt   int // the state of frozen[0] being merged
+	sweepSt   int // the TTL state swept last
 	ttlStates int
 
 	stats Stats
@@ -161,7 +174,7 @@ func NewBackend(opts Options) (*Backend, error) {
 	if ratio <= 0 {
 		ratio = 4
 	}
-	b := &Backend{n: n, rng: rng, groups: rng.Len(), now: now, ratio: ratio, byName: map[string]int{}}
+	b := &Backend{n: n, rng: rng, now: now, ratio: ratio, byName: map[string]int{}}
 	b.active, b.base = &layer{}, &layer{}
 	return b, nil
 }
@@ -202,16 +215,9 @@ func (b *Backend) register(name string, kind Kind, codec string, ttl time.Durati
 		b.ttlStates++
 	}
 	for _, l := range b.layers() {
-		l.states = append(l.states, b.newGroupTables(kind))
+		l.states = append(l.states, stateTables{})
 	}
 	return i, nil
-}
-
-func (b *Backend) newGroupTables(kind Kind) groupTables {
-	if kind == KindMap {
-		return groupTables{subs: make([]subTables, b.groups)}
-	}
-	return groupTables{vals: make([]table, b.groups)}
 }
 
 // layers lists every layer the backend owns, oldest first.
@@ -223,39 +229,37 @@ func (b *Backend) layers() []*layer {
 }
 
 func (b *Backend) newLayer() *layer {
-	l := &layer{states: make([]groupTables, len(b.states))}
-	for i, s := range b.states {
-		l.states[i] = b.newGroupTables(s.kind)
-	}
-	return l
+	return &layer{states: make([]stateTables, len(b.states))}
 }
 
-// slot returns the table index of key: its key group relative to the range.
-func (b *Backend) slot(key string) (int, error) {
-	kg := KeyGroupFor(key, b.n)
-	if !b.rng.Contains(kg) {
-		return 0, fmt.Errorf("%w: key %q is in key group %d, backend owns %v", ErrKeyGroupOutOfRange, key, kg, b.rng)
+// check confirms key belongs to one of the backend's key groups.
+func (b *Backend) check(key string) error {
+	if b.rng.Start == 0 && b.rng.End == b.n-1 {
+		return nil
 	}
-	return int(kg - b.rng.Start), nil
+	if kg := KeyGroupFor(key, b.n); !b.rng.Contains(kg) {
+		return fmt.Errorf("%w: key %q is in key group %d, backend owns %v", ErrKeyGroupOutOfRange, key, kg, b.rng)
+	}
+	return nil
 }
 
 // lookup finds key's newest stored value across layers: nil when absent or
 // deleted. The value may be expired; callers decide.
-func (b *Backend) lookup(st, gi int, key string) []byte {
-	if v, ok := b.active.states[st].vals[gi][key]; ok {
+func (b *Backend) lookup(st int, key string) []byte {
+	if v, ok := b.active.states[st].vals[key]; ok {
 		return v
 	}
 	for i := len(b.frozen) - 1; i >= 0; i-- {
-		if v, ok := b.frozen[i].states[st].vals[gi][key]; ok {
+		if v, ok := b.frozen[i].states[st].vals[key]; ok {
 			return v
 		}
 	}
-	return b.base.states[st].vals[gi][key]
+	return b.base.states[st].vals[key]
 }
 
 // get returns key's live payload.
-func (b *Backend) get(st, gi int, key string) ([]byte, bool) {
-	v := b.lookup(st, gi, key)
+func (b *Backend) get(st int, key string) ([]byte, bool) {
+	v := b.lookup(st, key)
 	if v == nil {
 		return nil, false
 	}
@@ -270,22 +274,22 @@ func (b *Backend) get(st, gi int, key string) ([]byte, bool) {
 
 // inLower reports whether key has an entry below the active layer, i.e.
 // whether deleting it needs a tombstone.
-func (b *Backend) inLower(st, gi int, key string) bool {
+func (b *Backend) inLower(st int, key string) bool {
 	for _, f := range b.frozen {
-		if _, ok := f.states[st].vals[gi][key]; ok {
+		if _, ok := f.states[st].vals[key]; ok {
 			return true
 		}
 	}
-	_, ok := b.base.states[st].vals[gi][key]
+	_, ok := b.base.states[st].vals[key]
 	return ok
 }
 
-// activeTable returns the active layer's table for (st, gi), creating it.
-func (b *Backend) activeTable(st, gi int) table {
-	t := b.active.states[st].vals[gi]
+// activeTable returns the active layer's table for state st, creating it.
+func (b *Backend) activeTable(st int) table {
+	t := b.active.states[st].vals
 	if t == nil {
 		t = make(table)
-		b.active.states[st].vals[gi] = t
+		b.active.states[st].vals = t
 	}
 	return t
 }
@@ -309,10 +313,11 @@ func finishValue(v []byte) []byte {
 }
 
 // remove deletes key from state st.
-func (b *Backend) remove(st, gi int, key string) {
-	if b.inLower(st, gi, key) {
-		b.activeTable(st, gi)[key] = nil
-	} else if t := b.active.states[st].vals[gi]; t != nil {
+func (b *Backend) remove(st int, key string) {
+	if b.inLower(st, key) {
+		b.activeTable(st)[key] = nil
+		b.active.states[st].tombs++
+	} else if t := b.active.states[st].vals; t != nil {
 		delete(t, key)
 	}
 	b.wrote()
@@ -348,12 +353,13 @@ func (b *Backend) maintain(budget int) int {
 	spent, sweeps := 0, 0
 	for spent < budget {
 		if len(b.frozen) == 0 {
-			if sweeps >= len(b.states)*b.groups {
+			// Each TTL state is swept once per call at most.
+			if sweeps >= b.ttlStates {
 				break
 			}
 			sweeps++
 		}
-		n, ok := b.step()
+		n, ok := b.step(budget - spent)
 		if !ok {
 			break
 		}
@@ -362,9 +368,9 @@ func (b *Backend) maintain(budget int) int {
 	return spent
 }
 
-// step does one table of maintenance work. It never touches a layer a
-// snapshot is reading: merges and sweeps mutate the base and frozen[0].
-func (b *Backend) step() (visited int, ok bool) {
+// step does a bounded piece of maintenance work. It never touches a layer
+// a snapshot is reading: merges and sweeps mutate the base and frozen[0].
+func (b *Backend) step(budget int) (visited int, ok bool) {
 	if b.base.pins.Load() > 0 {
 		return 0, false
 	}
@@ -374,67 +380,88 @@ func (b *Backend) step() (visited int, ok bool) {
 			return 0, false
 		}
 		for b.mergeSt < len(f.states) {
-			g := &f.states[b.mergeSt]
-			for b.mergeGi < b.groups {
-				gi := b.mergeGi
-				b.mergeGi++
-				var n int
-				if g.subs != nil {
-					src := g.subs[gi]
-					if src == nil {
-						continue
-					}
-					g.subs[gi] = nil
-					n = b.mergeSubs(b.mergeSt, gi, src)
-				} else {
-					src := g.vals[gi]
-					if src == nil {
-						continue
-					}
-					g.vals[gi] = nil
-					n = b.mergeVals(b.mergeSt, gi, src)
-				}
+			st := b.mergeSt
+			if n := b.mergeState(st, &f.states[st], budget); n > 0 {
 				b.stats.TablesMerged++
 				return n, true
 			}
 			b.mergeSt++
-			b.mergeGi = 0
 		}
 		b.frozen[0] = nil
 		b.frozen = b.frozen[1:]
-		b.mergeSt, b.mergeGi = 0, 0
+		b.mergeSt = 0
 		return 0, true
 	}
 	if b.ttlStates == 0 {
 		return 0, false
 	}
-	return b.sweepStep(), true
+	return b.sweepStep(budget), true
 }
 
-// mergeVals folds a released frozen table into the base. An empty base
-// table adopts src once its tombstones are dropped, which saves rehashing
-// every key of the first fold after a big initial load.
-func (b *Backend) mergeVals(st, gi int, src table) int {
-	dst := b.base.states[st].vals[gi]
-	if len(dst) == 0 {
-		dropTombstones(src)
-		b.base.states[st].vals[gi] = src
-		return len(src)
+// mergeState moves up to budget entries of a released frozen state table
+// into the base, deleting them from src (which no snapshot reads any more)
+// so the next step resumes with what is left. A base table that is empty
+// adopts a tombstone-free src whole, which saves rehashing every key of the
+// first fold after a big initial load. It returns the entries visited, 0
+// when src is done.
+func (b *Backend) mergeState(st int, src *stateTables, budget int) int {
+	dst := &b.base.states[st]
+	if src.subs != nil {
+		if len(dst.subs) == 0 && src.tombs == 0 {
+			dst.subs, src.subs = src.subs, nil
+			return 1
+		}
+		if dst.subs == nil {
+			dst.subs = make(subTables, len(src.subs))
+		}
+		n := 0
+		for uk, sub := range src.subs {
+			d := dst.subs[uk]
+			if d == nil {
+				d = make(table, len(sub))
+				dst.subs[uk] = d
+			}
+			n += applyTable(d, sub)
+			if len(d) == 0 {
+				delete(dst.subs, uk)
+			}
+			delete(src.subs, uk)
+			if n >= budget {
+				return n
+			}
+		}
+		src.subs = nil
+		return n
 	}
-	applyTable(dst, src)
-	return len(src)
-}
-
-func dropTombstones(t table) {
-	for k, v := range t {
+	if src.vals == nil {
+		return 0
+	}
+	if len(dst.vals) == 0 && src.tombs == 0 {
+		dst.vals, src.vals = src.vals, nil
+		return 1
+	}
+	if dst.vals == nil {
+		dst.vals = make(table, len(src.vals))
+	}
+	n := 0
+	for k, v := range src.vals {
 		if v == nil {
-			delete(t, k)
+			delete(dst.vals, k)
+		} else {
+			dst.vals[k] = v
+		}
+		delete(src.vals, k)
+		if n++; n >= budget {
+			return n
 		}
 	}
+	src.vals = nil
+	return max(n, 1)
 }
 
-// applyTable applies src's puts and tombstones to dst.
-func applyTable(dst, src table) {
+// applyTable applies src's puts and tombstones to dst and returns how many
+// entries it visited.
+func applyTable(dst, src table) int {
 	for k, v := range src {
 		if v == nil {
 			delete(dst, k)
@@ -442,74 +469,51 @@ func applyTable(dst, src table) {
 			dst[k] = v
 		}
 	}
-}
-
-func (b *Backend) mergeSubs(st, gi int, src subTables) int {
-	dst := b.base.states[st].subs[gi]
-	if dst == nil {
-		dst = make(subTables, len(src))
-		b.base.states[st].subs[gi] = dst
-	}
-	for uk, sub := range src {
-		d := dst[uk]
-		if d == nil {
-			dropTombstones(sub)
-			if len(sub) > 0 {
-				dst[uk] = sub
-			}
-			continue
-		}
-		applyTable(d, sub)
-		if len(d) == 0 {
-			delete(dst, uk)
-		}
-	}
 	return len(src)
 }
 
-// sweepStep removes expired entries and leftover tombstones from one base
-// table of a state with a TTL, advancing a cursor over all of them.
-func (b *Backend) sweepStep() int {
+// sweepStep removes up to about budget expired entries and leftover
+// tombstones from the base tables of states with a TTL, moving on to the
+// next such state each call. Map iteration starts at a random place, so
+// repeated sweeps reach every entry without keeping a cursor into the map.
+func (b *Backend) sweepStep(budget int) int {
 	for range len(b.states) + 1 {
-		if b.sweepSt >= len(b.states) {
-			b.sweepSt, b.sweepGi = 0, 0
-		}
+		b.sweepSt = (b.sweepSt + 1) % len(b.states)
 		if b.states[b.sweepSt].ttl > 0 {
 			break
 		}
-		b.sweepSt++
-		b.sweepGi = 0
-	}
-	st, gi := b.sweepSt, b.sweepGi
-	b.sweepGi++
-	if b.sweepGi >= b.groups {
-		b.sweepSt++
-		b.sweepGi = 0
 	}
 	b.stats.TablesSwept++
 	now := b.now()
-	g := &b.base.states[st]
+	g := &b.base.states[b.sweepSt]
 	if g.subs != nil {
 		visited := 0
-		for uk, sub := range g.subs[gi] {
-			visited += b.sweepTable(sub, now)
+		for uk, sub := range g.subs {
+			visited += b.sweepTable(sub, now, budget-visited)
 			if len(sub) == 0 {
-				delete(g.subs[gi], uk)
+				delete(g.subs, uk)
+			}
+			if visited >= budget {
+				break
 			}
 		}
 		return visited
 	}
-	return b.sweepTable(g.vals[gi], now)
+	return b.sweepTable(g.vals, now, budget)
 }
 
-func (b *Backend) sweepTable(t table, now int64) int {
+func (b *Backend) sweepTable(t table, now int64, budget int) int {
+	n := 0
 	for k, v := range t {
 		if v == nil || expiryOf(v) <= now {
 			delete(t, k)
 			b.stats.ExpiredDropped++
 		}
+		if n++; n >= budget {
+			break
+		}
 	}
-	return len(t)
+	return n
 }
 
 // stateNamesSorted returns state indices in name order, the order segments

@@ -54,10 +54,10 @@ func TestKeyGroupFor_Stable(t *testing.T) {
 	}
 }
 
-func TestSortKeys_OK(t *testing.T) {
+func TestDistinctKeys_OK(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	alphabet := []string{"", "a", "ab", "abc", "b", "user-0000000", "user-0000001", "\\x00", "\\xff", "zz"}
-	var scratch []prefixed
+	var scratch []groupedKey
 	for range 500 {
 		n := rng.IntN(40)
 		keys := make([]string, n)
@@ -66,9 +66,18 @@ func TestSortKeys_OK(t *testing.T) {
 		}
 		want := slices.Clone(keys)
 		slices.Sort(want)
-		scratch = sortKeys(keys, scratch)
-		if !slices.Equal(keys, want) {
-			t.Fatalf("sortKeys = %q, want %q", keys, want)
+		want = slices.Compact(want)
+		set := map[string]bool{}
+		for _, k := range keys {
+			set[k] = true
+		}
+		scratch = distinctKeys(scratch, []map[string]bool{set, set})
+		got := make([]string, len(scratch))
+		for i, g := range scratch {
+			got[i] = g.key
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("distinctKeys = %q, want %q", got, want)
 		}
 	}
 }

@@ -26,11 +26,11 @@ func NewList[T any](b *Backend, d Descriptor[T]) (*List[T], error) {
 
 // Get returns key's elements in insertion order; nil when there are none.
 func (l *List[T]) Get(key string) ([]T, error) {
-	gi, err := l.b.slot(key)
+	err := l.b.check(key)
 	if err != nil {
 		return nil, err
 	}
-	raw, ok := l.b.get(l.st, gi, key)
+	raw, ok := l.b.get(l.st, key)
 	if !ok {
 		return nil, nil
 	}
@@ -52,13 +52,13 @@ func (l *List[T]) Get(key string) ([]T, error) {
 
 // Add appends v to key's list, restarting its TTL.
 func (l *List[T]) Add(key string, v T) error {
-	gi, err := l.b.slot(key)
+	err := l.b.check(key)
 	if err != nil {
 		return err
 	}
-	t := l.b.activeTable(l.st, gi)
+	t := l.b.activeTable(l.st)
 	cur, inActive := t[key]
-	old, live := l.b.get(l.st, gi, key)
+	old, live := l.b.get(l.st, key)
 	var buf []byte
 	if inActive && live {
 		// Owned by the active layer: append in place, renewing the TTL.
@@ -87,7 +87,7 @@ func (l *List[T]) Update(key string, vs []T) error {
 	if len(vs) == 0 {
 		return l.Clear(key)
 	}
-	gi, err := l.b.slot(key)
+	err := l.b.check(key)
 	if err != nil {
 		return err
 	}
@@ -97,18 +97,18 @@ func (l *List[T]) Update(key string, vs []T) error {
 			return fmt.Errorf("state %q, key %q: %w", l.b.states[l.st].name, key, err)
 		}
 	}
-	l.b.activeTable(l.st, gi)[key] = buf
+	l.b.activeTable(l.st)[key] = buf
 	l.b.wrote()
 	return nil
 }
 
 // Clear removes key's list.
 func (l *List[T]) Clear(key string) error {
-	gi, err := l.b.slot(key)
+	err := l.b.check(key)
 	if err != nil {
 		return err
 	}
-	l.b.remove(l.st, gi, key)
+	l.b.remove(l.st, key)
 	return nil
 }
 

@@ -37,16 +37,16 @@ func (m *Map[K, V]) errf(key string, err error) error {
 
 // lookupSub finds the newest stored value of map key mk under user key uk;
 // nil when absent or deleted.
-func (m *Map[K, V]) lookupSub(gi int, uk, mk string) []byte {
-	if v, ok := m.b.active.states[m.st].subs[gi][uk][mk]; ok {
+func (m *Map[K, V]) lookupSub(uk, mk string) []byte {
+	if v, ok := m.b.active.states[m.st].subs[uk][mk]; ok {
 		return v
 	}
 	for i := len(m.b.frozen) - 1; i >= 0; i-- {
-		if v, ok := m.b.frozen[i].states[m.st].subs[gi][uk][mk]; ok {
+		if v, ok := m.b.frozen[i].states[m.st].subs[uk][mk]; ok {
 			return v
 		}
 	}
-	return m.b.base.states[m.st].subs[gi][uk][mk]
+	return m.b.base.states[m.st].subs[uk][mk]
 }
 
 // payload strips a live stored value's TTL header; ok is false when the
@@ -67,7 +67,7 @@ func (m *Map[K, V]) payload(v []byte, now func() int64) ([]byte, bool) {
 // Get returns the value at mk in key's map.
 func (m *Map[K, V]) Get(key string, mk K) (V, bool, error) {
 	var zero V
-	gi, err := m.b.slot(key)
+	err := m.b.check(key)
 	if err != nil {
 		return zero, false, err
 	}
@@ -75,7 +75,7 @@ func (m *Map[K, V]) Get(key string, mk K) (V, bool, error) {
 	if err != nil {
 		return zero, false, m.errf(key, err)
 	}
-	raw, ok := m.payload(m.lookupSub(gi, key, string(m.scr)), m.b.now)
+	raw, ok := m.payload(m.lookupSub(key, string(m.scr)), m.b.now)
 	if !ok {
 		return zero, false, nil
 	}
@@ -88,7 +88,7 @@ func (m *Map[K, V]) Get(key string, mk K) (V, bool, error) {
 
 // Put sets mk to v in key's map, restarting that entry's TTL.
 func (m *Map[K, V]) Put(key string, mk K, v V) error {
-	gi, err := m.b.slot(key)
+	err := m.b.check(key)
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func (m *Map[K, V]) Put(key string, mk K, v V) error {
 	if err != nil {
 		return m.errf(key, err)
 	}
-	sub := m.activeSub(gi, key)
+	sub := m.activeSub(key)
 	val, err := m.values.Append(m.b.startValue(m.st, sub[string(m.scr)]), v)
 	if err != nil {
 		return m.errf(key, err)
@@ -106,22 +106,22 @@ func (m *Map[K, V]) Put(key string, mk K, v V) error {
 	return nil
 }
 
-func (m *Map[K, V]) activeSub(gi int, key string) table {
+func (m *Map[K, V]) activeSub(key string) table {
 	g := &m.b.active.states[m.st]
-	if g.subs[gi] == nil {
-		g.subs[gi] = make(subTables)
+	if g.subs == nil {
+		g.subs = make(subTables)
 	}
-	sub := g.subs[gi][key]
+	sub := g.subs[key]
 	if sub == nil {
 		sub = make(table)
-		g.subs[gi][key] = sub
+		g.subs[key] = sub
 	}
 	return sub
 }
 
 // Delete removes mk from key's map.
 func (m *Map[K, V]) Delete(key string, mk K) error {
-	gi, err := m.b.slot(key)
+	err := m.b.check(key)
 	if err != nil {
 		return err
 	}
@@ -129,40 +129,40 @@ func (m *Map[K, V]) Delete(key string, mk K) error {
 	if err != nil {
 		return m.errf(key, err)
 	}
-	m.deleteRaw(gi, key, string(m.scr))
+	m.deleteRaw(key, string(m.scr))
 	return nil
 }
 
-func (m *Map[K, V]) deleteRaw(gi int, key, mk string) {
+func (m *Map[K, V]) deleteRaw(key, mk string) {
 	below := false
 	for _, f := range m.b.frozen {
-		if _, ok := f.states[m.st].subs[gi][key][mk]; ok {
+		if _, ok := f.states[m.st].subs[key][mk]; ok {
 			below = true
 		}
 	}
-	if _, ok := m.b.base.states[m.st].subs[gi][key][mk]; ok {
+	if _, ok := m.b.base.states[m.st].subs[key][mk]; ok {
 		below = true
 	}
 	if below {
-		m.activeSub(gi, key)[mk] = nil
-	} else if sub := m.b.active.states[m.st].subs[gi][key]; sub != nil {
+		m.activeSub(key)[mk] = nil
+	} else if sub := m.b.active.states[m.st].subs[key]; sub != nil {
 		delete(sub, mk)
 	}
 	m.b.wrote()
 }
 
 // liveKeys returns key's live map keys (encoded), sorted.
-func (m *Map[K, V]) liveKeys(gi int, key string) []string {
+func (m *Map[K, V]) liveKeys(key string) []string {
 	var mks []string
 	for _, l := range m.b.layers() {
-		for mk := range l.states[m.st].subs[gi][key] {
+		for mk := range l.states[m.st].subs[key] {
 			mks = append(mks, mk)
 		}
 	}
 	slices.Sort(mks)
 	mks = slices.Compact(mks)
 	return slices.DeleteFunc(mks, func(mk string) bool {
-		_, ok := m.payload(m.lookupSub(gi, key, mk), m.b.now)
+		_, ok := m.payload(m.lookupSub(key, mk), m.b.now)
 		return !ok
 	})
 }
@@ -170,12 +170,12 @@ func (m *Map[K, V]) liveKeys(gi int, key string) []string {
 // All calls fn for each entry of key's map in the order of the encoded map
 // keys, until fn returns false.
 func (m *Map[K, V]) All(key string, fn func(K, V) bool) error {
-	gi, err := m.b.slot(key)
+	err := m.b.check(key)
 	if err != nil {
 		return err
 	}
-	for _, mk := range m.liveKeys(gi, key) {
-		raw, _ := m.payload(m.lookupSub(gi, key, mk), m.b.now)
+	for _, mk := range m.liveKeys(key) {
+		raw, _ := m.payload(m.lookupSub(key, mk), m.b.now)
 		k, err := m.keys.Decode([]byte(mk))
 		if err != nil {
 			return m.errf(key, err)
@@ -193,21 +193,21 @@ func (m *Map[K, V]) All(key string, fn func(K, V) bool) error {
 
 // Len returns the number of live entries in key's map.
 func (m *Map[K, V]) Len(key string) (int, error) {
-	gi, err := m.b.slot(key)
+	err := m.b.check(key)
 	if err != nil {
 		return 0, err
 	}
-	return len(m.liveKeys(gi, key)), nil
+	return len(m.liveKeys(key)), nil
 }
 
 // Clear removes every entry of key's map.
 func (m *Map[K, V]) Clear(key string) error {
-	gi, err := m.b.slot(key)
+	err := m.b.check(key)
 	if err != nil {
 		return err
 	}
-	for _, mk := range m.liveKeys(gi, key) {
-		m.deleteRaw(gi, key, mk)
+	for _, mk := range m.liveKeys(key) {
+		m.deleteRaw(key, mk)
 	}
 	return nil
 }

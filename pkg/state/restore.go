@@ -29,7 +29,7 @@ func (b *Backend) Restore(descs []format.StateDescriptor, layers []*format.Segme
 	kept := b.states
 	b.states, b.byName, b.ttlStates = nil, map[string]int{}, 0
 	b.active, b.base, b.frozen = &layer{}, &layer{}, nil
-	b.mergeSt, b.mergeGi, b.sweepSt, b.sweepGi, b.credit = 0, 0, 0, 0, 0
+	b.mergeSt, b.sweepSt, b.credit = 0, 0, 0
 	b.hasBase, b.seq = false, 0
 	b.chainBroken.Store(false)
 	// States registered before the restore keep their indices, which their
@@ -87,7 +87,6 @@ func (b *Backend) apply(e *format.Entry, now int64) error {
 	if !b.rng.Contains(e.KeyGroup) {
 		return fmt.Errorf("state %q: key group %d outside the restored range %v", e.State, e.KeyGroup, b.rng)
 	}
-	gi := int(e.KeyGroup - b.rng.Start)
 	dead := e.Tombstone || (e.ExpiresAt != 0 && e.ExpiresAt <= now)
 	if !dead && e.ExpiresAt != 0 && b.states[st].ttl == 0 {
 		return fmt.Errorf("state %q has no TTL, but key %q carries an expiry", e.State, e.Key)
@@ -95,39 +94,39 @@ func (b *Backend) apply(e *format.Entry, now int64) error {
 	key := e.Key
 	var t table
 	g := &b.base.states[st]
-	if g.subs != nil {
+	if b.states[st].kind == KindMap {
 		uk, mk, ok := splitCompositeKey(e.Key)
 		if !ok {
 			return fmt.Errorf("state %q: malformed map-state key %x", e.State, e.Key)
 		}
-		if g.subs[gi] == nil {
-			g.subs[gi] = make(subTables)
+		if kg := KeyGroupFor(string(uk), b.n); kg != e.KeyGroup {
+			return fmt.Errorf("state %q: key %q is recorded in key group %d but hashes to %d", e.State, uk, e.KeyGroup, kg)
 		}
-		t = g.subs[gi][string(uk)]
+		if g.subs == nil {
+			g.subs = make(subTables)
+		}
+		t = g.subs[string(uk)]
 		if t == nil {
 			if dead {
 				return nil
 			}
 			t = make(table)
-			g.subs[gi][string(uk)] = t
+			g.subs[string(uk)] = t
 		}
 		defer func() {
 			if len(t) == 0 {
-				delete(g.subs[gi], string(uk))
+				delete(g.subs, string(uk))
 			}
 		}()
 		key = mk
-		if kg := KeyGroupFor(string(uk), b.n); kg != e.KeyGroup {
-			return fmt.Errorf("state %q: key %q is recorded in key group %d but hashes to %d", e.State, uk, e.KeyGroup, kg)
-		}
 	} else {
-		if g.vals[gi] == nil {
-			g.vals[gi] = make(table)
-		}
-		t = g.vals[gi]
 		if kg := KeyGroupFor(string(key), b.n); kg != e.KeyGroup {
 			return fmt.Errorf("state %q: key %q is recorded in key group %d but hashes to %d", e.State, key, e.KeyGroup, kg)
 		}
+		if g.vals == nil {
+			g.vals = make(table)
+		}
+		t = g.vals
 	}
 	if dead {
 		delete(t, string(key))

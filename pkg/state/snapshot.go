@@ -43,8 +43,8 @@ type Snapshot struct {
 	// views are the layers the snapshot reads, oldest first: for a full
 	// snapshot the base and every frozen layer, for an incremental one only
 	// the layer frozen by this snapshot.
-	views    [][]groupTables
-	groups   int
+	views    [][]stateTables
+	n        uint32 // the job's key-group count
 	pins     []*atomic.Int32
 	broken   *atomic.Bool
 	released atomic.Bool
@@ -71,11 +71,18 @@ func (b *Backend) Snapshot(kind SnapshotKind) *Snapshot {
 	b.stats.Snapshots++
 	b.seq++
 	f := b.active
-	b.active = b.newLayer()
-	b.frozen = append(b.frozen, f)
+	if f.empty() {
+		// Nothing changed since the last snapshot: freezing an empty layer
+		// would only lengthen the list every read walks while the operator
+		// is idle.
+		f = b.newLayer()
+	} else {
+		b.active = b.newLayer()
+		b.frozen = append(b.frozen, f)
+	}
 	b.hasBase = true
 
-	s := &Snapshot{kind: kind, seq: b.seq, at: b.now(), rangeStart: b.rng.Start, groups: b.groups, broken: &b.chainBroken}
+	s := &Snapshot{kind: kind, seq: b.seq, at: b.now(), rangeStart: b.rng.Start, n: b.n, broken: &b.chainBroken}
 	for _, i := range b.stateNamesSorted() {
 		s.states = append(s.states, snapState{index: i, info: b.states[i]})
 	}
@@ -135,52 +142,53 @@ func (s *Snapshot) WriteTo(w *format.SegmentWriter) error {
 	if s.released.Load() {
 		return fmt.Errorf("state: snapshot %d written after Release", s.seq)
 	}
-	sw := snapWriter{w: w, at: s.at, full: s.kind == Full}
+	sw := snapWriter{w: w, at: s.at, full: s.kind == Full, n: s.n}
+	keys := bucketScratch.Get().(*[]groupedKey)
+	sw.keys = (*keys)[:0]
+	defer func() {
+		clear(sw.keys[:cap(sw.keys)]) // drop references to keys and values
+		*keys = sw.keys[:0]
+		bucketScratch.Put(keys)
+	}()
 	var tabs []table
 	var subs []subTables
 	for _, st := range s.states {
 		sw.state, sw.ttl = st.info.name, st.info.ttl > 0
-		for gi := range s.groups {
-			tabs, subs = tabs[:0], subs[:0]
-			for _, v := range s.views {
-				if st.index >= len(v) {
-					continue // registered after this layer was pinned
-				}
-				if g := v[st.index]; g.subs != nil {
-					if g.subs[gi] != nil {
-						subs = append(subs, g.subs[gi])
-					}
-				} else if g.vals[gi] != nil {
-					tabs = append(tabs, g.vals[gi])
-				}
+		tabs, subs = tabs[:0], subs[:0]
+		for _, v := range s.views {
+			if st.index >= len(v) {
+				continue // registered after this layer was pinned
 			}
-			sw.kg = s.rangeStart + uint32(gi)
-			var err error
-			switch {
-			case len(subs) > 0:
-				err = sw.mapGroup(subs)
-			case len(tabs) > 0:
-				err = sw.valueGroup(tabs)
+			if g := v[st.index]; g.subs != nil {
+				subs = append(subs, g.subs)
+			} else if g.vals != nil {
+				tabs = append(tabs, g.vals)
 			}
-			if err != nil {
-				return fmt.Errorf("state: write snapshot %d, state %q, key group %d: %w", s.seq, sw.state, sw.kg, err)
-			}
+		}
+		var err error
+		switch {
+		case len(subs) > 0:
+			err = sw.mapState(subs)
+		case len(tabs) > 0:
+			err = sw.valueState(tabs)
+		}
+		if err != nil {
+			return fmt.Errorf("state: write snapshot %d, state %q: %w", s.seq, sw.state, err)
 		}
 	}
 	return nil
 }
 
-// snapWriter merges a group's tables and feeds the segment writer, reusing
-// its buffers across groups.
+// snapWriter merges a state's tables and feeds the segment writer, reusing
+// its buffers across states.
 type snapWriter struct {
 	w     *format.SegmentWriter
 	at    int64
 	full  bool
+	n     uint32
 	state string
-	kg    uint32
 	ttl   bool
-	keys  []string
-	sorts []prefixed
+	keys  []groupedKey
 	comps []compEntry
 	e     format.Entry
 }
@@ -201,30 +209,14 @@ func resolve(tabs []table, key string) []byte {
 	return nil
 }
 
-// unionKeys collects the distinct keys of maps, sorted; scratch is the
-// sort's reusable buffer.
-func unionKeys[V any](dst []string, scratch *[]prefixed, maps []map[string]V) []string {
-	dst = dst[:0]
-	for _, t := range maps {
-		for k := range t {
-			dst = append(dst, k)
-		}
-	}
-	*scratch = sortKeys(dst, *scratch)
-	if len(maps) > 1 {
-		dst = slices.Compact(dst)
-	}
-	return dst
-}
-
 // emit writes one entry. In a full snapshot dead entries are left out; in a
 // delta they become tombstones, because they must hide older layers' values.
-func (sw *snapWriter) emit(key string, stored []byte) error {
+func (sw *snapWriter) emit(kg uint32, key string, stored []byte) error {
 	dead := stored == nil || (sw.ttl && expiryOf(stored) <= sw.at)
 	if dead && sw.full {
 		return nil
 	}
-	sw.e = format.Entry{State: sw.state, KeyGroup: sw.kg, Key: append(sw.e.Key[:0], key...)}
+	sw.e = format.Entry{State: sw.state, KeyGroup: kg, Key: append(sw.e.Key[:0], key...)}
 	switch {
 	case dead:
 		sw.e.Tombstone = true
@@ -236,38 +228,43 @@ func (sw *snapWriter) emit(key string, stored []byte) error {
 	return sw.w.Add(&sw.e)
 }
 
-func (sw *snapWriter) valueGroup(tabs []table) error {
-	sw.keys = unionKeys(sw.keys, &sw.sorts, tabs)
+func (sw *snapWriter) valueState(tabs []table) error {
+	sw.keys = groupKeys(sw.keys, sw.n, tabs)
 	for _, k := range sw.keys {
-		if err := sw.emit(k, resolve(tabs, k)); err != nil {
+		if err := sw.emit(k.kg, k.key, k.val); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// mapGroup flattens map state into composite keys (see compositeKey).
-func (sw *snapWriter) mapGroup(layers []subTables) error {
-	sw.keys = unionKeys(sw.keys, &sw.sorts, layers)
-	sw.comps = sw.comps[:0]
+// mapState flattens map state into composite keys (see compositeKey), in
+// the segment order: key group, then composite key.
+func (sw *snapWriter) mapState(layers []subTables) error {
+	sw.keys = groupKeys(sw.keys, sw.n, layers)
 	subs := make([]table, 0, len(layers))
-	var mks []string
-	for _, uk := range sw.keys {
-		subs = subs[:0]
-		for _, l := range layers {
-			if t, ok := l[uk]; ok {
-				subs = append(subs, t)
+	var mks []groupedKey
+	for i := 0; i < len(sw.keys); {
+		kg := sw.keys[i].kg
+		sw.comps = sw.comps[:0]
+		for ; i < len(sw.keys) && sw.keys[i].kg == kg; i++ {
+			uk := sw.keys[i].key
+			subs = subs[:0]
+			for _, l := range layers {
+				if t, ok := l[uk]; ok {
+					subs = append(subs, t)
+				}
+			}
+			mks = distinctKeys(mks, subs)
+			for _, mk := range mks {
+				sw.comps = append(sw.comps, compEntry{key: compositeKey(uk, mk.key), stored: mk.val})
 			}
 		}
-		mks = unionKeys(mks, &sw.sorts, subs)
-		for _, mk := range mks {
-			sw.comps = append(sw.comps, compEntry{key: compositeKey(uk, mk), stored: resolve(subs, mk)})
-		}
-	}
-	slices.SortFunc(sw.comps, func(a, b compEntry) int { return strings.Compare(a.key, b.key) })
-	for _, c := range sw.comps {
-		if err := sw.emit(c.key, c.stored); err != nil {
-			return err
+		slices.SortFunc(sw.comps, func(a, b compEntry) int { return strings.Compare(a.key, b.key) })
+		for _, c := range sw.comps {
+			if err := sw.emit(kg, c.key, c.stored); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -45,11 +45,11 @@ func NewValue[T any](b *Backend, d Descriptor[T]) (*Value[T], error) {
 // Get returns key's value and whether it has one.
 func (v *Value[T]) Get(key string) (T, bool, error) {
 	var zero T
-	gi, err := v.b.slot(key)
+	err := v.b.check(key)
 	if err != nil {
 		return zero, false, err
 	}
-	raw, ok := v.b.get(v.st, gi, key)
+	raw, ok := v.b.get(v.st, key)
 	if !ok {
 		return zero, false, nil
 	}
@@ -62,11 +62,11 @@ func (v *Value[T]) Get(key string) (T, bool, error) {
 
 // Put sets key's value, restarting its TTL.
 func (v *Value[T]) Put(key string, val T) error {
-	gi, err := v.b.slot(key)
+	err := v.b.check(key)
 	if err != nil {
 		return err
 	}
-	t := v.b.activeTable(v.st, gi)
+	t := v.b.activeTable(v.st)
 	// A value already in the active layer owns its buffer: no snapshot reads
 	// the active layer, so it can be reused instead of allocating.
 	buf, err := v.codec.Append(v.b.startValue(v.st, t[key]), val)
@@ -80,10 +80,10 @@ func (v *Value[T]) Put(key string, val T) error {
 
 // Delete removes key's value.
 func (v *Value[T]) Delete(key string) error {
-	gi, err := v.b.slot(key)
+	err := v.b.check(key)
 	if err != nil {
 		return err
 	}
-	v.b.remove(v.st, gi, key)
+	v.b.remove(v.st, key)
 	return nil
 }

@@ -105,7 +105,7 @@ func TestValue_TTL(t *testing.T) {
 	if s := b.Stats(); s.ExpiredDropped == 0 || s.FrozenLayers != 0 {
 		t.Fatalf("after maintenance: %+v", s)
 	}
-	if n := len(b.base.states[0].vals[KeyGroupFor("live", 128)]); n != 0 {
+	if n := len(b.base.states[0].vals); n != 0 {
 		t.Fatalf("base still holds %d expired entries", n)
 	}
 }
