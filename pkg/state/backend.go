@@ -111,10 +111,10 @@ type stateInfo struct {
 // Backend is the layered in-memory keyed state of one operator for one range
 // of key groups. See the package documentation for its concurrency rules.
 type Backend struct {
-	n      uint32
-	rng    KeyGroupRange
-	now    func() int64
-	ratio  int
+	n     uint32
+	rng   KeyGroupRange
+	now   func() int64
+	ratio int
 
 	states []stateInfo
 	byName map[string]int
