@@ -198,17 +198,6 @@ type compEntry struct {
 	stored []byte
 }
 
-// resolve returns key's newest stored value among tabs (oldest first); nil
-// when it is deleted or absent.
-func resolve(tabs []table, key string) []byte {
-	for i := len(tabs) - 1; i >= 0; i-- {
-		if v, ok := tabs[i][key]; ok {
-			return v
-		}
-	}
-	return nil
-}
-
 // emit writes one entry. In a full snapshot dead entries are left out; in a
 // delta they become tombstones, because they must hide older layers' values.
 func (sw *snapWriter) emit(kg uint32, key string, stored []byte) error {
