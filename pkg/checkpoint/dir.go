@@ -12,7 +12,6 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+
+	"github.com/arkstate/arkstate/internal/fsutil"
 )
 
 // Files of the dir store's own, named with reservedPrefix so that no object
@@ -325,26 +326,8 @@ func createTemp(dir string) (*os.File, error) {
 	return nil, err
 }
 
-// syncDir makes a rename or link in dir durable. Windows cannot fsync a
-// directory (NTFS journals the rename itself), and some file systems refuse
-// with EINVAL, meaning there is nothing to flush.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if errors.Is(err, syscall.EINVAL) {
-		return nil
-	}
-	return err
-}
+// syncDir makes the entries changed in dir durable.
+var syncDir = fsutil.SyncDir
 
 // openFile opens the object file at path; a missing file or a directory (a
 // name prefix, not an object) is ErrNotExist.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/arkstate/arkstate/internal/fsutil"
 	"github.com/arkstate/arkstate/pkg/format"
 )
 
@@ -203,13 +204,9 @@ func (o *FileOutput) Recover(ctx context.Context, commit []format.PendingTxn) er
 	return syncDir(dir)
 }
 
+// syncDir makes the entries changed in dir durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil

@@ -8,15 +8,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
 
+	"github.com/arkstate/arkstate/internal/fsutil"
 	"github.com/arkstate/arkstate/pkg/format"
 )
 
@@ -764,23 +763,5 @@ func (l *Log) Close() error {
 	return err
 }
 
-// syncDir makes entries created, renamed or removed in dir durable. Windows
-// cannot fsync a directory (NTFS journals the change itself), and some file
-// systems refuse with EINVAL, meaning there is nothing to flush.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if errors.Is(err, syscall.EINVAL) {
-		return nil
-	}
-	return err
-}
+// syncDir makes the entries changed in dir durable.
+var syncDir = fsutil.SyncDir
