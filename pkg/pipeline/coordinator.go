@@ -174,6 +174,11 @@ func (c *coordinator) write(ctx context.Context, id, parent uint64, acks []ack) 
 		}
 	}
 	bld.SetSources(sources)
+	if p, ok := c.r.spec.Output.(Preparer); ok {
+		if err := p.Prepare(ctx, c.uncommitted); err != nil {
+			return nil, err
+		}
+	}
 	for _, p := range c.uncommitted {
 		bld.AddPending(p)
 	}

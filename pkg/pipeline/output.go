@@ -33,6 +33,13 @@ type Output interface {
 	Recover(ctx context.Context, commit []format.PendingTxn) error
 }
 
+// Preparer is an Output whose pre-committed transactions need work before
+// the checkpoint listing them may be written — typically making them
+// durable. The coordinator calls Prepare off the processing path.
+type Preparer interface {
+	Prepare(ctx context.Context, txns []format.PendingTxn) error
+}
+
 // Sink writes one subtask's records. Records written after Begin(epoch)
 // belong to that epoch; PreCommit makes them durable but not yet visible.
 type Sink interface {
@@ -120,9 +127,6 @@ func (s *fileSink) PreCommit(epoch uint64) ([]format.PendingTxn, error) {
 		return nil, nil
 	}
 	err := s.w.Flush()
-	if err == nil {
-		err = s.f.Sync()
-	}
 	if cerr := s.f.Close(); err == nil {
 		err = cerr
 	}
@@ -130,15 +134,51 @@ func (s *fileSink) PreCommit(epoch uint64) ([]format.PendingTxn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output %s: pre-commit epoch %d: %w", s.o.Dir, epoch, err)
 	}
-	if err := syncDir(filepath.Join(s.o.Dir, pendingDir)); err != nil {
-		return nil, err
-	}
 	data, _ := json.Marshal(filePart{Pending: filepath.ToSlash(filepath.Join(pendingDir, s.name)), Final: s.name})
 	txn := format.PendingTxn{Output: s.o.Name(), TxnID: strings.TrimSuffix(s.name, ".jsonl"), Epoch: epoch, Data: data}
 	if !s.o.ExactlyOnce {
-		return nil, s.o.Commit(context.Background(), []format.PendingTxn{txn})
+		txns := []format.PendingTxn{txn}
+		if err := s.o.Prepare(context.Background(), txns); err != nil {
+			return nil, err
+		}
+		return nil, s.o.Commit(context.Background(), txns)
 	}
 	return []format.PendingTxn{txn}, nil
+}
+
+// Prepare implements Preparer: it makes the pending parts durable. It runs
+// on the coordinator before the checkpoint that lists them is written, so
+// the fsyncs do not stall processing at the barrier.
+func (o *FileOutput) Prepare(_ context.Context, txns []format.PendingTxn) error {
+	synced := false
+	for _, t := range txns {
+		if t.Output != o.Name() {
+			continue
+		}
+		var p filePart
+		if err := json.Unmarshal(t.Data, &p); err != nil || !validPartName(p.Final) {
+			return fmt.Errorf("output %s: transaction %s has malformed data %s", o.Dir, t.TxnID, t.Data)
+		}
+		f, err := os.Open(filepath.Join(o.Dir, filepath.FromSlash(p.Pending)))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // committed already, by an earlier checkpoint's commit
+		}
+		if err != nil {
+			return fmt.Errorf("output %s: prepare %s: %w", o.Dir, t.TxnID, err)
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("output %s: prepare %s: %w", o.Dir, t.TxnID, err)
+		}
+		synced = true
+	}
+	if !synced {
+		return nil
+	}
+	return syncDir(filepath.Join(o.Dir, pendingDir))
 }
 
 func (s *fileSink) Close() error {
