@@ -107,30 +107,31 @@ func compareGrouped(a, b groupedKey) int {
 
 // bucketByGroup orders keys by key group with a counting sort, then sorts
 // each group on its own: many small sorts over neighbouring memory instead
-// of one big one.
+// of one big one. It returns the sorted keys in a second array taken from
+// bucketScratch, and gives keys' array back to it.
 func bucketByGroup(keys []groupedKey, n uint32) []groupedKey {
 	counts := make([]int, n+1)
-	out := bucketScratch.Get().(*[]groupedKey)
-	defer bucketScratch.Put(out)
 	for i := range keys {
 		counts[keys[i].kg+1]++
 	}
 	for g := uint32(1); g <= n; g++ {
 		counts[g] += counts[g-1]
 	}
+	out := bucketScratch.Get().(*[]groupedKey)
 	buf := slices.Grow((*out)[:0], len(keys))[:len(keys)]
 	next := slices.Clone(counts[:n])
-	for _, k := range keys {
-		buf[next[k.kg]] = k
-		next[k.kg]++
+	for i := range keys {
+		kg := keys[i].kg
+		buf[next[kg]] = keys[i]
+		next[kg]++
 	}
 	for g := range n {
 		slices.SortFunc(buf[counts[g]:counts[g+1]], compareGrouped)
 	}
-	copy(keys, buf)
-	clear(buf) // drop references to keys and values
-	*out = buf
-	return keys
+	clear(keys) // drop references to keys and values
+	*out = keys[:0]
+	bucketScratch.Put(out)
+	return buf
 }
 
 // bucketScratch recycles the key arrays of snapshot writing (the keys and
