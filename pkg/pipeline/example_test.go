@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/pipeline"
+	"github.com/arkstate/arkstate/pkg/pipeline/config"
 	"github.com/arkstate/arkstate/pkg/state"
 )
 
@@ -154,4 +156,51 @@ func ExampleTwoPhaseCommitOutput() {
 	// Output:
 	// commit 1-0: {"user":"hello"} {"user":"world"}
 	// err: <nil>
+}
+
+func ExampleNewManager() {
+	dir, err := os.MkdirTemp("", "arkstate-example-")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	// The seed's EnhancedStateConfig: a local checkpoint store.
+	cfg := config.DefaultState()
+	cfg.Enabled = true
+	cfg.BackendType = config.StateBackendLocal
+	cfg.Path = filepath.Join(dir, "state")
+	cfg.CheckpointIntervalMS = 1000
+	mgr, err := pipeline.NewManager(ctx, cfg, "visits", nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer mgr.Close()
+	for run := 1; run <= 2; run++ {
+		spec := pipeline.Spec{
+			ID:    "visits",
+			Input: &linesInput{lines: []string{"ann", "bob", "ann"}},
+			Processors: []pipeline.ProcessorSpec{
+				pipeline.ExactlyOnceProcessor("visits", pipeline.FieldKey("user"), func() pipeline.StatefulFunc { return &runningTotal{} }),
+			},
+			Output: &pipeline.WriterOutput{W: os.Stdout},
+		}
+		r, err := pipeline.NewRunner(spec, mgr.Options("example"))
+		if err == nil {
+			err = r.Run(ctx)
+		}
+		// The second run restores the first one's final checkpoint: its input
+		// position is at the end, so it emits nothing.
+		fmt.Printf("run %d: restored from checkpoint %d, err %v\n", run, r.Stats().RestoredFrom.Load(), err)
+	}
+	fmt.Println("health:", mgr.HealthStatus(ctx))
+	// Output:
+	// {"user":"ann","visits":1}
+	// {"user":"bob","visits":1}
+	// {"user":"ann","visits":2}
+	// run 1: restored from checkpoint 0, err <nil>
+	// run 2: restored from checkpoint 1, err <nil>
+	// health: <nil>
 }
