@@ -18,7 +18,12 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// The AWS credential chain must never reach for an instance metadata
+	// service from a test: only loopback traffic is allowed.
+	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	goleak.VerifyTestMain(m)
+}
 
 // writeWords writes n lines of random words from a vocabulary of v words and
 // returns the expected final count of each word.
