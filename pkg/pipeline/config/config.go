@@ -320,8 +320,9 @@ type OutputConfig struct {
 	S3     *S3OutputConfig
 }
 
-// StdoutOutputConfig writes records as JSON lines to standard output when
-// their checkpoint completes. It has no settings.
+// StdoutOutputConfig writes records as JSON lines to standard output as
+// they come: at-least-once, since a restarted pipeline writes again what
+// came after its last checkpoint. It has no settings.
 type StdoutOutputConfig struct{}
 
 // FileOutputConfig writes committed part files <Path>/*.jsonl; pending
