@@ -18,28 +18,45 @@ type groupedKey struct {
 	layer int32 // index of that layer among the maps given
 }
 
-// groupKeys collects the distinct keys of maps with their key groups (out of
-// n), sorted by key group and then key: the order a segment stores them in.
-// For []byte maps each key carries its value from the newest map (maps are
-// oldest first) that has it, so a snapshot needs no lookups to resolve
-// layers.
-func groupKeys[V any](dst []groupedKey, n uint32, maps []map[string]V) []groupedKey {
-	return sortedKeys(dst, n, maps)
+// groupKeys collects the keys of maps with their key groups (out of n),
+// ordered by key group: keys[bounds[g]:bounds[g+1]] are key group g's, not
+// yet sorted — sortGroup sorts each just before it is written, so the
+// sorting of later groups overlaps the compression of earlier blocks. For
+// []byte maps each key carries its value, so a snapshot needs no lookups to
+// resolve layers.
+func groupKeys[V any](dst []groupedKey, n uint32, maps []map[string]V) (keys []groupedKey, bounds []int) {
+	dst = collectKeys(dst, maps)
+	for i := range dst {
+		dst[i].kg = KeyGroupFor(dst[i].key, n)
+	}
+	return bucketByGroup(dst, n)
+}
+
+// sortGroup sorts one key group's keys and, when they come from several
+// layers, keeps only the newest layer's entry of each key.
+func sortGroup(keys []groupedKey, layers int) []groupedKey {
+	slices.SortFunc(keys, compareGrouped)
+	if layers > 1 {
+		keys = slices.CompactFunc(keys, func(a, b groupedKey) bool { return a.key == b.key })
+	}
+	return keys
 }
 
 // distinctKeys collects the distinct keys of maps, sorted by key (their key
 // groups are left zero).
 func distinctKeys[V any](dst []groupedKey, maps []map[string]V) []groupedKey {
-	return sortedKeys(dst, 0, maps)
+	return sortGroup(collectKeys(dst, maps), len(maps))
 }
 
-// sortedKeys sorts the distinct keys of maps by key group (when n > 0) and
-// key. Snapshots sort every key, and a plain string sort spends its time
-// chasing each key's bytes through the heap for every comparison; here most
+// collectKeys gathers the keys of maps with their layer and value, and
+// packs into p the 8 bytes that follow the keys' common prefix.
+//
+// Snapshots sort every key, and a plain string sort spends its time chasing
+// each key's bytes through the heap for every comparison; with p most
 // comparisons are between integers held in one array, and only keys that
-// agree on 8 bytes past their common prefix compare as strings. Skipping
-// the common prefix matters because keys often share one ("user-0000…").
-func sortedKeys[V any](dst []groupedKey, n uint32, maps []map[string]V) []groupedKey {
+// agree on those bytes compare as strings. Skipping the common prefix
+// matters because keys often share one ("user-0000…").
+func collectKeys[V any](dst []groupedKey, maps []map[string]V) []groupedKey {
 	total := 0
 	for _, t := range maps {
 		total += len(t)
@@ -78,17 +95,6 @@ func sortedKeys[V any](dst []groupedKey, n uint32, maps []map[string]V) []groupe
 			}
 		}
 		dst[i].p = p
-		if n > 0 {
-			dst[i].kg = KeyGroupFor(k, n)
-		}
-	}
-	if n > 0 {
-		dst = bucketByGroup(dst, n)
-	} else {
-		slices.SortFunc(dst, compareGrouped)
-	}
-	if len(maps) > 1 {
-		dst = slices.CompactFunc(dst, func(a, b groupedKey) bool { return a.key == b.key })
 	}
 	return dst
 }
@@ -105,33 +111,29 @@ func compareGrouped(a, b groupedKey) int {
 	return cmp.Compare(b.layer, a.layer)
 }
 
-// bucketByGroup orders keys by key group with a counting sort, then sorts
-// each group on its own: many small sorts over neighbouring memory instead
-// of one big one. It returns the sorted keys in a second array taken from
-// bucketScratch, and gives keys' array back to it.
-func bucketByGroup(keys []groupedKey, n uint32) []groupedKey {
-	counts := make([]int, n+1)
+// bucketByGroup orders keys by key group with a counting sort and returns
+// them in a second array taken from bucketScratch, giving keys' array back
+// to it, with each group's bounds.
+func bucketByGroup(keys []groupedKey, n uint32) ([]groupedKey, []int) {
+	bounds := make([]int, n+1)
 	for i := range keys {
-		counts[keys[i].kg+1]++
+		bounds[keys[i].kg+1]++
 	}
 	for g := uint32(1); g <= n; g++ {
-		counts[g] += counts[g-1]
+		bounds[g] += bounds[g-1]
 	}
 	out := bucketScratch.Get().(*[]groupedKey)
 	buf := slices.Grow((*out)[:0], len(keys))[:len(keys)]
-	next := slices.Clone(counts[:n])
+	next := slices.Clone(bounds[:n])
 	for i := range keys {
 		kg := keys[i].kg
 		buf[next[kg]] = keys[i]
 		next[kg]++
 	}
-	for g := range n {
-		slices.SortFunc(buf[counts[g]:counts[g+1]], compareGrouped)
-	}
 	clear(keys) // drop references to keys and values
 	*out = keys[:0]
 	bucketScratch.Put(out)
-	return buf
+	return buf, bounds
 }
 
 // bucketScratch recycles the key arrays of snapshot writing (the keys and

@@ -218,10 +218,13 @@ func (sw *snapWriter) emit(kg uint32, key string, stored []byte) error {
 }
 
 func (sw *snapWriter) valueState(tabs []table) error {
-	sw.keys = groupKeys(sw.keys, sw.n, tabs)
-	for _, k := range sw.keys {
-		if err := sw.emit(k.kg, k.key, k.val); err != nil {
-			return err
+	var bounds []int
+	sw.keys, bounds = groupKeys(sw.keys, sw.n, tabs)
+	for g := range sw.n {
+		for _, k := range sortGroup(sw.keys[bounds[g]:bounds[g+1]], len(tabs)) {
+			if err := sw.emit(k.kg, k.key, k.val); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -230,28 +233,31 @@ func (sw *snapWriter) valueState(tabs []table) error {
 // mapState flattens map state into composite keys (see compositeKey), in
 // the segment order: key group, then composite key.
 func (sw *snapWriter) mapState(layers []subTables) error {
-	sw.keys = groupKeys(sw.keys, sw.n, layers)
+	var bounds []int
+	sw.keys, bounds = groupKeys(sw.keys, sw.n, layers)
 	subs := make([]table, 0, len(layers))
 	var mks []groupedKey
-	for i := 0; i < len(sw.keys); {
-		kg := sw.keys[i].kg
+	for g := range sw.n {
+		group := sortGroup(sw.keys[bounds[g]:bounds[g+1]], len(layers))
+		if len(group) == 0 {
+			continue
+		}
 		sw.comps = sw.comps[:0]
-		for ; i < len(sw.keys) && sw.keys[i].kg == kg; i++ {
-			uk := sw.keys[i].key
+		for _, k := range group {
 			subs = subs[:0]
 			for _, l := range layers {
-				if t, ok := l[uk]; ok {
+				if t, ok := l[k.key]; ok {
 					subs = append(subs, t)
 				}
 			}
 			mks = distinctKeys(mks, subs)
 			for _, mk := range mks {
-				sw.comps = append(sw.comps, compEntry{key: compositeKey(uk, mk.key), stored: mk.val})
+				sw.comps = append(sw.comps, compEntry{key: compositeKey(k.key, mk.key), stored: mk.val})
 			}
 		}
 		slices.SortFunc(sw.comps, func(a, b compEntry) int { return strings.Compare(a.key, b.key) })
 		for _, c := range sw.comps {
-			if err := sw.emit(kg, c.key, c.stored); err != nil {
+			if err := sw.emit(g, c.key, c.stored); err != nil {
 				return err
 			}
 		}
