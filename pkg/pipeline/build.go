@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/pipeline/config"
 )
 
@@ -57,7 +58,8 @@ func BuildSpec(ctx context.Context, cfg *config.Config, s config.StreamConfig, s
 		spec.Output = out
 	case config.OutputS3:
 		c := s.Output.S3
-		out, err := NewS3Output(ctx, S3OutputOptions{Bucket: c.Bucket, Prefix: c.Prefix, Endpoint: c.Endpoint, Region: c.Region, PathStyle: c.PathStyle})
+		out, err := NewS3Output(ctx, S3OutputOptions{Bucket: c.Bucket, Prefix: c.Prefix,
+			S3Options: checkpoint.S3Options{Endpoint: c.Endpoint, Region: c.Region, PathStyle: c.PathStyle}})
 		if err != nil {
 			return Spec{}, errf("%v", err)
 		}

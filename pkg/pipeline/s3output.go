@@ -44,29 +44,14 @@ type S3OutputOptions struct {
 	// job: recovering aborts every upload of such a key under it that the
 	// job's checkpoint does not list.
 	Prefix string
-
-	// Endpoint, Region, PathStyle and DisableSSL locate the server as in
-	// checkpoint.S3Options; empty values take the AWS configuration chain.
-	Endpoint   string
-	Region     string
-	PathStyle  bool
-	DisableSSL bool
-	// AccessKeyID and SecretAccessKey (with SessionToken for temporary
-	// keys), when set, replace the AWS credential chain. They never appear
-	// in errors or in String.
-	AccessKeyID     string
-	SecretAccessKey string
-	SessionToken    string
-
-	// PartSize is the multipart part size (default 8 MiB, between
-	// checkpoint.MinPartSize and 5 GiB). Each subtask buffers at most one
-	// part plus one record in memory, so memory use is about parallelism ×
-	// PartSize; an epoch can hold up to 10000 parts.
-	PartSize int64
-	// MaxAttempts and MaxBackoff bound the SDK's retries of each request
-	// (defaults 5 and 20s), as in checkpoint.S3Options.
-	MaxAttempts int
-	MaxBackoff  time.Duration
+	// S3Options locate the server and set credentials and retries exactly
+	// as for a checkpoint store; empty values take the AWS configuration
+	// chain. PartSize is the multipart part size (default 8 MiB, between
+	// checkpoint.MinPartSize and 5 GiB): each subtask buffers at most one
+	// part plus one record, so memory use is about parallelism × PartSize,
+	// and an epoch can hold up to 10000 parts. Concurrency and
+	// MultipartThreshold do not apply.
+	checkpoint.S3Options
 }
 
 // String describes the options without the secret key or session token.
@@ -122,17 +107,7 @@ func NewS3Output(ctx context.Context, cfg S3OutputOptions) (Output, error) {
 	case prefix != "" && checkpoint.ValidateName(prefix) != nil:
 		return nil, fail(fmt.Errorf("%w: %w", checkpoint.ErrConfig, checkpoint.ValidateName(prefix)))
 	}
-	client, err := checkpoint.NewS3Client(ctx, checkpoint.S3Options{
-		Endpoint:        cfg.Endpoint,
-		Region:          cfg.Region,
-		PathStyle:       cfg.PathStyle,
-		DisableSSL:      cfg.DisableSSL,
-		AccessKeyID:     cfg.AccessKeyID,
-		SecretAccessKey: cfg.SecretAccessKey,
-		SessionToken:    cfg.SessionToken,
-		MaxAttempts:     cfg.MaxAttempts,
-		MaxBackoff:      cfg.MaxBackoff,
-	})
+	client, err := checkpoint.NewS3Client(ctx, cfg.S3Options)
 	if err != nil {
 		return nil, fail(err)
 	}

@@ -43,9 +43,7 @@ func startS3(t *testing.T) (*s3test.Server, string) {
 }
 
 func s3OutputOpts(srv *s3test.Server, bucket, prefix string) S3OutputOptions {
-	return S3OutputOptions{
-		Bucket:          bucket,
-		Prefix:          prefix,
+	return S3OutputOptions{Bucket: bucket, Prefix: prefix, S3Options: checkpoint.S3Options{
 		Endpoint:        srv.Endpoint,
 		Region:          s3test.Region,
 		PathStyle:       true,
@@ -53,7 +51,7 @@ func s3OutputOpts(srv *s3test.Server, bucket, prefix string) S3OutputOptions {
 		SecretAccessKey: srv.SecretKey,
 		PartSize:        checkpoint.MinPartSize,
 		MaxBackoff:      10 * time.Millisecond,
-	}
+	}}
 }
 
 // newS3Output opens the output and closes it when the test ends.
@@ -478,7 +476,7 @@ func TestNewS3Output(t *testing.T) {
 		}
 	})
 	t.Run("ErrConfig", func(t *testing.T) {
-		base := S3OutputOptions{Bucket: "b", Endpoint: "http://127.0.0.1:1", AccessKeyID: "AK", SecretAccessKey: "cfg-secret"}
+		base := S3OutputOptions{Bucket: "b", S3Options: checkpoint.S3Options{Endpoint: "http://127.0.0.1:1", AccessKeyID: "AK", SecretAccessKey: "cfg-secret"}}
 		for _, tc := range []struct {
 			name, want string
 			edit       func(*S3OutputOptions)
@@ -498,7 +496,7 @@ func TestNewS3Output(t *testing.T) {
 		}
 	})
 	t.Run("OKOptionsNotPrinted", func(t *testing.T) {
-		opts := S3OutputOptions{AccessKeyID: "AK", SecretAccessKey: "printed-secret", SessionToken: "printed-token"}
+		opts := S3OutputOptions{S3Options: checkpoint.S3Options{AccessKeyID: "AK", SecretAccessKey: "printed-secret", SessionToken: "printed-token"}}
 		for _, s := range []string{fmt.Sprint(opts), fmt.Sprintf("%+v", opts), fmt.Sprintf("%#v", opts)} {
 			if strings.Contains(s, "printed-secret") || strings.Contains(s, "printed-token") {
 				t.Fatalf("formatted options %q contain a secret", s)
@@ -516,10 +514,10 @@ func BenchmarkS3Output_Epoch(b *testing.B) {
 	}
 	defer srv.Stop()
 	bucket := srv.NewBucket(b)
-	out, err := NewS3Output(context.Background(), S3OutputOptions{
-		Bucket: bucket, Prefix: "bench", Endpoint: srv.Endpoint, Region: s3test.Region, PathStyle: true,
+	out, err := NewS3Output(context.Background(), S3OutputOptions{Bucket: bucket, Prefix: "bench", S3Options: checkpoint.S3Options{
+		Endpoint: srv.Endpoint, Region: s3test.Region, PathStyle: true,
 		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey, PartSize: 8 << 20,
-	})
+	}})
 	if err != nil {
 		b.Fatal(err)
 	}
