@@ -95,6 +95,11 @@ func (c *coordinator) run(ctx context.Context) error {
 			}
 			err := c.complete(ctx, inflight, got)
 			c.r.stats.LastCheckpointNanos.Store(int64(time.Since(started)))
+			if errors.Is(err, checkpoint.ErrLeaseLost) {
+				// Another writer owns the job now: going on would only
+				// fail every checkpoint while duplicating its work.
+				return err
+			}
 			final := c.isFinal(inflight)
 			got, inflight = nil, 0
 			c.next++

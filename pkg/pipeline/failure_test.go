@@ -121,3 +121,39 @@ func (in *slowInput) Next(ctx context.Context) (Record, json.RawMessage, error) 
 	rec, pos, err := in.Input.Next(ctx)
 	return rec, pos, err
 }
+
+// A run whose lease another writer takes over stops with ErrLeaseLost
+// instead of failing every checkpoint while duplicating the new owner's
+// work.
+func TestRunner_ErrLeaseLost(t *testing.T) {
+	dir := t.TempDir()
+	writeWords(t, filepath.Join(dir, "input.txt"), 3000, 200, 9)
+	repo := openRepo(t, dir)
+	spec := wordCountSpec(t, dir, 1)
+	spec.Input = &slowInput{Input: spec.Input, every: 10, pause: time.Millisecond}
+	r, err := NewRunner(spec, Options{Repo: repo, Interval: 5 * time.Millisecond, Owner: "first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	for r.Stats().CheckpointsCompleted.Load() == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("run ended before its first checkpoint: %v", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	// A second writer declares the first one dead and takes the lease.
+	if _, err := repo.AcquireLease(context.Background(), "wordcount", "second", checkpoint.LeaseOptions{Abandoned: func(checkpoint.LeaseRecord) bool { return true }}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, checkpoint.ErrLeaseLost) {
+			t.Fatalf("run ended with %v, want ErrLeaseLost", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("run did not stop after losing its lease")
+	}
+}

@@ -94,12 +94,16 @@ func (m *Manager) Options(owner string) Options {
 	if m.repo == nil {
 		return Options{Logger: m.log}
 	}
+	interval := time.Duration(m.cfg.CheckpointIntervalMS) * time.Millisecond
 	return Options{
 		Repo:     m.repo,
-		Interval: time.Duration(m.cfg.CheckpointIntervalMS) * time.Millisecond,
+		Interval: interval,
 		Retained: m.cfg.RetainedCheckpoints,
 		Logger:   m.log,
 		Owner:    owner,
+		// The lease is renewed at every checkpoint, so it must outlive a
+		// few intervals.
+		LeaseTTL: max(30*time.Second, 3*interval),
 	}
 }
 
