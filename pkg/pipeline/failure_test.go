@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/format"
 )
 
 // flakyStore fails every write while down is set, as an unreachable store
@@ -155,5 +159,61 @@ func TestRunner_ErrLeaseLost(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("run did not stop after losing its lease")
+	}
+}
+
+// Recovery refuses a latest checkpoint whose segment is damaged, with an
+// error naming the file, instead of resuming from an older checkpoint and
+// committing its epochs' output twice.
+func TestRunner_RestoreErrDamagedCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	writeWords(t, filepath.Join(dir, "input.txt"), 4000, 300, 11)
+	spec := wordCountSpec(t, dir, 2)
+	spec.Input = &slowInput{Input: spec.Input, every: 20, pause: time.Millisecond}
+	r, err := NewRunner(spec, Options{Repo: openRepo(t, dir), Interval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	for r.Stats().CheckpointsCompleted.Load() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+
+	repo := openRepo(t, dir)
+	ids, err := repo.IDs(context.Background())
+	if err != nil || len(ids) == 0 {
+		t.Fatalf("checkpoints %v, %v", ids, err)
+	}
+	newest, err := repo.Manifest(context.Background(), ids[len(ids)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newest.Operators[0].Ranges[0].Layers[0]
+	seg := filepath.Join(dir, "state", filepath.FromSlash(format.SegmentPath(l.Hash)))
+	data, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/3] ^= 0x40
+	if err := os.WriteFile(seg, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := readCounts(t, filepath.Join(dir, "out"))
+
+	r, err = NewRunner(wordCountSpec(t, dir, 2), Options{Repo: openRepo(t, dir), Interval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.Run(context.Background())
+	var ce *format.CorruptError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), l.Hash) {
+		t.Fatalf("restore of a damaged checkpoint: %v; want a CorruptError naming %s", err, l.Hash)
+	}
+	if after := readCounts(t, filepath.Join(dir, "out")); !maps.Equal(before, after) {
+		t.Fatal("output changed although nothing could be restored")
 	}
 }

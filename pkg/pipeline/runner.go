@@ -287,28 +287,17 @@ func (r *Runner) restore(ctx context.Context) (json.RawMessage, error) {
 		return nil, r.spec.Output.Recover(ctx, nil)
 	}
 	r.coord.next = ids[len(ids)-1] + 1
-	var m *format.Manifest
-	for i := len(ids) - 1; i >= 0; i-- {
-		m, err = repo.Manifest(ctx, ids[i])
-		if err == nil {
-			break
-		}
-		var ce *format.CorruptError
-		if !errors.As(err, &ce) {
-			return nil, err
-		}
-		r.log.Error("checkpoint is damaged; trying an older one", "checkpoint", ids[i], "err", err)
-		m = nil
+	// Only the newest checkpoint will do: its output is committed, so
+	// resuming from an older one would emit those records again. A damaged
+	// one is an error for the operator (verify, restore from a replica, or
+	// prune it to accept the repeats), never silently skipped.
+	latest := ids[len(ids)-1]
+	m, err := repo.Manifest(ctx, latest)
+	if err == nil {
+		err = r.restoreStates(ctx, m)
 	}
-	if m == nil {
-		return nil, fmt.Errorf("pipeline %s: no readable checkpoint among %d in %s", r.spec.ID, len(ids), repo.Store().Location())
-	}
-	for _, st := range r.stages[1:] {
-		for _, t := range st.tasks {
-			if err := repo.RestoreBackend(ctx, m, st.opID, t.backend); err != nil {
-				return nil, err
-			}
-		}
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %s: restore checkpoint %d: %w", r.spec.ID, latest, err)
 	}
 	if err := r.spec.Output.Recover(ctx, m.Pending); err != nil {
 		return nil, err
@@ -322,6 +311,18 @@ func (r *Runner) restore(ctx context.Context) (json.RawMessage, error) {
 		}
 	}
 	return nil, nil
+}
+
+// restoreStates loads checkpoint m into every keyed task's backend.
+func (r *Runner) restoreStates(ctx context.Context, m *format.Manifest) error {
+	for _, st := range r.stages[1:] {
+		for _, t := range st.tasks {
+			if err := r.opts.Repo.RestoreBackend(ctx, m, st.opID, t.backend); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // task is one subtask of a stage.
