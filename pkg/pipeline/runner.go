@@ -290,7 +290,8 @@ func (r *Runner) restore(ctx context.Context) (json.RawMessage, error) {
 	// Only the newest checkpoint will do: its output is committed, so
 	// resuming from an older one would emit those records again. A damaged
 	// one is an error for the operator (verify, restore from a replica, or
-	// prune it to accept the repeats), never silently skipped.
+	// restore an older checkpoint elsewhere and accept the repeats), never
+	// silently skipped.
 	latest := ids[len(ids)-1]
 	m, err := repo.Manifest(ctx, latest)
 	if err == nil {
