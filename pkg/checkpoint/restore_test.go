@@ -548,7 +548,7 @@ func benchStore(b *testing.B) (*checkpoint.Repo, []format.SegmentRef, int64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	writeGenerated(b, r, 240_000, 1400)
+	writeGenerated(b, r, 240_000*benchScale(b), 1400)
 	var refs []format.SegmentRef
 	var total int64
 	for _, o := range manifest(b, r, 2).Operators {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -823,6 +824,20 @@ func TestDamageMatrix_GoodRestores(t *testing.T) {
 	}
 }
 
+// benchScale multiplies the size of the store benchmarks build:
+// ARKSTATE_BENCH_SCALE=5 makes BenchmarkVerifyDeep's 200 MB a gigabyte.
+func benchScale(b *testing.B) int {
+	v := os.Getenv("ARKSTATE_BENCH_SCALE")
+	if v == "" {
+		return 1
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("ARKSTATE_BENCH_SCALE=%q: want a positive integer", v)
+	}
+	return n
+}
+
 // BenchmarkVerifyDeep measures verify --deep over a store of about 200 MB
 // of segments against the baseline of reading and hashing the same files
 // with SHA-256 alone (what sha256sum does): the ratio is the cost of
@@ -830,7 +845,8 @@ func TestDamageMatrix_GoodRestores(t *testing.T) {
 //
 //	go test ./pkg/checkpoint -run '^$' -bench VerifyDeep -benchtime 3x
 func BenchmarkVerifyDeep(b *testing.B) {
-	const ranges, perSegment = 16, 25 << 20 // raw bytes; about 2:1 compressed
+	const ranges = 16
+	perSegment := (25 << 20) * benchScale(b) // raw bytes; about 2:1 compressed
 	ctx := context.Background()
 	dir := b.TempDir()
 	s, err := checkpoint.NewDir(dir)
