@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -59,20 +58,13 @@ its error and makes show exit 1.`,
 	return cmd
 }
 
-// checkpointRefArg rejects a checkpoint argument that is neither "latest",
-// a positive number nor a chk-<20 digits> directory name, as a usage error
-// before the store is opened.
+// checkpointRefArg rejects a malformed checkpoint argument before the store
+// is opened.
 func checkpointRefArg(ref string) error {
-	if ref == "latest" {
-		return nil
+	if _, err := checkpoint.ParseRef(ref); err != nil {
+		return &usageError{err}
 	}
-	if _, ok := format.ParseCheckpointDir(ref); ok {
-		return nil
-	}
-	if n, err := strconv.ParseUint(ref, 10, 64); err == nil && n > 0 {
-		return nil
-	}
-	return usageErrorf("%q is not a checkpoint id (want a number, chk-<id> or latest)", ref)
+	return nil
 }
 
 func runCheckpointShow(ctx context.Context, opts *checkpointShowOptions, out io.Writer) error {

@@ -43,6 +43,7 @@ func exitCode(err error) int {
 		errors.Is(err, checkpoint.ErrNotRepo),
 		errors.Is(err, checkpoint.ErrJobMismatch),
 		errors.Is(err, checkpoint.ErrCheckpointNotFound),
+		errors.Is(err, checkpoint.ErrInvalidRef),
 		errors.Is(err, checkpoint.ErrNoCheckpoints):
 		return exitUsage
 	default:

@@ -27,6 +27,9 @@ var (
 	ErrCheckpointNotFound = errors.New("checkpoint not found")
 	// ErrNoCheckpoints means the store holds no complete checkpoint.
 	ErrNoCheckpoints = errors.New("store has no checkpoints")
+	// ErrInvalidRef means a checkpoint reference is neither a positive
+	// number, a chk-<id> directory name nor "latest".
+	ErrInvalidRef = errors.New("not a checkpoint id")
 	// ErrCheckpointExists means another writer committed that id first.
 	ErrCheckpointExists = errors.New("checkpoint already committed")
 )
@@ -172,16 +175,12 @@ func (r *Repo) Latest(ctx context.Context) (uint64, error) {
 // Resolve turns a user's checkpoint reference into an id: "latest", a
 // number, or a directory name such as "chk-00000000000000000042".
 func (r *Repo) Resolve(ctx context.Context, ref string) (uint64, error) {
-	if ref == "latest" {
-		return r.Latest(ctx)
+	id, err := ParseRef(ref)
+	if err != nil {
+		return 0, err
 	}
-	id, ok := format.ParseCheckpointDir(ref)
-	if !ok {
-		n, err := strconv.ParseUint(ref, 10, 64)
-		if err != nil || n == 0 {
-			return 0, fmt.Errorf("checkpoint: %q is not a checkpoint id (want a number, chk-<id> or latest)", ref)
-		}
-		id = n
+	if id == 0 {
+		return r.Latest(ctx)
 	}
 	if _, err := r.store.Stat(ctx, format.ManifestPath(id)); err != nil {
 		if errors.Is(err, ErrNotExist) {
@@ -190,6 +189,22 @@ func (r *Repo) Resolve(ctx context.Context, ref string) (uint64, error) {
 		return 0, err
 	}
 	return id, nil
+}
+
+// ParseRef parses a checkpoint reference without looking at a store: it
+// returns the id, or 0 for "latest". Callers check references with it
+// before any I/O; a malformed one is an error wrapping ErrInvalidRef.
+func ParseRef(ref string) (uint64, error) {
+	if ref == "latest" {
+		return 0, nil
+	}
+	if id, ok := format.ParseCheckpointDir(ref); ok {
+		return id, nil
+	}
+	if n, err := strconv.ParseUint(ref, 10, 64); err == nil && n > 0 {
+		return n, nil
+	}
+	return 0, fmt.Errorf("%w: %q (want a number, chk-<id> or latest)", ErrInvalidRef, ref)
 }
 
 // Manifest reads and validates checkpoint id's manifest.
