@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,23 +26,8 @@ func runCLI(t *testing.T, args ...string) (int, string) {
 	return exitCode(err), stderr.String()
 }
 
-const goodPipeline = `streams:
-  - id: wordcount
-    input:  {type: file, path: input.txt}
-    pipeline:
-      thread_num: 2
-      processors:
-        - {type: split, field: line, pattern: "[^a-z0-9']+", lowercase: true, as: word}
-        - {type: count, key: word}
-    output: {type: file, path: out/}
-state:
-  enabled: true
-  backend_type: local
-  path: ./state
-  checkpoint_interval_ms: 200
-  retained_checkpoints: 5
-  exactly_once: true
-`
+// goodPipeline is the crash tests' word count on a local store.
+var goodPipeline = fmt.Sprintf(crashConfig, "local", 200, "")
 
 // Each bad setup fails with a one-line error naming the problem, the
 // contract's exit code, and without writing anything.
