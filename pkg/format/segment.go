@@ -2,7 +2,6 @@ package format
 
 import (
 	"encoding/binary"
-	"fmt"
 	"hash/crc32"
 	"sync"
 
@@ -173,10 +172,11 @@ func (h *segBlockHandle) mayHold(minKG, maxKG uint32) bool {
 }
 
 // The zstd coders are expensive to build, so they are shared. Encoders run with
-// concurrency 1 (deterministic output, no goroutines) and are pooled per level;
-// the decoder's DecodeAll is safe for concurrent use.
+// concurrency 1 (deterministic output, no goroutines) and are pooled per level
+// together with a block's buffers; the decoder's DecodeAll is safe for
+// concurrent use.
 var (
-	segEncoderPools [5]sync.Pool // indexed by zstd.EncoderLevel
+	segBlockPools [5]sync.Pool // of *segPendingBlock, indexed by zstd.EncoderLevel
 
 	segDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
 		return zstd.NewReader(nil,
@@ -188,14 +188,14 @@ var (
 	})
 )
 
-func segGetEncoder(level zstd.EncoderLevel) (*zstd.Encoder, error) {
-	if level < zstd.SpeedFastest || level > zstd.SpeedBestCompression {
-		return nil, fmt.Errorf("format: segment writer: unknown zstd level %d", level)
+// segGetBlock returns a block slot for a writer at level: an encoder and
+// buffers, reused from earlier writers when the pool has one.
+func segGetBlock(level zstd.EncoderLevel) *segPendingBlock {
+	if p, ok := segBlockPools[level].Get().(*segPendingBlock); ok {
+		return p
 	}
-	if enc, ok := segEncoderPools[level].Get().(*zstd.Encoder); ok {
-		return enc, nil
-	}
-	return zstd.NewWriter(nil,
+	p := &segPendingBlock{}
+	p.enc, p.encErr = zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(level),
 		zstd.WithEncoderConcurrency(1),
 		zstd.WithEncoderCRC(false), // each block already carries a CRC32C
@@ -203,15 +203,22 @@ func segGetEncoder(level zstd.EncoderLevel) (*zstd.Encoder, error) {
 		// reader checks against the index before decompressing.
 		zstd.WithSingleSegment(true),
 	)
+	return p
 }
 
-func segPutEncoder(level zstd.EncoderLevel, enc *zstd.Encoder) {
-	segEncoderPools[level].Put(enc)
+// segPutBlock returns a slot no block is being compressed in any more.
+func segPutBlock(level zstd.EncoderLevel, p *segPendingBlock) {
+	if p.encErr != nil {
+		return
+	}
+	p.done, p.raw, p.stored = nil, p.raw[:0], p.stored[:0]
+	segBlockPools[level].Put(p)
 }
 
 // DefaultSegmentLevel is the zstd level used when SegmentWriterOptions.Level is
-// zero. SpeedFastest keeps a 1 MB snapshot well under the state engine's 5 ms
-// budget; see BenchmarkSegmentWrite for the measured trade-off.
+// zero. zstd is most of the CPU a snapshot costs, and SpeedFastest is what
+// keeps a 1 MB snapshot inside the state engine's 5 ms budget; see
+// BenchmarkSegmentWrite for the measured trade-off against the other levels.
 const DefaultSegmentLevel = zstd.SpeedFastest
 
 // SegmentInfo summarises a segment. The writer returns it from Close; a reader

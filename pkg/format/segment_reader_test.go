@@ -389,11 +389,12 @@ type segTestLayout struct {
 
 func (l *segTestLayout) encode(t testing.TB) []byte {
 	t.Helper()
-	enc, err := segGetEncoder(zstd.SpeedFastest)
-	if err != nil {
-		t.Fatal(err)
+	slot := segGetBlock(zstd.SpeedFastest)
+	if slot.encErr != nil {
+		t.Fatal(slot.encErr)
 	}
-	defer segPutEncoder(zstd.SpeedFastest, enc)
+	defer segPutBlock(zstd.SpeedFastest, slot)
+	enc := slot.enc
 	var file, index []byte
 	index = binary.AppendUvarint(index, l.tombstones)
 	index = binary.AppendUvarint(index, uint64(l.minKG))

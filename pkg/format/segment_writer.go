@@ -9,6 +9,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"runtime"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -22,16 +23,21 @@ type SegmentWriterOptions struct {
 	BlockSize int
 	// Level is the zstd encoder level; 0 means DefaultSegmentLevel.
 	Level zstd.EncoderLevel
+	// Concurrency is how many full blocks may be compressed at once, each
+	// on its own goroutine, while the caller fills the next; 0 or less
+	// means min(GOMAXPROCS, 4). Memory grows by about two blocks per unit.
+	// The output is the same bytes whatever the value.
+	Concurrency int
 }
 
-// SegmentWriter streams sorted entries into a segment file. It holds one
-// block buffer and the index in memory, never the segment. It is not safe for
-// concurrent use.
+// SegmentWriter streams sorted entries into a segment file. It holds a few
+// block buffers (see SegmentWriterOptions.Concurrency) and the index in
+// memory, never the segment. It is not safe for concurrent use.
 type SegmentWriter struct {
-	out       io.Writer
-	blockSize int
-	level     zstd.EncoderLevel
-	enc       *zstd.Encoder
+	out         io.Writer
+	blockSize   int
+	level       zstd.EncoderLevel
+	concurrency int
 
 	// What has been written so far, hashed as it goes.
 	sha     hash.Hash
@@ -40,9 +46,8 @@ type SegmentWriter struct {
 
 	// The block being filled.
 	block        []byte
-	spare        []byte // a raw block buffer back from compression, for reuse
-	stored       []byte // compression output buffer, reused across blocks
-	pending      *segPendingBlock
+	free         []*segPendingBlock // written blocks, whose buffers and encoders are reused
+	pending      []*segPendingBlock // blocks being compressed, oldest first
 	blockEntries uint32
 	blockFirst   uint32 // state index of the block's first entry
 	blockFirstKG uint32
@@ -84,7 +89,13 @@ func NewSegmentWriter(w io.Writer, opts SegmentWriterOptions) *SegmentWriter {
 	if sw.level == 0 {
 		sw.level = DefaultSegmentLevel
 	}
-	sw.enc, sw.err = segGetEncoder(sw.level)
+	sw.concurrency = opts.Concurrency
+	if sw.concurrency <= 0 {
+		sw.concurrency = min(runtime.GOMAXPROCS(0), 4)
+	}
+	if sw.level < zstd.SpeedFastest || sw.level > zstd.SpeedBestCompression {
+		sw.err = fmt.Errorf("format: segment writer: unknown zstd level %d", sw.level)
+	}
 	return sw
 }
 
@@ -196,14 +207,16 @@ func (w *SegmentWriter) indexBound(extraStates, extraHandles int) int {
 	return header + w.statesLen + extraStates + len(w.handles) + extraHandles
 }
 
-// flushBlock compresses and writes the block buffer and records its handle.
-// segPendingBlock is a full block being compressed on another goroutine
-// while the writer fills the next one: zstd is most of a segment's write
-// time, so overlapping it with entry encoding (and the caller's sorting)
-// nearly halves the time to write a snapshot on two cores. Blocks are still
-// written in order, so the bytes are the same as without the overlap.
+// segPendingBlock is a full block being compressed on its own goroutine
+// while the writer fills the next ones: zstd is most of a segment's write
+// time, so spreading it over the cores and overlapping it with entry encoding
+// (and the caller's sorting) cuts the time to write a snapshot by more than
+// half on two cores. Blocks are still written in order, so the bytes are the
+// same as with no overlap at all.
 type segPendingBlock struct {
 	done    chan struct{}
+	enc     *zstd.Encoder
+	encErr  error
 	raw     []byte
 	stored  []byte
 	entries uint32
@@ -214,37 +227,46 @@ type segPendingBlock struct {
 }
 
 // flushBlock hands the current block to compression and starts a new one.
+// When Concurrency blocks are already in flight it first waits for the
+// oldest and writes it, which bounds memory.
 func (w *SegmentWriter) flushBlock() error {
-	if err := w.finishPending(); err != nil {
-		return err
+	if len(w.pending) >= w.concurrency {
+		if err := w.finishOldest(); err != nil {
+			return err
+		}
 	}
-	p := &segPendingBlock{
-		done: make(chan struct{}), raw: w.block, stored: w.stored,
-		entries: w.blockEntries, first: w.blockFirst, firstKG: w.blockFirstKG, last: w.lastState, lastKG: w.lastKG,
+	var p *segPendingBlock
+	if n := len(w.free); n > 0 {
+		p, w.free = w.free[n-1], w.free[:n-1]
+	} else {
+		p = segGetBlock(w.level)
 	}
-	enc := w.enc
-	go func() {
-		p.stored = enc.EncodeAll(p.raw, p.stored[:0])
+	p.done = make(chan struct{})
+	p.raw, w.block = w.block, p.raw[:0]
+	p.entries, p.first, p.firstKG, p.last, p.lastKG = w.blockEntries, w.blockFirst, w.blockFirstKG, w.lastState, w.lastKG
+	if p.encErr == nil {
+		go func() {
+			p.stored = p.enc.EncodeAll(p.raw, p.stored[:0])
+			close(p.done)
+		}()
+	} else {
 		close(p.done)
-	}()
-	w.pending = p
-	w.block, w.stored, w.spare = w.spare, nil, nil
-	if w.block != nil {
-		w.block = w.block[:0]
 	}
+	w.pending = append(w.pending, p)
 	w.blockEntries = 0
 	return nil
 }
 
-// finishPending waits for the block being compressed, if any, and writes it
+// finishOldest waits for the oldest block being compressed and writes it
 // with its index handle.
-func (w *SegmentWriter) finishPending() error {
-	p := w.pending
-	if p == nil {
-		return nil
-	}
+func (w *SegmentWriter) finishOldest() error {
+	p := w.pending[0]
 	<-p.done
-	w.pending = nil
+	w.pending = w.pending[1:]
+	if p.encErr != nil {
+		w.err = fmt.Errorf("format: segment writer: %w", p.encErr)
+		return w.err
+	}
 	if len(p.stored) > MaxStoredBlockLen {
 		w.err = fmt.Errorf("format: segment writer: block %d compressed to %d bytes, over MaxStoredBlockLen %d: %w",
 			w.nBlocks, len(p.stored), MaxStoredBlockLen, ErrTooLarge)
@@ -273,11 +295,39 @@ func (w *SegmentWriter) finishPending() error {
 	w.nBlocks++
 	w.rawSize += int64(len(p.raw))
 	// Keep the buffers for the next blocks, unless an oversized entry
-	// inflated them: memory stays near two blocks.
-	if cap(p.raw) <= 2*w.blockSize {
-		w.spare, w.stored = p.raw, p.stored
+	// inflated them: memory stays near two blocks per block in flight.
+	if cap(p.raw) > 2*w.blockSize {
+		p.raw = nil
+	}
+	if cap(p.stored) > 2*w.blockSize {
+		p.stored = nil
+	}
+	w.free = append(w.free, p)
+	return nil
+}
+
+// finishPending writes every block still being compressed.
+func (w *SegmentWriter) finishPending() error {
+	for len(w.pending) > 0 {
+		if err := w.finishOldest(); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// release waits for the blocks still being compressed (after an error they
+// are not written) and returns every encoder to the pool.
+func (w *SegmentWriter) release() {
+	for _, p := range w.pending {
+		<-p.done
+		w.free = append(w.free, p)
+	}
+	w.pending = nil
+	for _, p := range w.free {
+		segPutBlock(w.level, p)
+	}
+	w.free = nil
 }
 
 // write sends p to the output, hashing exactly what was written.
@@ -304,16 +354,7 @@ func (w *SegmentWriter) Close() (SegmentInfo, error) {
 		return SegmentInfo{}, errors.New("format: segment writer: Close called twice")
 	}
 	w.closed = true
-	if w.enc != nil {
-		defer func() {
-			// The encoder goes back to the pool only once no block is
-			// being compressed with it.
-			if w.pending != nil {
-				<-w.pending.done
-			}
-			segPutEncoder(w.level, w.enc)
-		}()
-	}
+	defer w.release()
 	if w.err != nil {
 		return SegmentInfo{}, w.err
 	}
@@ -366,7 +407,7 @@ func (w *SegmentWriter) Close() (SegmentInfo, error) {
 		States:      w.states,
 	}
 	copy(info.SHA256[:], w.sha.Sum(nil))
-	w.block, w.stored, w.spare, w.handles = nil, nil, nil, nil
+	w.block, w.handles = nil, nil
 	return info, nil
 }
 

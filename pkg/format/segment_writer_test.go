@@ -509,3 +509,30 @@ func TestSegmentWriter_Golden(t *testing.T) {
 		t.Fatalf("info = %+v", info)
 	}
 }
+
+// TestSegmentWriter_Concurrency checks that compressing several blocks at
+// once changes nothing in the bytes, and that a write failure with blocks in
+// flight is reported and leaves no goroutine behind (TestMain checks).
+func TestSegmentWriter_Concurrency(t *testing.T) {
+	entries := segTestEntries(3000, 7, 0)
+	want, _ := segWrite(t, entries, SegmentWriterOptions{BlockSize: 512, Concurrency: 1})
+	for _, c := range []int{0, 2, 3, 8} {
+		got, _ := segWrite(t, entries, SegmentWriterOptions{BlockSize: 512, Concurrency: c})
+		if !bytes.Equal(got, want) {
+			t.Fatalf("Concurrency %d: %d bytes differ from the %d written one block at a time", c, len(got), len(want))
+		}
+	}
+	for _, limit := range []int{0, 700, len(want) / 2} {
+		w := NewSegmentWriter(&segFailWriter{limit: limit}, SegmentWriterOptions{BlockSize: 512, Concurrency: 8})
+		var err error
+		for i := range entries {
+			if err = w.Add(&entries[i]); err != nil {
+				break
+			}
+		}
+		_, cerr := w.Close()
+		if !errors.Is(err, errSegDiskFull) && !errors.Is(cerr, errSegDiskFull) {
+			t.Fatalf("limit %d: Add error %v, Close error %v; want %v", limit, err, cerr, errSegDiskFull)
+		}
+	}
+}
