@@ -1,6 +1,7 @@
 package state
 
 import (
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -71,13 +72,47 @@ func TestDistinctKeys_OK(t *testing.T) {
 		for _, k := range keys {
 			set[k] = true
 		}
-		scratch = distinctKeys(scratch, []map[string]bool{set, set})
+		scratch = distinctKeys(&keySorter{}, scratch, []map[string]bool{set, set})
 		got := make([]string, len(scratch))
 		for i, g := range scratch {
 			got[i] = g.key
 		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("distinctKeys = %q, want %q", got, want)
+		}
+	}
+}
+
+// The integer sort in sortGroup orders keys by only some of their bytes;
+// keys that share long runs past the common prefix, and the same key in
+// several layers, must still come out in key order with the newest layer's
+// value kept.
+func TestSortGroup_NewestLayerWins(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var ks keySorter
+	for range 300 {
+		layers := 1 + rng.IntN(4)
+		tables := make([]map[string][]byte, layers)
+		want := map[string]string{}
+		for l := range tables {
+			tables[l] = map[string][]byte{}
+			for range rng.IntN(300) {
+				// Shared stems longer than the 8 packed bytes force full comparisons.
+				k := "tenant-" + []string{"", "aaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaab"}[rng.IntN(3)] + strconv.Itoa(rng.IntN(400))
+				v := strconv.Itoa(l) + "/" + k
+				tables[l][k] = []byte(v)
+				want[k] = v // later layers are newer
+			}
+		}
+		got := ks.sortGroup(collectKeys(nil, tables), layers)
+		wantKeys := slices.Sorted(maps.Keys(want))
+		if len(got) != len(wantKeys) {
+			t.Fatalf("sortGroup kept %d keys, want %d", len(got), len(wantKeys))
+		}
+		for i, g := range got {
+			if g.key != wantKeys[i] || string(g.val) != want[g.key] {
+				t.Fatalf("entry %d = %q=%q, want %q=%q", i, g.key, g.val, wantKeys[i], want[wantKeys[i]])
+			}
 		}
 	}
 }

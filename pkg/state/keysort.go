@@ -2,6 +2,7 @@ package state
 
 import (
 	"cmp"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -32,10 +33,47 @@ func groupKeys[V any](dst []groupedKey, n uint32, maps []map[string]V) (keys []g
 	return bucketByGroup(dst, n)
 }
 
+// keySorter sorts key groups, reusing its scratch arrays between groups.
+type keySorter struct {
+	order []uint64
+	tmp   []groupedKey
+}
+
 // sortGroup sorts one key group's keys and, when they come from several
 // layers, keeps only the newest layer's entry of each key.
-func sortGroup(keys []groupedKey, layers int) []groupedKey {
-	slices.SortFunc(keys, compareGrouped)
+//
+// A snapshot sorts every key it writes, and sorting the 64-byte records
+// through a comparison function took a third of a full snapshot's time.
+// Instead each key becomes one integer, the top bits of its packed bytes
+// above its index in the group, and a plain integer sort orders them; only
+// keys that agree on those top bits are compared in full, and the records
+// then move once, into their places.
+func (s *keySorter) sortGroup(keys []groupedKey, layers int) []groupedKey {
+	if n := len(keys); n > 1 {
+		shift := bits.Len(uint(n - 1))
+		mask := uint64(1)<<shift - 1
+		order := slices.Grow(s.order[:0], n)[:n]
+		for i := range keys {
+			order[i] = keys[i].p&^mask | uint64(i)
+		}
+		slices.Sort(order)
+		for i := 0; i < n; {
+			j := i + 1
+			for j < n && order[j]&^mask == order[i]&^mask {
+				j++
+			}
+			if j-i > 1 {
+				slices.SortFunc(order[i:j], func(a, b uint64) int { return compareGrouped(keys[a&mask], keys[b&mask]) })
+			}
+			i = j
+		}
+		tmp := append(s.tmp[:0], keys...)
+		for i, o := range order {
+			keys[i] = tmp[o&mask]
+		}
+		clear(tmp) // drop references to keys and values
+		s.order, s.tmp = order, tmp[:0]
+	}
 	if layers > 1 {
 		keys = slices.CompactFunc(keys, func(a, b groupedKey) bool { return a.key == b.key })
 	}
@@ -44,8 +82,8 @@ func sortGroup(keys []groupedKey, layers int) []groupedKey {
 
 // distinctKeys collects the distinct keys of maps, sorted by key (their key
 // groups are left zero).
-func distinctKeys[V any](dst []groupedKey, maps []map[string]V) []groupedKey {
-	return sortGroup(collectKeys(dst, maps), len(maps))
+func distinctKeys[V any](s *keySorter, dst []groupedKey, maps []map[string]V) []groupedKey {
+	return s.sortGroup(collectKeys(dst, maps), len(maps))
 }
 
 // collectKeys gathers the keys of maps with their layer and value, and

@@ -182,15 +182,16 @@ func (s *Snapshot) WriteTo(w *format.SegmentWriter) error {
 // snapWriter merges a state's tables and feeds the segment writer, reusing
 // its buffers across states.
 type snapWriter struct {
-	w     *format.SegmentWriter
-	at    int64
-	full  bool
-	n     uint32
-	state string
-	ttl   bool
-	keys  []groupedKey
-	comps []compEntry
-	e     format.Entry
+	w      *format.SegmentWriter
+	at     int64
+	full   bool
+	n      uint32
+	state  string
+	ttl    bool
+	keys   []groupedKey
+	sorter keySorter
+	comps  []compEntry
+	e      format.Entry
 }
 
 type compEntry struct {
@@ -221,7 +222,7 @@ func (sw *snapWriter) valueState(tabs []table) error {
 	var bounds []int
 	sw.keys, bounds = groupKeys(sw.keys, sw.n, tabs)
 	for g := range sw.n {
-		for _, k := range sortGroup(sw.keys[bounds[g]:bounds[g+1]], len(tabs)) {
+		for _, k := range sw.sorter.sortGroup(sw.keys[bounds[g]:bounds[g+1]], len(tabs)) {
 			if err := sw.emit(k.kg, k.key, k.val); err != nil {
 				return err
 			}
@@ -238,7 +239,7 @@ func (sw *snapWriter) mapState(layers []subTables) error {
 	subs := make([]table, 0, len(layers))
 	var mks []groupedKey
 	for g := range sw.n {
-		group := sortGroup(sw.keys[bounds[g]:bounds[g+1]], len(layers))
+		group := sw.sorter.sortGroup(sw.keys[bounds[g]:bounds[g+1]], len(layers))
 		if len(group) == 0 {
 			continue
 		}
@@ -250,7 +251,7 @@ func (sw *snapWriter) mapState(layers []subTables) error {
 					subs = append(subs, t)
 				}
 			}
-			mks = distinctKeys(mks, subs)
+			mks = distinctKeys(&sw.sorter, mks, subs)
 			for _, mk := range mks {
 				sw.comps = append(sw.comps, compEntry{key: compositeKey(k.key, mk.key), stored: mk.val})
 			}
