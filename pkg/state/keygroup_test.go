@@ -104,7 +104,7 @@ func TestSortGroup_NewestLayerWins(t *testing.T) {
 				want[k] = v // later layers are newer
 			}
 		}
-		got := ks.sortGroup(collectKeys(nil, tables), layers)
+		got := ks.sortGroup(collectKeys(nil, 0, tables), layers)
 		wantKeys := slices.Sorted(maps.Keys(want))
 		if len(got) != len(wantKeys) {
 			t.Fatalf("sortGroup kept %d keys, want %d", len(got), len(wantKeys))

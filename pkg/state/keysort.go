@@ -26,11 +26,7 @@ type groupedKey struct {
 // []byte maps each key carries its value, so a snapshot needs no lookups to
 // resolve layers.
 func groupKeys[V any](dst []groupedKey, n uint32, maps []map[string]V) (keys []groupedKey, bounds []int) {
-	dst = collectKeys(dst, maps)
-	for i := range dst {
-		dst[i].kg = KeyGroupFor(dst[i].key, n)
-	}
-	return bucketByGroup(dst, n)
+	return bucketByGroup(collectKeys(dst, n, maps), n)
 }
 
 // keySorter sorts key groups, reusing its scratch arrays between groups.
@@ -83,18 +79,19 @@ func (s *keySorter) sortGroup(keys []groupedKey, layers int) []groupedKey {
 // distinctKeys collects the distinct keys of maps, sorted by key (their key
 // groups are left zero).
 func distinctKeys[V any](s *keySorter, dst []groupedKey, maps []map[string]V) []groupedKey {
-	return s.sortGroup(collectKeys(dst, maps), len(maps))
+	return s.sortGroup(collectKeys(dst, 0, maps), len(maps))
 }
 
-// collectKeys gathers the keys of maps with their layer and value, and
-// packs into p the 8 bytes that follow the keys' common prefix.
+// collectKeys gathers the keys of maps with their layer, value and, when
+// n > 0, key group out of n, and packs into p the 8 bytes that follow the
+// keys' common prefix.
 //
 // Snapshots sort every key, and a plain string sort spends its time chasing
 // each key's bytes through the heap for every comparison; with p most
 // comparisons are between integers held in one array, and only keys that
 // agree on those bytes compare as strings. Skipping the common prefix
 // matters because keys often share one ("user-0000…").
-func collectKeys[V any](dst []groupedKey, maps []map[string]V) []groupedKey {
+func collectKeys[V any](dst []groupedKey, n uint32, maps []map[string]V) []groupedKey {
 	total := 0
 	for _, t := range maps {
 		total += len(t)
@@ -103,6 +100,10 @@ func collectKeys[V any](dst []groupedKey, maps []map[string]V) []groupedKey {
 	for l, t := range maps {
 		for k, v := range t {
 			g := groupedKey{key: k, layer: int32(l)}
+			if n > 0 {
+				// Hashed in this pass, which reads the key anyway.
+				g.kg = KeyGroupFor(k, n)
+			}
 			if b, ok := any(v).([]byte); ok {
 				g.val = b
 			}
