@@ -104,7 +104,8 @@ func TestSortGroup_NewestLayerWins(t *testing.T) {
 				want[k] = v // later layers are newer
 			}
 		}
-		got := ks.sortGroup(collectKeys(nil, 0, tables), layers)
+		keys, lcp := collectKeys(nil, 0, tables)
+		got := ks.sortGroup(keys, layers, lcp)
 		wantKeys := slices.Sorted(maps.Keys(want))
 		if len(got) != len(wantKeys) {
 			t.Fatalf("sortGroup kept %d keys, want %d", len(got), len(wantKeys))

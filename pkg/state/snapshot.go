@@ -220,9 +220,10 @@ func (sw *snapWriter) emit(kg uint32, key string, stored []byte) error {
 
 func (sw *snapWriter) valueState(tabs []table) error {
 	var bounds []int
-	sw.keys, bounds = groupKeys(sw.keys, sw.n, tabs)
+	var lcp int
+	sw.keys, bounds, lcp = groupKeys(sw.keys, sw.n, tabs)
 	for g := range sw.n {
-		for _, k := range sw.sorter.sortGroup(sw.keys[bounds[g]:bounds[g+1]], len(tabs)) {
+		for _, k := range sw.sorter.sortGroup(sw.keys[bounds[g]:bounds[g+1]], len(tabs), lcp) {
 			if err := sw.emit(k.kg, k.key, k.val); err != nil {
 				return err
 			}
@@ -235,11 +236,12 @@ func (sw *snapWriter) valueState(tabs []table) error {
 // the segment order: key group, then composite key.
 func (sw *snapWriter) mapState(layers []subTables) error {
 	var bounds []int
-	sw.keys, bounds = groupKeys(sw.keys, sw.n, layers)
+	var lcp int
+	sw.keys, bounds, lcp = groupKeys(sw.keys, sw.n, layers)
 	subs := make([]table, 0, len(layers))
 	var mks []groupedKey
 	for g := range sw.n {
-		group := sw.sorter.sortGroup(sw.keys[bounds[g]:bounds[g+1]], len(layers))
+		group := sw.sorter.sortGroup(sw.keys[bounds[g]:bounds[g+1]], len(layers), lcp)
 		if len(group) == 0 {
 			continue
 		}
