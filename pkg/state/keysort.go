@@ -3,6 +3,7 @@ package state
 import (
 	"cmp"
 	"math/bits"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -112,38 +113,65 @@ func distinctKeys[V any](s *keySorter, dst []groupedKey, maps []map[string]V) []
 // collectKeys gathers the keys of maps with their layer, value and, when
 // n > 0, key group out of n, and returns the length of the prefix they all
 // share, which sortGroup skips: keys often share one ("user-0000…"), and the
-// bytes after it are the ones that tell keys apart. Both the hash and the
-// prefix are worked out here, in the one pass that reads every key.
+// bytes after it are the ones that tell keys apart.
+//
+// Walking the maps reads only their slots; the keys' own bytes, scattered
+// through the heap, are read once, for the hash and the prefix together, and
+// a large snapshot splits that pass over the cores: it comes before the
+// first block can be compressed, so nothing else would use them meanwhile.
 func collectKeys[V any](dst []groupedKey, n uint32, maps []map[string]V) (keys []groupedKey, lcp int) {
 	total := 0
 	for _, t := range maps {
 		total += len(t)
 	}
 	dst = slices.Grow(dst[:0], total)
-	var first string
 	for l, t := range maps {
 		for k, v := range t {
 			g := groupedKey{key: k, layer: int32(l)}
-			if n > 0 {
-				g.kg = KeyGroupFor(k, n)
-			}
 			if b, ok := any(v).([]byte); ok {
 				g.val = b
-			}
-			if len(dst) == 0 {
-				first, lcp = k, len(k)
-			} else {
-				m := min(lcp, len(k))
-				i := 0
-				for i < m && k[i] == first[i] {
-					i++
-				}
-				lcp = i
 			}
 			dst = append(dst, g)
 		}
 	}
-	return dst, lcp
+	if len(dst) == 0 {
+		return dst, 0
+	}
+	parts := min(runtime.GOMAXPROCS(0), 4, len(dst)/parallelHashMin)
+	if parts <= 1 {
+		return dst, hashKeys(dst, n, dst[0].key)
+	}
+	lcps := make([]int, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		chunk := dst[p*len(dst)/parts : (p+1)*len(dst)/parts]
+		wg.Go(func() { lcps[p] = hashKeys(chunk, n, dst[0].key) })
+	}
+	wg.Wait()
+	return dst, slices.Min(lcps)
+}
+
+// parallelHashMin is the number of keys below which collectKeys hashes on
+// one goroutine: starting another costs more than it saves.
+const parallelHashMin = 4096
+
+// hashKeys sets keys' key groups out of n (unless n is 0) and returns how
+// many leading bytes all of them share with first.
+func hashKeys(keys []groupedKey, n uint32, first string) int {
+	lcp := len(first)
+	for i := range keys {
+		k := keys[i].key
+		if n > 0 {
+			keys[i].kg = KeyGroupFor(k, n)
+		}
+		m := min(lcp, len(k))
+		j := 0
+		for j < m && k[j] == first[j] {
+			j++
+		}
+		lcp = j
+	}
+	return lcp
 }
 
 // compareGrouped orders keys within a key group: by the packed bytes, then

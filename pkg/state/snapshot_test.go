@@ -284,3 +284,51 @@ func TestRestore_HandlesBoundBefore(t *testing.T) {
 		t.Fatalf("a = %q, %v", got, err)
 	}
 }
+
+// A full snapshot of a state large enough to be hashed on several
+// goroutines, spread over several layers with overwrites, deletes and keys
+// of different prefixes, restores to exactly the live state. The segment
+// writer refuses out-of-order entries, so a wrong shared prefix in any part
+// would fail the write.
+func TestSnapshot_LargeFullAcrossLayers(t *testing.T) {
+	b := newTestBackend(t, Options{})
+	v := must[*Value[uint64]](t)(NewValue(b, Descriptor[uint64]{Name: "count"}))
+	keys := map[string]bool{}
+	put := func(k string, x uint64) { noErr(t, v.Put(k, x)); keys[k] = true }
+	for i := range 3 * parallelHashMin {
+		put(fmt.Sprintf("key-%06d", i), uint64(i))
+	}
+	writeSegment(t, b.Snapshot(Full))
+	for i := 0; i < 3*parallelHashMin; i += 4 {
+		put(fmt.Sprintf("key-%06d", i), 7)
+		noErr(t, v.Delete(fmt.Sprintf("key-%06d", i+1)))
+	}
+	writeSegment(t, b.Snapshot(Incremental))
+	// The newest layer, hashed by the last goroutine, shares no prefix with
+	// the older keys: the prefix of the whole must be the shortest found.
+	put("k", 1)
+	put("key-", 2)
+	for i := range parallelHashMin {
+		put(fmt.Sprintf("zz-%d", i), uint64(i))
+	}
+	full := b.Snapshot(Full)
+	seg := writeSegment(t, full)
+
+	r := newTestBackend(t, Options{})
+	noErr(t, r.Restore(full.Descriptors(), []*format.SegmentReader{seg}))
+	rv := must[*Value[uint64]](t)(NewValue(r, Descriptor[uint64]{Name: "count"}))
+	live := 0
+	for k := range keys {
+		want, wantOK, _ := v.Get(k)
+		got, ok, err := rv.Get(k)
+		if err != nil || ok != wantOK || got != want {
+			t.Fatalf("%s: restored %d,%v,%v; live %d,%v", k, got, ok, err, want, wantOK)
+		}
+		if ok {
+			live++
+		}
+	}
+	if n := seg.Info().Entries; n != uint64(live) {
+		t.Fatalf("full snapshot has %d entries, want the %d live keys", n, live)
+	}
+}
