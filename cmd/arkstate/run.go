@@ -5,19 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/monitor"
 	"github.com/arkstate/arkstate/pkg/pipeline"
 	"github.com/arkstate/arkstate/pkg/pipeline/config"
 )
 
 type runOptions struct {
-	configFile string
-	logLevel   string
+	configFile  string
+	logLevel    string
+	metricsAddr string
 }
 
 func newRunCmd() *cobra.Command {
@@ -37,6 +42,7 @@ override the file's state block.`,
 	}
 	cmd.Flags().StringVarP(&opts.configFile, "config", "c", "", "pipeline configuration (YAML)")
 	cmd.Flags().StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	cmd.Flags().StringVar(&opts.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz and /status (for arkstate top) on this address, e.g. 127.0.0.1:9090")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
@@ -94,6 +100,18 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 		jobs = append(jobs, job{mgr, r})
 	}
 
+	if opts.metricsAddr != "" {
+		mon := monitor.New(currentBuildInfo().Version)
+		for i, j := range jobs {
+			mon.Add(cfg.Streams[i].ID, j.runner.Status)
+		}
+		stop, err := serveMonitor(opts.metricsAddr, mon, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -115,4 +133,28 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 		return nil
 	}
 	return err
+}
+
+// serveMonitor serves mon on addr until stop is called. A bad address or one
+// already taken is a usage error: nothing has run yet.
+func serveMonitor(addr string, mon *monitor.Monitor, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, usageErrorf("--metrics-addr %s: %v", addr, err)
+	}
+	srv := &http.Server{Handler: mon.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("monitor server stopped", "err", err)
+		}
+	}()
+	log.Info("serving /metrics, /healthz and /status", "addr", "http://"+ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx) // past the timeout, scrapes in flight are cut off
+		<-done
+	}, nil
 }

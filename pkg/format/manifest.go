@@ -752,3 +752,18 @@ func ParseCheckpointDir(name string) (uint64, bool) {
 	}
 	return id, true
 }
+
+// LogicalBytes is the size of every segment layer the manifest lists, as a
+// restore reads them: a segment shared by several ranges counts once per
+// range.
+func (m *Manifest) LogicalBytes() int64 {
+	var n int64
+	for _, op := range m.Operators {
+		for _, rs := range op.Ranges {
+			for _, l := range rs.Layers {
+				n += l.Size
+			}
+		}
+	}
+	return n
+}

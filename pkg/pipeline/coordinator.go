@@ -134,12 +134,16 @@ func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) error
 	}
 	if err != nil {
 		c.r.stats.CheckpointsFailed.Add(1)
+		c.r.stats.FailuresSinceSuccess.Add(1)
 		c.r.log.Error("checkpoint failed; processing continues", "checkpoint", id, "err", err)
 		return err
 	}
 	c.parent.Store(m)
 	c.r.stats.CheckpointsCompleted.Add(1)
+	c.r.stats.FailuresSinceSuccess.Store(0)
 	c.r.stats.LastCheckpointID.Store(id)
+	c.r.stats.LastCheckpointUnix.Store(time.Now().UnixNano())
+	c.r.stats.CheckpointBytes.Store(m.LogicalBytes())
 	if err := c.r.spec.Output.Commit(ctx, c.uncommitted); err != nil {
 		// The checkpoint lists them, so a restart commits them; keep
 		// trying with the next checkpoint meanwhile.

@@ -89,6 +89,11 @@ func TestRunner_CheckpointFailure(t *testing.T) {
 	if n := len(readCounts(t, filepath.Join(dir, "out"))); n != 0 {
 		t.Fatalf("%d keys committed while no checkpoint could complete", n)
 	}
+	// Health turns bad only after StaleAfter intervals without a checkpoint.
+	if st := r.Status(); !st.Running || st.FailuresSinceSuccess < 2 || !st.Check(st.StartedAt.Add(time.Millisecond)).Healthy ||
+		st.Check(st.StartedAt.Add(time.Second)).Healthy {
+		t.Fatalf("status while the store is down: %+v", st)
+	}
 	in := r.Stats().RecordsIn.Load()
 	time.Sleep(20 * time.Millisecond)
 	if r.Stats().RecordsIn.Load() == in {
@@ -100,6 +105,9 @@ func TestRunner_CheckpointFailure(t *testing.T) {
 	}
 	if r.Stats().CheckpointsCompleted.Load() == 0 {
 		t.Fatal("no checkpoint completed after the store came back")
+	}
+	if st := r.Status(); st.FailuresSinceSuccess != 0 || st.CheckpointsFailed < 2 {
+		t.Fatalf("status after the store came back: %+v", st)
 	}
 	got := readCounts(t, filepath.Join(dir, "out"))
 	for w, n := range want {
@@ -156,6 +164,9 @@ func TestRunner_ErrLeaseLost(t *testing.T) {
 	case err := <-done:
 		if !errors.Is(err, checkpoint.ErrLeaseLost) {
 			t.Fatalf("run ended with %v, want ErrLeaseLost", err)
+		}
+		if h := r.Status().Check(time.Now()); h.Healthy || !strings.Contains(h.Reason, "lease") {
+			t.Fatalf("health after losing the lease: %+v", h)
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("run did not stop after losing its lease")

@@ -58,10 +58,15 @@ type Stats struct {
 	RecordsOut           atomic.Int64
 	CheckpointsCompleted atomic.Int64
 	CheckpointsFailed    atomic.Int64
+	FailuresSinceSuccess atomic.Int64 // checkpoints failed since the last completed one
 	LastCheckpointID     atomic.Uint64
-	LastCheckpointNanos  atomic.Int64 // duration from trigger to commit
+	LastCheckpointNanos  atomic.Int64 // duration from trigger to the end of the last attempt
+	LastCheckpointUnix   atomic.Int64 // when the last completed checkpoint committed, in Unix nanoseconds
+	CheckpointBytes      atomic.Int64 // segment bytes the last completed checkpoint is made of
 	BytesUploaded        atomic.Int64
 	RestoredFrom         atomic.Uint64
+	StartedUnix          atomic.Int64 // when Run started, in Unix nanoseconds
+	Running              atomic.Bool
 }
 
 // message travels between tasks: a record, a barrier, the end of input,
@@ -98,6 +103,7 @@ type Runner struct {
 	stages []*stage
 	coord  *coordinator
 	stats  Stats
+	runErr atomic.Pointer[error] // why Run returned, if on an error
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -146,7 +152,15 @@ func (r *Runner) Stats() *Stats { return &r.stats }
 // Run restores the latest checkpoint if there is one, then processes until
 // a bounded input ends (after a final checkpoint and commit), ctx is
 // cancelled, or a task fails.
-func (r *Runner) Run(ctx context.Context) error {
+func (r *Runner) Run(ctx context.Context) (err error) {
+	r.stats.StartedUnix.Store(time.Now().UnixNano())
+	r.stats.Running.Store(true)
+	defer func() {
+		if err != nil {
+			r.runErr.Store(&err)
+		}
+		r.stats.Running.Store(false)
+	}()
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	defer r.cancel(nil)
 	if c, ok := r.spec.Output.(interface{ Check() error }); ok {
@@ -305,6 +319,7 @@ func (r *Runner) restore(ctx context.Context) (json.RawMessage, error) {
 	}
 	r.coord.parent.Store(m)
 	r.stats.RestoredFrom.Store(m.CheckpointID)
+	r.stats.CheckpointBytes.Store(m.LogicalBytes())
 	r.log.Info("restored checkpoint", "checkpoint", m.CheckpointID, "pending_committed", len(m.Pending))
 	for _, s := range m.Sources {
 		if s.Source == SourceID {

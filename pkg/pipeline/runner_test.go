@@ -148,6 +148,16 @@ func TestRunner_WordCount(t *testing.T) {
 	if r.Stats().CheckpointsCompleted.Load() < 2 {
 		t.Fatalf("only %d checkpoints", r.Stats().CheckpointsCompleted.Load())
 	}
+	st := r.Status()
+	if st.Stream != "wordcount" || st.Running || st.Err != "" || st.StartedAt.IsZero() || !st.Checkpointing ||
+		st.CheckpointInterval != 5*time.Millisecond || st.RecordsIn != 5000 || st.RecordsOut == 0 ||
+		st.CheckpointsCompleted != r.Stats().CheckpointsCompleted.Load() || st.FailuresSinceSuccess != 0 ||
+		st.LastCheckpointAt.Before(st.StartedAt) || st.CheckpointBytes <= 0 || st.BytesUploaded < st.CheckpointBytes/2 {
+		t.Fatalf("status after the run: %+v", st)
+	}
+	if h := st.Check(time.Now()); !h.Healthy {
+		t.Fatalf("a stream that finished is unhealthy: %s", h.Reason)
+	}
 	pending, _ := os.ReadDir(filepath.Join(dir, "out", pendingDir))
 	if len(pending) != 0 {
 		t.Fatalf("%d parts left pending", len(pending))

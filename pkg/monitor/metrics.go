@@ -1,0 +1,83 @@
+package monitor
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// collector turns the streams' Status into metrics at scrape time.
+type collector Monitor
+
+var (
+	streamLabel = []string{"stream"}
+
+	descRecordsIn = prometheus.NewDesc("arkstate_records_in_total",
+		"Records read from the stream's input.", streamLabel, nil)
+	descRecordsOut = prometheus.NewDesc("arkstate_records_out_total",
+		"Records handed to the stream's output.", streamLabel, nil)
+	descCheckpoints = prometheus.NewDesc("arkstate_checkpoints_total",
+		"Checkpoint attempts by result (completed or failed).", []string{"stream", "result"}, nil)
+	descFailuresSince = prometheus.NewDesc("arkstate_checkpoint_failures_since_success",
+		"Checkpoints failed since the last one that completed.", streamLabel, nil)
+	descLastID = prometheus.NewDesc("arkstate_checkpoint_last_id",
+		"Id of the last completed checkpoint.", streamLabel, nil)
+	descLastTime = prometheus.NewDesc("arkstate_checkpoint_last_success_timestamp_seconds",
+		"Unix time the last completed checkpoint committed.", streamLabel, nil)
+	descLastDuration = prometheus.NewDesc("arkstate_checkpoint_last_duration_seconds",
+		"Time from barrier to the end of the last checkpoint attempt.", streamLabel, nil)
+	descStateBytes = prometheus.NewDesc("arkstate_checkpoint_state_bytes",
+		"Size of the segments the last completed checkpoint is made of.", streamLabel, nil)
+	descUploaded = prometheus.NewDesc("arkstate_checkpoint_uploaded_bytes_total",
+		"Segment bytes written to the checkpoint store.", streamLabel, nil)
+	descRestoredFrom = prometheus.NewDesc("arkstate_restored_from_checkpoint",
+		"Checkpoint the run resumed from; 0 for a fresh start.", streamLabel, nil)
+	descRunning = prometheus.NewDesc("arkstate_stream_running",
+		"1 while the stream runs.", streamLabel, nil)
+	descHealthy = prometheus.NewDesc("arkstate_stream_healthy",
+		"1 when the stream passes the health check served at /healthz.", streamLabel, nil)
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRecordsIn, descRecordsOut, descCheckpoints, descFailuresSince,
+		descLastID, descLastTime, descLastDuration, descStateBytes, descUploaded, descRestoredFrom,
+		descRunning, descHealthy} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	m := (*Monitor)(c)
+	now := m.now()
+	for _, s := range m.Statuses() {
+		gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{s.Stream}, labels...)...)
+		}
+		counter := func(d *prometheus.Desc, v float64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, append([]string{s.Stream}, labels...)...)
+		}
+		counter(descRecordsIn, float64(s.RecordsIn))
+		counter(descRecordsOut, float64(s.RecordsOut))
+		gauge(descRunning, b2f(s.Running))
+		gauge(descHealthy, b2f(s.Check(now).Healthy))
+		if !s.Checkpointing {
+			continue
+		}
+		counter(descCheckpoints, float64(s.CheckpointsCompleted), "completed")
+		counter(descCheckpoints, float64(s.CheckpointsFailed), "failed")
+		gauge(descFailuresSince, float64(s.FailuresSinceSuccess))
+		gauge(descLastID, float64(s.LastCheckpointID))
+		if !s.LastCheckpointAt.IsZero() {
+			gauge(descLastTime, float64(s.LastCheckpointAt.UnixNano())/1e9)
+		}
+		gauge(descLastDuration, s.LastCheckpointDuration.Seconds())
+		gauge(descStateBytes, float64(s.CheckpointBytes))
+		counter(descUploaded, float64(s.BytesUploaded))
+		gauge(descRestoredFrom, float64(s.RestoredFrom))
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,211 @@
+package monitor
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Status is one stream's state at the moment it is asked for.
+type Status struct {
+	Stream string `json:"stream"`
+	// Running is false before the stream starts and after it ends.
+	Running   bool      `json:"running"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	// Err is why the stream stopped, if it stopped on an error.
+	Err string `json:"error,omitempty"`
+
+	RecordsIn  int64 `json:"records_in"`
+	RecordsOut int64 `json:"records_out"`
+
+	// Checkpointing is false when the stream runs without state; the
+	// checkpoint fields are then zero and health does not look at them.
+	Checkpointing        bool          `json:"checkpointing"`
+	CheckpointInterval   time.Duration `json:"checkpoint_interval_ns,omitempty"`
+	CheckpointsCompleted int64         `json:"checkpoints_completed"`
+	CheckpointsFailed    int64         `json:"checkpoints_failed"`
+	// FailuresSinceSuccess counts the checkpoints failed since the last one
+	// that completed.
+	FailuresSinceSuccess int64  `json:"failures_since_success"`
+	LastCheckpointID     uint64 `json:"last_checkpoint_id,omitempty"`
+	// LastCheckpointAt is when the last completed checkpoint committed.
+	LastCheckpointAt time.Time `json:"last_checkpoint_at,omitzero"`
+	// LastCheckpointDuration is from the barrier's injection to the end of
+	// the last checkpoint attempt, completed or not.
+	LastCheckpointDuration time.Duration `json:"last_checkpoint_duration_ns,omitempty"`
+	// CheckpointBytes is the size of the segments the last completed
+	// checkpoint is made of: what a restore would read.
+	CheckpointBytes int64 `json:"checkpoint_bytes"`
+	// BytesUploaded counts segment bytes written to the store by this run.
+	BytesUploaded int64 `json:"bytes_uploaded"`
+	// RestoredFrom is the checkpoint the run resumed from, 0 for none.
+	RestoredFrom uint64 `json:"restored_from,omitempty"`
+}
+
+// StaleAfter is how many checkpoint intervals may pass without a completed
+// checkpoint before a stream is reported unhealthy: one failure is retried
+// at the next interval, so only a run of them is worth waking someone for.
+const StaleAfter = 3
+
+// StreamHealth is the verdict on one stream.
+type StreamHealth struct {
+	Stream  string `json:"stream"`
+	Healthy bool   `json:"healthy"`
+	// Reason says what is wrong; empty when healthy.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Health is the verdict on the whole process: healthy when every stream is.
+type Health struct {
+	Healthy bool           `json:"healthy"`
+	Streams []StreamHealth `json:"streams"`
+}
+
+// Check judges s at time now.
+func (s Status) Check(now time.Time) StreamHealth {
+	h := StreamHealth{Stream: s.Stream, Healthy: true}
+	switch {
+	case s.Err != "":
+		h.Healthy, h.Reason = false, "stopped: "+s.Err
+	case !s.Running && s.StartedAt.IsZero():
+		h.Healthy, h.Reason = false, "not started"
+	case s.Running && s.Checkpointing && s.CheckpointInterval > 0:
+		since := s.LastCheckpointAt
+		if since.IsZero() {
+			since = s.StartedAt
+		}
+		if age := now.Sub(since); age > StaleAfter*s.CheckpointInterval {
+			what := "no checkpoint completed since start"
+			if !s.LastCheckpointAt.IsZero() {
+				what = fmt.Sprintf("last checkpoint %d completed", s.LastCheckpointID)
+			}
+			h.Healthy = false
+			h.Reason = fmt.Sprintf("%s %s ago (interval %s); %d failed since",
+				what, age.Round(time.Millisecond), s.CheckpointInterval, s.FailuresSinceSuccess)
+		}
+	}
+	return h
+}
+
+// Report is the JSON document served at /status.
+type Report struct {
+	Time    time.Time `json:"time"`
+	Version string    `json:"version,omitempty"`
+	Health  Health    `json:"health"`
+	Streams []Status  `json:"streams"`
+}
+
+// Monitor collects the Status of registered streams and serves them.
+type Monitor struct {
+	version string
+	now     func() time.Time
+
+	mu      sync.Mutex
+	sources map[string]func() Status
+
+	registry *prometheus.Registry
+}
+
+// New returns a monitor whose reports carry version. Its registry also
+// exports the Go runtime's and the process's standard metrics.
+func New(version string) *Monitor {
+	m := &Monitor{version: version, now: time.Now, sources: map[string]func() Status{}}
+	m.registry = prometheus.NewRegistry()
+	m.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		(*collector)(m),
+	)
+	return m
+}
+
+// Add registers stream's status function, replacing any earlier one. The
+// function is called on every scrape and must be safe for concurrent use.
+func (m *Monitor) Add(stream string, status func() Status) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sources[stream] = status
+}
+
+// Registry is the monitor's Prometheus registry, for a library user who
+// wants to add metrics of their own.
+func (m *Monitor) Registry() *prometheus.Registry { return m.registry }
+
+// Statuses asks every stream for its status, in stream order.
+func (m *Monitor) Statuses() []Status {
+	m.mu.Lock()
+	names := make([]string, 0, len(m.sources))
+	for name := range m.sources {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	fns := make([]func() Status, len(names))
+	for i, name := range names {
+		fns[i] = m.sources[name]
+	}
+	m.mu.Unlock()
+	out := make([]Status, len(fns))
+	for i, f := range fns {
+		out[i] = f()
+		out[i].Stream = names[i]
+	}
+	return out
+}
+
+// Report gathers every stream's status and the health verdict.
+func (m *Monitor) Report() Report {
+	now := m.now()
+	r := Report{Time: now.UTC(), Version: m.version, Streams: m.Statuses()}
+	r.Health = health(r.Streams, now)
+	return r
+}
+
+func health(streams []Status, now time.Time) Health {
+	h := Health{Healthy: len(streams) > 0, Streams: make([]StreamHealth, 0, len(streams))}
+	for _, s := range streams {
+		sh := s.Check(now)
+		h.Healthy = h.Healthy && sh.Healthy
+		h.Streams = append(h.Streams, sh)
+	}
+	return h
+}
+
+// Handler serves /metrics (Prometheus text format), /healthz (200 when
+// healthy, 503 with the reasons otherwise, as JSON) and /status (the Report
+// as JSON).
+func (m *Monitor) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		h := health(m.Statuses(), m.now())
+		code := http.StatusOK
+		if !h.Healthy {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, h)
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, m.Report())
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, strings.Join([]string{"arkstate", "/metrics", "/healthz", "/status"}, "\n"))
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client went away; nothing to tell it
+}
