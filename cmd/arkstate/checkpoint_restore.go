@@ -117,7 +117,7 @@ func runCheckpointRestore(ctx context.Context, opts *checkpointRestoreOptions, o
 
 	ro := checkpoint.RestoreOptions{DryRun: opts.dryRun, Force: opts.force}
 	var bar *progressbar.ProgressBar
-	if restoreIsTerminal(opts.stderr) && !opts.dryRun {
+	if isTerminal(opts.stderr) && !opts.dryRun {
 		ro.Progress = func(done, total int64) {
 			if bar == nil {
 				bar = progressbar.NewOptions64(total,
@@ -194,9 +194,9 @@ func restorePathExists(path string) bool {
 	return !errors.Is(err, fs.ErrNotExist)
 }
 
-// restoreIsTerminal reports whether w is a terminal, where a progress bar helps
-// rather than litters.
-func restoreIsTerminal(w io.Writer) bool {
+// isTerminal reports whether w is a terminal, where progress bars and
+// colours help rather than litter.
+func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -19,7 +19,7 @@ func newRootCmd() *cobra.Command {
 	// cobra reports unknown flags and wrong argument counts as plain errors;
 	// they are usage errors under the CLI contract.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(newVersionCmd(), newRunCmd(), newCheckpointCmd(), newStateCmd(), newTxlogCmd())
+	root.AddCommand(newVersionCmd(), newRunCmd(), newCheckpointCmd(), newStateCmd(), newTxlogCmd(), newTopCmd())
 	return root
 }
 

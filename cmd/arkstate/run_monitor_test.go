@@ -35,72 +35,107 @@ state:
   exactly_once: true
 `
 
-// TestRun_MetricsAddr runs the real binary with --metrics-addr, scrapes the
-// live process until checkpoints show in every view, and stops it with
-// SIGTERM.
-func TestRun_MetricsAddr(t *testing.T) {
+// monitoredRun is a real `arkstate run --metrics-addr` process.
+type monitoredRun struct {
+	dir  string // holds pipeline.yaml, state/ and out/
+	base string // the monitor's URL
+	cmd  *exec.Cmd
+	// exited is closed once the process is reaped; waitErr is then set.
+	exited  chan struct{}
+	waitErr error
+	logged  strings.Builder // stderr, complete once exited is closed
+}
+
+// startMonitoredRun starts monitorPipeline with the monitor on a free port
+// and returns once the monitor's address is logged. The process is killed
+// at the end of the test if it still runs.
+func startMonitoredRun(t *testing.T) *monitoredRun {
+	t.Helper()
 	bin := arkstateBinary(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "pipeline.yaml")
+	r := &monitoredRun{dir: t.TempDir(), exited: make(chan struct{})}
+	cfg := filepath.Join(r.dir, "pipeline.yaml")
 	if err := os.WriteFile(cfg, []byte(monitorPipeline), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "-c", cfg, "--metrics-addr", "127.0.0.1:0")
-	stderr, err := cmd.StderrPipe()
+	r.cmd = exec.Command(bin, "run", "-c", cfg, "--metrics-addr", "127.0.0.1:0")
+	stderr, err := r.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// exited is closed once the process is reaped; waitErr is then set.
-	exited := make(chan struct{})
-	var waitErr error
-	defer func() {
-		cmd.Process.Kill()
-		<-exited
-	}()
-
+	t.Cleanup(func() {
+		r.cmd.Process.Kill()
+		<-r.exited
+	})
 	// The address is in the log line that says the server is up.
 	addrs := make(chan string, 1)
-	var logged strings.Builder
 	go func() {
 		addrRE := regexp.MustCompile(`addr=(http://127\.0\.0\.1:\d+)`)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			logged.WriteString(sc.Text() + "\n")
+			r.logged.WriteString(sc.Text() + "\n")
 			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
 				addrs <- m[1]
 			}
 		}
-		waitErr = cmd.Wait()
-		close(exited)
+		r.waitErr = r.cmd.Wait()
+		close(r.exited)
 	}()
-	var base string
 	select {
-	case base = <-addrs:
-	case <-exited:
-		t.Fatalf("run exited before serving: %v\n%s", waitErr, logged.String())
+	case r.base = <-addrs:
+	case <-r.exited:
+		t.Fatalf("run exited before serving: %v\n%s", r.waitErr, r.logged.String())
 	case <-time.After(time.Minute):
 		t.Fatal("no monitor address logged within a minute")
 	}
+	return r
+}
 
-	var report monitor.Report
+// waitCheckpoints polls /status until the stream has completed n checkpoints.
+func (r *monitoredRun) waitCheckpoints(t *testing.T, n int64) monitor.Report {
+	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		body := httpGet(t, base+"/status", http.StatusOK)
-		report = monitor.Report{}
+		body := httpGet(t, r.base+"/status", http.StatusOK)
+		var report monitor.Report
 		if err := json.Unmarshal([]byte(body), &report); err != nil {
 			t.Fatalf("/status: %v\n%s", err, body)
 		}
-		if len(report.Streams) == 1 && report.Streams[0].CheckpointsCompleted >= 3 {
-			break
+		if len(report.Streams) == 1 && report.Streams[0].CheckpointsCompleted >= n {
+			return report
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no 3 checkpoints within a minute: %+v", report)
+			t.Fatalf("no %d checkpoints within a minute: %+v", n, report)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (r *monitoredRun) stop(t *testing.T) {
+	t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.exited:
+		if r.waitErr != nil {
+			t.Fatalf("run after SIGTERM: %v\n%s", r.waitErr, r.logged.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("run did not stop within a minute of SIGTERM")
+	}
+}
+
+// TestRun_MetricsAddr runs the real binary with --metrics-addr, scrapes the
+// live process until checkpoints show in every view, and stops it with
+// SIGTERM.
+func TestRun_MetricsAddr(t *testing.T) {
+	run := startMonitoredRun(t)
+	base := run.base
+	report := run.waitCheckpoints(t, 3)
 	s := report.Streams[0]
 	if s.Stream != "words" || !s.Running || s.RecordsIn == 0 || s.CheckpointInterval != 50*time.Millisecond ||
 		s.LastCheckpointAt.IsZero() || s.CheckpointBytes == 0 || !report.Health.Healthy || report.Version == "" {
@@ -120,17 +155,7 @@ func TestRun_MetricsAddr(t *testing.T) {
 		}
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited:
-		if waitErr != nil {
-			t.Fatalf("run after SIGTERM: %v\n%s", waitErr, logged.String())
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("run did not stop within a minute of SIGTERM")
-	}
+	run.stop(t)
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("the monitor still answers after run exited")
 	}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/spf13/cobra"
+
+	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/tui"
+)
+
+type topOptions struct {
+	addr     string
+	store    string
+	storeOpt storeFlags
+	interval time.Duration
+	once     bool
+}
+
+func newTopCmd() *cobra.Command {
+	var opts topOptions
+	cmd := &cobra.Command{
+		Use:   "top [--addr HOST:PORT] [--store STORE]",
+		Short: "Watch a running job: throughput, checkpoints and health, live",
+		Long: `top polls the /status of a job started with 'arkstate run --metrics-addr' and
+shows, for each stream, whether it runs and is healthy, records in and out per
+second, its checkpoints (completed, failed, the last one's id, age, duration
+and size) and the checkpoint it resumed from. With --store it also lists the
+newest checkpoints of that store. Keys: q quits, r polls at once.
+
+--once prints a single frame to stdout, without colours when stdout is not a
+terminal, and exits: 3 when the job cannot be reached, 2 for a bad address or
+store.`,
+		Example: `  arkstate run -c pipeline.yaml --metrics-addr 127.0.0.1:9090 &
+  arkstate top --addr 127.0.0.1:9090 --store ./state`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runTop(cmd.Context(), cmd, opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.addr, "addr", "127.0.0.1:9090", "the job's --metrics-addr (HOST:PORT or an http:// URL)")
+	cmd.Flags().StringVar(&opts.store, "store", "", "also list the checkpoints of this store")
+	cmd.Flags().DurationVar(&opts.interval, "interval", time.Second, "time between polls")
+	cmd.Flags().BoolVar(&opts.once, "once", false, "print one frame and exit")
+	opts.storeOpt.addFlags(cmd)
+	return cmd
+}
+
+func runTop(ctx context.Context, cmd *cobra.Command, opts topOptions) error {
+	if opts.interval <= 0 {
+		return usageErrorf("--interval %s: must be positive", opts.interval)
+	}
+	addr := opts.addr
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	if !strings.HasPrefix(addr, "http://") && !strings.HasPrefix(addr, "https://") {
+		return usageErrorf("--addr %s: want HOST:PORT or an http:// URL", opts.addr)
+	}
+	topts := tui.Options{Addr: addr, Interval: opts.interval}
+	if opts.store != "" {
+		repo, err := opts.storeOpt.openRepo(ctx, cmd, opts.store)
+		if err != nil {
+			return err
+		}
+		topts.Checkpoints = func(ctx context.Context) ([]checkpoint.CheckpointSummary, error) {
+			return checkpoint.List(ctx, repo)
+		}
+	}
+	if opts.once {
+		return topOnce(ctx, cmd, topts)
+	}
+	p := tea.NewProgram(tui.New(topts), tea.WithContext(ctx),
+		tea.WithInput(cmd.InOrStdin()), tea.WithOutput(cmd.OutOrStdout()))
+	_, err := p.Run()
+	return err
+}
+
+// topOnce renders one frame from one poll of each source.
+func topOnce(ctx context.Context, cmd *cobra.Command, opts tui.Options) error {
+	var st tui.State
+	r, err := tui.FetchStatus(ctx, &http.Client{Timeout: 10 * time.Second}, opts.Addr)
+	if err != nil {
+		return fmt.Errorf("cannot reach the job: %w", err) // exit 3
+	}
+	st.Observe(r, nil)
+	if opts.Checkpoints != nil {
+		st.Checkpoints, st.CheckpointsErr = opts.Checkpoints(ctx)
+	}
+	frame := tui.Render(&st, opts.Addr, 0)
+	if !isTerminal(cmd.OutOrStdout()) {
+		frame = ansi.Strip(frame)
+	}
+	_, err = fmt.Fprint(cmd.OutOrStdout(), frame)
+	return err
+}

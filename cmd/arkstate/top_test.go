@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// top --once against a live job prints one plain frame: the stream's row
+// and the store's newest checkpoints.
+func TestTop_Once(t *testing.T) {
+	run := startMonitoredRun(t)
+	run.waitCheckpoints(t, 2)
+	out, err := exec.Command(arkstateBinary(t), "top", "--once", "--addr", strings.TrimPrefix(run.base, "http://"),
+		"--store", filepath.Join(run.dir, "state")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("top --once: %v\n%s", err, out)
+	}
+	frame := string(out)
+	if strings.Contains(frame, "\x1b[") {
+		t.Errorf("frame written to a pipe has escape codes:\n%q", frame)
+	}
+	for _, want := range []string{"healthy", "Checkpoints in the store", " full ", "q quit"} {
+		if !strings.Contains(frame, want) {
+			t.Errorf("frame lacks %q:\n%s", want, frame)
+		}
+	}
+	if f := rowFields(frame, "words"); len(f) < 3 || f[1] != "running" || f[2] != "ok" {
+		t.Errorf("words row %q in\n%s", f, frame)
+	}
+	run.stop(t)
+}
+
+func rowFields(frame, first string) []string {
+	for line := range strings.SplitSeq(frame, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == first {
+			return f
+		}
+	}
+	return nil
+}
+
+func TestTop_ErrExitCodes(t *testing.T) {
+	// A port nothing listens on: the job cannot be reached.
+	code, stderr := runCLI(t, "top", "--once", "--addr", "127.0.0.1:1")
+	if code != exitIO || !strings.Contains(stderr, "cannot reach the job") {
+		t.Errorf("unreachable job: exit %d, %s", code, stderr)
+	}
+	for _, args := range [][]string{
+		{"top", "--once", "--addr", "ftp://127.0.0.1:1"},
+		{"top", "--once", "--interval", "0s"},
+		{"top", "--once", "--store", filepath.Join(t.TempDir(), "missing")},
+		{"top", "extra"},
+	} {
+		if code, stderr := runCLI(t, args...); code != exitUsage {
+			t.Errorf("%q: exit %d, want %d: %s", args, code, exitUsage, stderr)
+		}
+	}
+}
+
+// TestTop_Tmux drives the real dashboard in a terminal: it must show the
+// live stream and the store, follow the counts as they grow, and quit on q.
+func TestTop_Tmux(t *testing.T) {
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		t.Skip("tmux is not installed (.ci/run installs it)")
+	}
+	run := startMonitoredRun(t)
+	run.waitCheckpoints(t, 2)
+	session := fmt.Sprintf("arkstate-top-%d", time.Now().UnixNano())
+	socket := filepath.Join(t.TempDir(), "tmux.sock") // a server of our own, not the user's
+	tm := func(args ...string) (string, error) {
+		out, err := exec.Command(tmux, append([]string{"-S", socket}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	top := fmt.Sprintf("%s top --addr %s --store %s --interval 200ms", arkstateBinary(t), run.base, filepath.Join(run.dir, "state"))
+	if out, err := tm("new-session", "-d", "-s", session, "-x", "140", "-y", "40", top); err != nil {
+		t.Fatalf("tmux new-session: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { tm("kill-server") })
+
+	// screen waits until the pane shows a frame that passes ok.
+	screen := func(what string, ok func(string) bool) string {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		var pane string
+		for time.Now().Before(deadline) {
+			pane, _ = tm("capture-pane", "-p", "-t", session)
+			if ok(pane) {
+				return pane
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("the screen never showed %s:\n%s", what, pane)
+		return ""
+	}
+	recordsIn := func(pane string) string {
+		if f := rowFields(pane, "words"); len(f) > 5 {
+			return f[5]
+		}
+		return ""
+	}
+	first := screen("the running stream and the store", func(p string) bool {
+		f := rowFields(p, "words")
+		return len(f) > 5 && f[1] == "running" && f[2] == "ok" && f[3] != "-" &&
+			strings.Contains(p, "Checkpoints in the store") && strings.Contains(p, " full ")
+	})
+	screen("the record count moving", func(p string) bool {
+		return recordsIn(p) != "" && recordsIn(p) != recordsIn(first)
+	})
+	if out, err := tm("send-keys", "-t", session, "q"); err != nil {
+		t.Fatalf("tmux send-keys: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := tm("has-session", "-t", session); err != nil {
+			break // top quit, and its session ended with it
+		}
+		if time.Now().After(deadline) {
+			pane, _ := tm("capture-pane", "-p", "-t", session)
+			t.Fatalf("top did not quit on q:\n%s", pane)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	run.stop(t)
+}
