@@ -76,6 +76,10 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 			j.mgr.Close()
 		}
 	}()
+	var mon *monitor.Monitor
+	if opts.metricsAddr != "" {
+		mon = monitor.New(currentBuildInfo().Version)
+	}
 	owner := leaseOwner()
 	for _, s := range cfg.Streams {
 		spec, err := pipeline.BuildSpec(ctx, cfg, s, cmd.InOrStdin(), cmd.OutOrStdout())
@@ -92,6 +96,9 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 		}
 		ropts := mgr.Options(owner)
 		ropts.LeaseAbandoned = leaseAbandoned
+		if mon != nil {
+			ropts.OnCheckpoint = func(r pipeline.CheckpointResult) { mon.ObserveCheckpoint(s.ID, r.Duration, r.Err) }
+		}
 		r, err := pipeline.NewRunner(spec, ropts)
 		if err != nil {
 			mgr.Close()
@@ -100,8 +107,7 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 		jobs = append(jobs, job{mgr, r})
 	}
 
-	if opts.metricsAddr != "" {
-		mon := monitor.New(currentBuildInfo().Version)
+	if mon != nil {
 		for i, j := range jobs {
 			mon.Add(cfg.Streams[i].ID, j.runner.Status)
 		}

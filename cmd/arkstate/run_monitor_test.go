@@ -148,6 +148,7 @@ func TestRun_MetricsAddr(t *testing.T) {
 		`arkstate_stream_healthy{stream="words"} 1`,
 		`arkstate_checkpoints_total{result="completed",stream="words"}`,
 		`arkstate_records_in_total{stream="words"}`,
+		`arkstate_checkpoint_duration_seconds_count{result="completed",stream="words"}`,
 		`process_resident_memory_bytes`,
 	} {
 		if !strings.Contains(metrics, want) {

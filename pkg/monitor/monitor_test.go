@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -85,8 +86,11 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestHandler_Metrics(t *testing.T) {
-	srv, in, _ := testMonitor(t)
+	srv, in, m := testMonitor(t)
 	in.Store(41)
+	m.ObserveCheckpoint("words", 30*time.Millisecond, nil)
+	m.ObserveCheckpoint("words", 2*time.Second, nil)
+	m.ObserveCheckpoint("words", time.Second, errors.New("store down"))
 	code, body := get(t, srv.URL+"/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("GET /metrics: %d\n%s", code, body)
@@ -141,6 +145,22 @@ func TestHandler_Metrics(t *testing.T) {
 	} {
 		if got := value(c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	h := families["arkstate_checkpoint_duration_seconds"]
+	if h == nil || len(h.GetMetric()) != 2 {
+		t.Fatalf("checkpoint duration histogram: %v", h)
+	}
+	for _, m := range h.GetMetric() {
+		result := ""
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "result" {
+				result = l.GetValue()
+			}
+		}
+		want := map[string]uint64{"completed": 2, "failed": 1}[result]
+		if got := m.GetHistogram().GetSampleCount(); got != want {
+			t.Errorf("%s checkpoints observed: %d, want %d", result, got, want)
 		}
 	}
 	if _, ok := families["go_goroutines"]; !ok {

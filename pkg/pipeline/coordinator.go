@@ -94,7 +94,11 @@ func (c *coordinator) run(ctx context.Context) error {
 				continue
 			}
 			err := c.complete(ctx, inflight, got)
-			c.r.stats.LastCheckpointNanos.Store(int64(time.Since(started)))
+			took := time.Since(started)
+			c.r.stats.LastCheckpointNanos.Store(int64(took))
+			if f := c.r.opts.OnCheckpoint; f != nil {
+				f(CheckpointResult{ID: inflight, Duration: took, Err: err})
+			}
 			if errors.Is(err, checkpoint.ErrLeaseLost) {
 				// Another writer owns the job now: going on would only
 				// fail every checkpoint while duplicating its work.

@@ -68,7 +68,9 @@ func TestRunner_CheckpointFailure(t *testing.T) {
 	// A slow input keeps the run going long enough to see checkpoints fail
 	// and recover.
 	spec.Input = &slowInput{Input: spec.Input, every: 20, pause: time.Millisecond}
-	r, err := NewRunner(spec, Options{Repo: repo, Interval: 5 * time.Millisecond})
+	var results []CheckpointResult // appended on the coordinator's goroutine, read after Run
+	r, err := NewRunner(spec, Options{Repo: repo, Interval: 5 * time.Millisecond,
+		OnCheckpoint: func(res CheckpointResult) { results = append(results, res) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +110,19 @@ func TestRunner_CheckpointFailure(t *testing.T) {
 	}
 	if st := r.Status(); st.FailuresSinceSuccess != 0 || st.CheckpointsFailed < 2 {
 		t.Fatalf("status after the store came back: %+v", st)
+	}
+	var failed, completed int64
+	for _, res := range results {
+		if res.Err != nil {
+			failed++
+		} else {
+			completed++
+		}
+	}
+	if failed != r.Stats().CheckpointsFailed.Load() || completed != r.Stats().CheckpointsCompleted.Load() ||
+		results[0].Err == nil || results[len(results)-1].Err != nil {
+		t.Fatalf("OnCheckpoint saw %d failed and %d completed (%+v); stats say %d and %d",
+			failed, completed, results, r.Stats().CheckpointsFailed.Load(), r.Stats().CheckpointsCompleted.Load())
 	}
 	got := readCounts(t, filepath.Join(dir, "out"))
 	for w, n := range want {

@@ -47,6 +47,18 @@ type Options struct {
 	// LeaseAbandoned tells a dead holder's lease from a live one (see
 	// checkpoint.LeaseOptions.Abandoned).
 	LeaseAbandoned func(checkpoint.LeaseRecord) bool
+	// OnCheckpoint, when set, is called after every checkpoint attempt, on
+	// the coordinator's goroutine: keep it short.
+	OnCheckpoint func(CheckpointResult)
+}
+
+// CheckpointResult describes one checkpoint attempt.
+type CheckpointResult struct {
+	ID uint64
+	// Duration is from the barrier's injection to the end of the attempt.
+	Duration time.Duration
+	// Err is why the attempt failed; nil when the checkpoint completed.
+	Err error
 }
 
 // SourceID is the name a stream's input has in checkpoint manifests.
