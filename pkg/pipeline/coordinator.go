@@ -163,7 +163,7 @@ func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) error
 }
 
 func (c *coordinator) write(ctx context.Context, id, parent uint64, acks []ack) (*format.Manifest, error) {
-	bld, err := c.repo.NewCheckpoint(ctx, id, parent, checkpoint.BuilderOptions{SpoolDir: c.r.opts.SpoolDir})
+	bld, err := c.repo.NewCheckpoint(ctx, id, parent, checkpoint.BuilderOptions{SpoolDir: c.r.opts.SpoolDir, Segment: c.r.opts.Segment})
 	if err != nil {
 		return nil, err
 	}

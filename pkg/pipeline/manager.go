@@ -6,7 +6,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/pipeline/config"
 )
 
@@ -37,6 +40,7 @@ func NewManager(ctx context.Context, cfg config.EnhancedStateConfig, jobID strin
 	if cfg.BackendType == config.StateBackendMemory {
 		log.Warn("state backend is memory: checkpoints are lost when the process exits")
 	}
+	warnIgnoredPerformance(cfg.Performance, log)
 	repo, err := checkpoint.InitRepo(ctx, s, jobID, cfg.KeyGroups)
 	if err != nil {
 		s.Close()
@@ -99,6 +103,7 @@ func (m *Manager) Options(owner string) Options {
 		Repo:     m.repo,
 		Interval: interval,
 		Retained: m.cfg.RetainedCheckpoints,
+		Segment:  format.SegmentWriterOptions{Level: zstd.EncoderLevelFromZstd(m.cfg.Performance.CompressionLevel)},
 		Logger:   m.log,
 		Owner:    owner,
 		// The lease is renewed at every checkpoint, so it must outlive a
@@ -122,4 +127,23 @@ func (m *Manager) Close() error {
 		return nil
 	}
 	return m.store.Close()
+}
+
+// warnIgnoredPerformance says which of the seed's performance settings were
+// changed from their defaults but have no effect here, rather than letting a
+// user believe they took: segments are always zstd-compressed (the format
+// checksums and indexes compressed blocks), a checkpoint already writes one
+// segment per operator and key-group range, so there is nothing smaller to
+// batch, and there is no read cache to size.
+func warnIgnoredPerformance(p config.PerformanceConfig, log *slog.Logger) {
+	d := config.DefaultPerformance()
+	if !p.EnableCompression {
+		log.Warn("state.performance.enable_compression: false has no effect; segments are always zstd-compressed (compression_level 1 is the fastest)")
+	}
+	if p.EnableBatching != d.EnableBatching || p.BatchSizeBytes != d.BatchSizeBytes {
+		log.Warn("state.performance.enable_batching and batch_size_bytes have no effect; each checkpoint writes one segment per operator and key-group range")
+	}
+	if p.CacheSizeBytes != d.CacheSizeBytes {
+		log.Warn("state.performance.cache_size_bytes has no effect; restores read segments straight from the store")
+	}
 }

@@ -38,7 +38,10 @@ type Options struct {
 	MaxChain int
 	// SpoolDir holds segments between writing and upload.
 	SpoolDir string
-	Logger   *slog.Logger
+	// Segment configures the writer of checkpoint segments (zstd level,
+	// block size).
+	Segment format.SegmentWriterOptions
+	Logger  *slog.Logger
 	// Owner names this process in the store's writer lease; the lease is
 	// taken when set.
 	Owner string

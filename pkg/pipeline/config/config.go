@@ -413,21 +413,25 @@ type S3StateBackendConfig struct {
 	SecretAccessKey Secret `yaml:"secret_access_key,omitempty"`
 }
 
-// PerformanceConfig is the seed's performance block for the S3 and hybrid
-// backends.
+// PerformanceConfig is the seed's performance block. Every field is parsed
+// and validated so that the seed's files load; CompressionLevel and
+// MaxConcurrentUploads take effect, and the pipeline's Manager logs a warning
+// for the others when they differ from their defaults (docs/CONFIG.md says
+// why each has nothing to act on).
 type PerformanceConfig struct {
-	// EnableBatching groups small state objects into batches of up to
-	// BatchSizeBytes before uploading (default true).
+	// EnableBatching (default true) has no effect: a checkpoint writes one
+	// segment per operator and key-group range.
 	EnableBatching bool `yaml:"enable_batching"`
-	// EnableCompression zstd-compresses segments (default true).
+	// EnableCompression (default true) has no effect: segments are always
+	// zstd-compressed.
 	EnableCompression bool `yaml:"enable_compression"`
-	// BatchSizeBytes is the target batch size, 1 byte to 1 GiB
-	// (default 4 MiB).
+	// BatchSizeBytes, 1 byte to 1 GiB (default 4 MiB), has no effect, as
+	// EnableBatching.
 	BatchSizeBytes int `yaml:"batch_size_bytes"`
-	// CompressionLevel is the zstd level, 1 to 22 (default 3).
+	// CompressionLevel is the segments' zstd level, 1 to 22 (default 3).
 	CompressionLevel int `yaml:"compression_level"`
-	// CacheSizeBytes is the local LRU cache size; 0 disables it
-	// (default 64 MiB).
+	// CacheSizeBytes (default 64 MiB; 0 is allowed) has no effect: restores
+	// read segments straight from the store.
 	CacheSizeBytes int64 `yaml:"cache_size_bytes"`
 	// MaxConcurrentUploads bounds parallel uploads, 1 to 256 (default 4).
 	MaxConcurrentUploads int `yaml:"max_concurrent_uploads"`
