@@ -332,3 +332,36 @@ func TestSnapshot_LargeFullAcrossLayers(t *testing.T) {
 		t.Fatalf("full snapshot has %d entries, want the %d live keys", n, live)
 	}
 }
+
+// The same for map state: enough user keys to be hashed on several
+// goroutines, over two layers, with user keys of different prefixes in the
+// newest one.
+func TestSnapshot_LargeMapFullAcrossLayers(t *testing.T) {
+	b := newTestBackend(t, Options{})
+	m := must[*Map[string, uint64]](t)(NewMap(b, Descriptor[uint64]{Name: "visits"}, StringCodec{}))
+	want := map[[2]string]uint64{}
+	put := func(k, mk string, v uint64) { noErr(t, m.Put(k, mk, v)); want[[2]string{k, mk}] = v }
+	for i := range 2 * parallelHashMin {
+		put(fmt.Sprintf("user-%06d", i), "home", uint64(i))
+	}
+	writeSegment(t, b.Snapshot(Full))
+	for i := range parallelHashMin {
+		put(fmt.Sprintf("user-%06d", i), "cart", 1)
+		put(fmt.Sprintf("zz-%d", i), "home", 2)
+	}
+	full := b.Snapshot(Full)
+	seg := writeSegment(t, full)
+
+	r := newTestBackend(t, Options{})
+	noErr(t, r.Restore(full.Descriptors(), []*format.SegmentReader{seg}))
+	rm := must[*Map[string, uint64]](t)(NewMap(r, Descriptor[uint64]{Name: "visits"}, StringCodec{}))
+	for k, v := range want {
+		got, ok, err := rm.Get(k[0], k[1])
+		if err != nil || !ok || got != v {
+			t.Fatalf("%q/%q: restored %d,%v,%v; want %d", k[0], k[1], got, ok, err, v)
+		}
+	}
+	if n := seg.Info().Entries; n != uint64(len(want)) {
+		t.Fatalf("full snapshot has %d entries, want %d", n, len(want))
+	}
+}
