@@ -23,6 +23,7 @@ type runOptions struct {
 	configFile  string
 	logLevel    string
 	metricsAddr string
+	waitLease   bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -42,6 +43,7 @@ override the file's state block.`,
 	}
 	cmd.Flags().StringVarP(&opts.configFile, "config", "c", "", "pipeline configuration (YAML)")
 	cmd.Flags().StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	cmd.Flags().BoolVar(&opts.waitLease, "wait-lease", false, "when another process holds the store's writer lease, wait for it (a standby) instead of exiting 3")
 	cmd.Flags().StringVar(&opts.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz and /status (for arkstate top) on this address, e.g. 127.0.0.1:9090")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
@@ -96,6 +98,7 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 		}
 		ropts := mgr.Options(owner)
 		ropts.LeaseAbandoned = leaseAbandoned
+		ropts.WaitForLease = opts.waitLease
 		if mon != nil {
 			ropts.OnCheckpoint = func(r pipeline.CheckpointResult) { mon.ObserveCheckpoint(s.ID, r.Duration, r.Err) }
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -51,13 +52,20 @@ type monitoredRun struct {
 // at the end of the test if it still runs.
 func startMonitoredRun(t *testing.T) *monitoredRun {
 	t.Helper()
+	return startMonitoredRunIn(t, t.TempDir())
+}
+
+// startMonitoredRunIn is startMonitoredRun in dir, with extra run flags;
+// several runs may share a dir, and so a store.
+func startMonitoredRunIn(t *testing.T, dir string, flags ...string) *monitoredRun {
+	t.Helper()
 	bin := arkstateBinary(t)
-	r := &monitoredRun{dir: t.TempDir(), exited: make(chan struct{})}
+	r := &monitoredRun{dir: dir, exited: make(chan struct{})}
 	cfg := filepath.Join(r.dir, "pipeline.yaml")
 	if err := os.WriteFile(cfg, []byte(monitorPipeline), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r.cmd = exec.Command(bin, "run", "-c", cfg, "--metrics-addr", "127.0.0.1:0")
+	r.cmd = exec.Command(bin, append([]string{"run", "-c", cfg, "--metrics-addr", "127.0.0.1:0"}, flags...)...)
 	stderr, err := r.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +104,12 @@ func startMonitoredRun(t *testing.T) *monitoredRun {
 // waitCheckpoints polls /status until the stream has completed n checkpoints.
 func (r *monitoredRun) waitCheckpoints(t *testing.T, n int64) monitor.Report {
 	t.Helper()
+	return r.waitStatus(t, fmt.Sprintf("%d checkpoints", n), func(s monitor.Status) bool { return s.CheckpointsCompleted >= n })
+}
+
+// waitStatus polls /status until the one stream's status passes ok.
+func (r *monitoredRun) waitStatus(t *testing.T, what string, ok func(monitor.Status) bool) monitor.Report {
+	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		body := httpGet(t, r.base+"/status", http.StatusOK)
@@ -103,11 +117,11 @@ func (r *monitoredRun) waitCheckpoints(t *testing.T, n int64) monitor.Report {
 		if err := json.Unmarshal([]byte(body), &report); err != nil {
 			t.Fatalf("/status: %v\n%s", err, body)
 		}
-		if len(report.Streams) == 1 && report.Streams[0].CheckpointsCompleted >= n {
+		if len(report.Streams) == 1 && ok(report.Streams[0]) {
 			return report
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %d checkpoints within a minute: %+v", n, report)
+			t.Fatalf("no %s within a minute: %+v", what, report)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -177,4 +191,30 @@ func httpGet(t *testing.T, url string, wantCode int) string {
 		t.Fatalf("GET %s: %d, want %d\n%s", url, resp.StatusCode, wantCode, body)
 	}
 	return string(body)
+}
+
+// A second run with --wait-lease is a standby: healthy and idle while the
+// first holds the store, it takes over from the last checkpoint when the
+// first stops.
+func TestRun_WaitLease(t *testing.T) {
+	active := startMonitoredRun(t)
+	active.waitCheckpoints(t, 2)
+	standby := startMonitoredRunIn(t, active.dir, "--wait-lease")
+	report := standby.waitStatus(t, "a standby", func(s monitor.Status) bool { return s.WaitingForLease })
+	if s := report.Streams[0]; s.RecordsIn != 0 || !report.Health.Healthy {
+		t.Fatalf("standby: %+v", report)
+	}
+	httpGet(t, standby.base+"/healthz", http.StatusOK)
+
+	active.stop(t)
+	report = standby.waitStatus(t, "a takeover with 2 checkpoints", func(s monitor.Status) bool {
+		return !s.WaitingForLease && s.CheckpointsCompleted >= 2 && s.RecordsIn > 0
+	})
+	if s := report.Streams[0]; s.RestoredFrom == 0 || s.RecordsIn == 0 || !report.Health.Healthy {
+		t.Fatalf("after the takeover: %+v", report)
+	}
+	standby.stop(t)
+	if !strings.Contains(standby.logged.String(), "took the writer lease") {
+		t.Errorf("the standby's log does not say it took over:\n%s", standby.logged.String())
+	}
 }

@@ -61,12 +61,15 @@ type LeaseOptions struct {
 	Abandoned func(LeaseRecord) bool
 }
 
+// DefaultLeaseTTL is a lease's time to live when LeaseOptions.TTL is zero.
+const DefaultLeaseTTL = 30 * time.Second
+
 // AcquireLease takes the lease called name for owner. It fails with
 // ErrLeaseHeld while another owner's lease is unexpired; an expired lease,
 // or one already held by the same owner, is taken over with the next token.
 func (r *Repo) AcquireLease(ctx context.Context, name, owner string, opts LeaseOptions) (*Lease, error) {
 	if opts.TTL <= 0 {
-		opts.TTL = 30 * time.Second
+		opts.TTL = DefaultLeaseTTL
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

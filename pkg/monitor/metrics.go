@@ -32,6 +32,8 @@ var (
 		"Checkpoint the run resumed from; 0 for a fresh start.", streamLabel, nil)
 	descRunning = prometheus.NewDesc("arkstate_stream_running",
 		"1 while the stream runs.", streamLabel, nil)
+	descStandby = prometheus.NewDesc("arkstate_stream_waiting_for_lease",
+		"1 while the stream is a standby waiting for another writer's lease.", streamLabel, nil)
 	descHealthy = prometheus.NewDesc("arkstate_stream_healthy",
 		"1 when the stream passes the health check served at /healthz.", streamLabel, nil)
 )
@@ -39,7 +41,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordsIn, descRecordsOut, descCheckpoints, descFailuresSince,
 		descLastID, descLastTime, descLastDuration, descStateBytes, descUploaded, descRestoredFrom,
-		descRunning, descHealthy} {
+		descRunning, descStandby, descHealthy} {
 		ch <- d
 	}
 }
@@ -57,6 +59,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descRecordsIn, float64(s.RecordsIn))
 		counter(descRecordsOut, float64(s.RecordsOut))
 		gauge(descRunning, b2f(s.Running))
+		gauge(descStandby, b2f(s.WaitingForLease))
 		gauge(descHealthy, b2f(s.Check(now).Healthy))
 		if !s.Checkpointing {
 			continue

@@ -22,6 +22,9 @@ type Status struct {
 	StartedAt time.Time `json:"started_at,omitzero"`
 	// Err is why the stream stopped, if it stopped on an error.
 	Err string `json:"error,omitempty"`
+	// WaitingForLease is true for a standby waiting for another writer to
+	// release the store's lease: healthy, and not yet processing.
+	WaitingForLease bool `json:"waiting_for_lease,omitempty"`
 
 	RecordsIn  int64 `json:"records_in"`
 	RecordsOut int64 `json:"records_out"`
@@ -77,6 +80,8 @@ func (s Status) Check(now time.Time) StreamHealth {
 		h.Healthy, h.Reason = false, "stopped: "+s.Err
 	case !s.Running && s.StartedAt.IsZero():
 		h.Healthy, h.Reason = false, "not started"
+	case s.WaitingForLease:
+		// A standby: nothing is expected of it until it takes over.
 	case s.Running && s.Checkpointing && s.CheckpointInterval > 0:
 		since := s.LastCheckpointAt
 		if since.IsZero() {

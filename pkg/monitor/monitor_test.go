@@ -39,6 +39,7 @@ func TestStatus_Check(t *testing.T) {
 		{"Stopped", with(running, func(s *Status) { s.Running, s.Err = false, "lease lost" }), t0, false, "stopped: lease lost"},
 		{"Finished", with(running, func(s *Status) { s.Running = false }), t0.Add(time.Hour), true, ""},
 		{"NotStarted", Status{Stream: "s"}, t0, false, "not started"},
+		{"Standby", with(running, func(s *Status) { s.WaitingForLease = true }), t0.Add(time.Hour), true, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := c.s.Check(c.now)

@@ -243,3 +243,64 @@ func TestRunner_RestoreErrDamagedCheckpoint(t *testing.T) {
 		t.Fatal("output changed although nothing could be restored")
 	}
 }
+
+// A standby started with WaitForLease waits while the active runner holds
+// the lease, reports itself healthy meanwhile, and takes over when the active
+// one stops: from its last checkpoint, with every count committed exactly
+// once.
+func TestRunner_WaitForLease(t *testing.T) {
+	dir := t.TempDir()
+	want := writeWords(t, filepath.Join(dir, "input.txt"), 3000, 200, 11)
+	repo := openRepo(t, dir)
+	spec := wordCountSpec(t, dir, 1)
+	spec.Input = &slowInput{Input: spec.Input, every: 10, pause: time.Millisecond}
+	active, err := NewRunner(spec, Options{Repo: repo, Interval: 5 * time.Millisecond, Owner: "active", LeaseTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stopActive := context.WithCancel(context.Background())
+	activeDone := make(chan error, 1)
+	go func() { activeDone <- active.Run(ctx) }()
+	deadline := time.Now().Add(time.Minute)
+	for active.Stats().CheckpointsCompleted.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the active runner completed no checkpoint")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	standby, err := NewRunner(wordCountSpec(t, dir, 2), Options{Repo: repo, Interval: 5 * time.Millisecond, Owner: "standby",
+		LeaseTTL: time.Minute, WaitForLease: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	standbyDone := make(chan error, 1)
+	go func() { standbyDone <- standby.Run(context.Background()) }()
+	for !standby.Status().WaitingForLease {
+		if time.Now().After(deadline) {
+			t.Fatal("the standby never waited for the lease")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if st := standby.Status(); st.RecordsIn != 0 || !st.Check(time.Now().Add(time.Hour)).Healthy {
+		t.Fatalf("standby while waiting: %+v", st)
+	}
+
+	stopActive()
+	if err := <-activeDone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("active runner: %v", err)
+	}
+	if err := <-standbyDone; err != nil {
+		t.Fatalf("standby after taking over: %v", err)
+	}
+	if st := standby.Status(); st.WaitingForLease || st.RestoredFrom == 0 || st.CheckpointsCompleted == 0 {
+		t.Fatalf("standby after taking over: %+v", st)
+	}
+	got := readCounts(t, filepath.Join(dir, "out"))
+	for w, n := range want {
+		if got[w] != n {
+			t.Fatalf("word %s: %d, want %d", w, got[w], n)
+		}
+	}
+}

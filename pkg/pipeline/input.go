@@ -210,10 +210,11 @@ type GenerateInput struct {
 	// WordsPerLine is how many words a record's "line" holds (default 8).
 	WordsPerLine int
 
-	rng   *rand.Rand
-	n     int64
-	start time.Time
-	sb    strings.Builder
+	rng    *rand.Rand
+	n      int64
+	start  time.Time // when pacing at Rate began, with startN records produced
+	startN int64
+	sb     strings.Builder
 }
 
 type generatePosition struct {
@@ -239,7 +240,9 @@ func (in *GenerateInput) Open(_ context.Context, pos json.RawMessage) error {
 			in.line()
 		}
 	}
-	in.start = time.Now()
+	// The rate is paced from here: a restored generator goes on at Rate at
+	// once instead of waiting out the time its first n records once took.
+	in.start, in.startN = time.Now(), in.n
 	return nil
 }
 
@@ -261,7 +264,7 @@ func (in *GenerateInput) Next(ctx context.Context) (Record, json.RawMessage, err
 		return nil, nil, io.EOF
 	}
 	if in.Rate > 0 {
-		due := in.start.Add(time.Duration(in.n) * time.Second / time.Duration(in.Rate))
+		due := in.start.Add(time.Duration(in.n-in.startN) * time.Second / time.Duration(in.Rate))
 		if d := time.Until(due); d > 0 {
 			select {
 			case <-ctx.Done():

@@ -152,3 +152,18 @@ func TestGenerateInput_Resume(t *testing.T) {
 		}
 	}
 }
+
+// A rate-limited generator restored far into its stream goes on at its rate
+// at once: at 1 record a second, position 3600 would otherwise mean an hour
+// before the next record.
+func TestGenerateInput_ResumePacing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	in := &GenerateInput{Seed: 1, Rate: 1}
+	if err := in.Open(ctx, json.RawMessage(`{"n":3600}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, pos, err := in.Next(ctx); err != nil || string(pos) != `{"n":3601}` {
+		t.Fatalf("first record after resuming at 3600: %s, %v", pos, err)
+	}
+}

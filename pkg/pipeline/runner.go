@@ -50,6 +50,9 @@ type Options struct {
 	// LeaseAbandoned tells a dead holder's lease from a live one (see
 	// checkpoint.LeaseOptions.Abandoned).
 	LeaseAbandoned func(checkpoint.LeaseRecord) bool
+	// WaitForLease makes Run wait while another writer holds the lease,
+	// instead of failing with checkpoint.ErrLeaseHeld.
+	WaitForLease bool
 	// OnCheckpoint, when set, is called after every checkpoint attempt, on
 	// the coordinator's goroutine: keep it short.
 	OnCheckpoint func(CheckpointResult)
@@ -80,8 +83,9 @@ type Stats struct {
 	CheckpointBytes      atomic.Int64 // segment bytes the last completed checkpoint is made of
 	BytesUploaded        atomic.Int64
 	RestoredFrom         atomic.Uint64
-	StartedUnix          atomic.Int64 // when Run started, in Unix nanoseconds
+	StartedUnix          atomic.Int64 // when Run started (or took the lease it waited for), in Unix nanoseconds
 	Running              atomic.Bool
+	WaitingForLease      atomic.Bool // a standby waiting for another writer's lease
 }
 
 // message travels between tasks: a record, a barrier, the end of input,
@@ -161,6 +165,47 @@ func NewRunner(spec Spec, opts Options) (*Runner, error) {
 	return r, nil
 }
 
+// acquireLease takes the job's writer lease. With WaitForLease it retries
+// while another writer holds it, logging who, until it is free or ctx ends:
+// a standby started beside the active process takes over when that one stops
+// or its lease expires, and restores from its last checkpoint.
+func (r *Runner) acquireLease(ctx context.Context) (*checkpoint.Lease, error) {
+	opts := checkpoint.LeaseOptions{TTL: r.opts.LeaseTTL, Abandoned: r.opts.LeaseAbandoned}
+	// One small read a second at most: a standby takes over within a second
+	// of the active writer releasing the lease.
+	ttl := r.opts.LeaseTTL
+	if ttl <= 0 {
+		ttl = checkpoint.DefaultLeaseTTL
+	}
+	poll := min(max(ttl/8, 10*time.Millisecond), time.Second)
+	logged := false
+	for {
+		l, err := r.opts.Repo.AcquireLease(ctx, r.spec.ID, r.opts.Owner, opts)
+		if err == nil || !r.opts.WaitForLease || !errors.Is(err, checkpoint.ErrLeaseHeld) {
+			if err == nil && logged {
+				r.log.Info("took the writer lease")
+			}
+			return l, err
+		}
+		if !logged {
+			r.log.Info("waiting for the writer lease", "err", err)
+			r.stats.WaitingForLease.Store(true)
+			// The checkpoint clock that health watches starts when the
+			// lease is taken, not while the standby waits.
+			defer func() {
+				r.stats.WaitingForLease.Store(false)
+				r.stats.StartedUnix.Store(time.Now().UnixNano())
+			}()
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-time.After(poll):
+		}
+	}
+}
+
 // Stats returns the runner's live counters.
 func (r *Runner) Stats() *Stats { return &r.stats }
 
@@ -188,7 +233,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	}
 	var lease *checkpoint.Lease
 	if r.opts.Repo != nil && r.opts.Owner != "" {
-		l, err := r.opts.Repo.AcquireLease(ctx, r.spec.ID, r.opts.Owner, checkpoint.LeaseOptions{TTL: r.opts.LeaseTTL, Abandoned: r.opts.LeaseAbandoned})
+		l, err := r.acquireLease(ctx)
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ func (r *Runner) Status() monitor.Status {
 	s := monitor.Status{
 		Stream:                 r.spec.ID,
 		Running:                st.Running.Load(),
+		WaitingForLease:        st.WaitingForLease.Load(),
 		StartedAt:              unixTime(st.StartedUnix.Load()),
 		RecordsIn:              st.RecordsIn.Load(),
 		RecordsOut:             st.RecordsOut.Load(),

@@ -124,6 +124,8 @@ func streamsTable(r *monitor.Report, prev *monitor.Report, width int) string {
 		switch {
 		case s.Err != "":
 			status = "stopped"
+		case s.WaitingForLease:
+			status = "standby"
 		case !s.Running && !s.StartedAt.IsZero():
 			status = "finished"
 		case !s.Running:

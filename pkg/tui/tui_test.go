@@ -71,6 +71,12 @@ func TestRender_Streams(t *testing.T) {
 	if got := strings.Join(row(t, frame, "batch"), " "); got != "batch finished ok 0 0 50 - - - - - -" {
 		t.Errorf("batch row: %s", got)
 	}
+	standby := report(t0.Add(14*time.Second), 0, 0, true)
+	standby.Streams[1] = monitor.Status{Stream: "words", Running: true, WaitingForLease: true, StartedAt: t0}
+	s.Observe(standby, nil)
+	if got := row(t, render(&s), "words"); got[1] != "standby" || got[2] != "ok" {
+		t.Errorf("standby row: %q", got)
+	}
 }
 
 func TestRender_Unhealthy(t *testing.T) {
