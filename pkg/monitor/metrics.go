@@ -30,6 +30,8 @@ var (
 		"Segment bytes written to the checkpoint store.", streamLabel, nil)
 	descRestoredFrom = prometheus.NewDesc("arkstate_restored_from_checkpoint",
 		"Checkpoint the run resumed from; 0 for a fresh start.", streamLabel, nil)
+	descFrozen = prometheus.NewDesc("arkstate_state_frozen_layers",
+		"State layers frozen by snapshots and not yet folded into their base.", streamLabel, nil)
 	descRunning = prometheus.NewDesc("arkstate_stream_running",
 		"1 while the stream runs.", streamLabel, nil)
 	descStandby = prometheus.NewDesc("arkstate_stream_waiting_for_lease",
@@ -41,7 +43,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordsIn, descRecordsOut, descCheckpoints, descFailuresSince,
 		descLastID, descLastTime, descLastDuration, descStateBytes, descUploaded, descRestoredFrom,
-		descRunning, descStandby, descHealthy} {
+		descRunning, descStandby, descHealthy, descFrozen} {
 		ch <- d
 	}
 }
@@ -60,6 +62,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descRecordsOut, float64(s.RecordsOut))
 		gauge(descRunning, b2f(s.Running))
 		gauge(descStandby, b2f(s.WaitingForLease))
+		gauge(descFrozen, float64(s.FrozenLayers))
 		gauge(descHealthy, b2f(s.Check(now).Healthy))
 		if !s.Checkpointing {
 			continue

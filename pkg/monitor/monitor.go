@@ -51,6 +51,11 @@ type Status struct {
 	BytesUploaded int64 `json:"bytes_uploaded"`
 	// RestoredFrom is the checkpoint the run resumed from, 0 for none.
 	RestoredFrom uint64 `json:"restored_from,omitempty"`
+	// FrozenLayers counts the state layers frozen by snapshots and not yet
+	// folded into their base, over all subtasks. Reads walk them, so it
+	// should stay small: folding happens as records are written and while
+	// the stream is idle.
+	FrozenLayers int `json:"frozen_layers"`
 }
 
 // StaleAfter is how many checkpoint intervals may pass without a completed

@@ -134,6 +134,10 @@ func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) error
 	for _, a := range acks {
 		if a.snap != nil {
 			a.snap.Release(err == nil)
+			select {
+			case a.task.wake <- struct{}{}:
+			default: // already woken
+			}
 		}
 	}
 	if err != nil {

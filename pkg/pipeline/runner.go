@@ -123,6 +123,9 @@ type Runner struct {
 	coord  *coordinator
 	stats  Stats
 	runErr atomic.Pointer[error] // why Run returned, if on an error
+	// tasks are all stages' tasks, published once built for Status, which
+	// other goroutines call while Run builds them.
+	tasks atomic.Pointer[[]*task]
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -316,6 +319,7 @@ func (r *Runner) build() error {
 				if err != nil {
 					return err
 				}
+				t.wake = make(chan struct{}, 1)
 				st.inputs = append(st.inputs, make(chan message, inputQueue))
 				t.ups = len(r.stages[si-1].tasks)
 			}
@@ -343,6 +347,11 @@ func (r *Runner) build() error {
 	if r.opts.Repo != nil {
 		r.coord = &coordinator{r: r, repo: r.opts.Repo, expected: total, trigger: make(chan uint64, 1), acks: make(chan ack, total), finalReq: make(chan struct{}, 1), finalDone: make(chan struct{}), next: 1}
 	}
+	var all []*task
+	for _, st := range r.stages {
+		all = append(all, st.tasks...)
+	}
+	r.tasks.Store(&all)
 	return nil
 }
 
@@ -417,7 +426,18 @@ type task struct {
 	in      chan message
 	ups     int
 	out     [][]Record // per downstream subtask, records not sent yet
+	// wake tells an idle keyed task that a snapshot released its layers,
+	// so the state maintenance that waited for them can go on.
+	wake chan struct{}
+	// frozenLayers mirrors the backend's count of frozen layers not yet
+	// folded into its base, for Status to read from other goroutines.
+	frozenLayers atomic.Int32
 }
+
+// idleMaintenance is how many state entries an idle task folds or sweeps
+// between two looks at its input: a message that arrives meanwhile waits
+// for about that many map operations at most.
+const idleMaintenance = 4096
 
 // batchSize is how many records a message carries at most.
 const batchSize = 256
@@ -694,20 +714,44 @@ func (t *task) runStage(ctx context.Context) error {
 		}
 		return false, nil
 	}
+	// Between messages the task folds frozen state layers into the base and
+	// sweeps expired entries, a bounded step at a time, so the maintenance
+	// that writes pay for as they go also happens while the stream is quiet.
+	idleWork := false
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case m := <-t.in:
-			done, err := handle(m)
-			if done || err != nil {
+		var m message
+		if idleWork {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case m = <-t.in:
+			default:
+				idleWork = t.backend.MaintainIdle(idleMaintenance)
+				t.frozenLayers.Store(int32(t.backend.Stats().FrozenLayers))
+				continue
+			}
+		} else {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.wake:
+				idleWork = true
+				continue
+			case m = <-t.in:
+			}
+		}
+		done, err := handle(m)
+		if done || err != nil {
+			return err
+		}
+		if len(t.in) == 0 {
+			if err := t.flushOut(); err != nil {
 				return err
 			}
-			if len(t.in) == 0 {
-				if err := t.flushOut(); err != nil {
-					return err
-				}
-			}
+		}
+		if t.backend != nil {
+			idleWork = true
+			t.frozenLayers.Store(int32(t.backend.Stats().FrozenLayers))
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -196,5 +197,44 @@ func TestRunner_RestartExactlyOnce(t *testing.T) {
 		if got[w] != n {
 			t.Fatalf("word %s: %d, want %d", w, got[w], n)
 		}
+	}
+}
+
+// Once the input goes quiet, keyed tasks fold the layers their snapshots
+// froze into the base while idle: no later write is needed to pay for it.
+func TestRunner_IdleMaintenance(t *testing.T) {
+	dir := t.TempDir()
+	writeWords(t, filepath.Join(dir, "input.txt"), 2000, 300, 5)
+	spec := wordCountSpec(t, dir, 2)
+	spec.Input = &FileInput{Path: filepath.Join(dir, "input.txt"), Follow: true}
+	r, err := NewRunner(spec, Options{Repo: openRepo(t, dir), Interval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	deadline := time.Now().Add(time.Minute)
+	// All records read, then a few checkpoints, each freezing what the
+	// last records wrote; after that only idle maintenance can fold them.
+	var checkpointsAtEnd int64
+	for {
+		st := r.Status()
+		if checkpointsAtEnd == 0 && st.RecordsIn == 2000 {
+			checkpointsAtEnd = st.CheckpointsCompleted
+		}
+		if checkpointsAtEnd > 0 && st.CheckpointsCompleted >= checkpointsAtEnd+3 && st.FrozenLayers == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("frozen layers never folded while idle: %+v", st)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

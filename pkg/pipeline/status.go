@@ -31,6 +31,11 @@ func (r *Runner) Status() monitor.Status {
 	if s.Checkpointing {
 		s.CheckpointInterval = r.opts.Interval
 	}
+	if tasks := r.tasks.Load(); tasks != nil {
+		for _, t := range *tasks {
+			s.FrozenLayers += int(t.frozenLayers.Load())
+		}
+	}
 	if err := r.runErr.Load(); err != nil {
 		s.Err = (*err).Error()
 	}

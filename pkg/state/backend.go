@@ -348,6 +348,15 @@ func (b *Backend) Maintain(budget int) (pending bool) {
 	return len(b.frozen) > 0
 }
 
+// MaintainIdle is Maintain for an operator with nothing else to do: it does
+// up to about budget entries of work and reports whether calling it again
+// right away would do more. That is false when nothing is left, and also when
+// what is left waits for a snapshot to be released, so a caller that loops
+// on it while idle never spins.
+func (b *Backend) MaintainIdle(budget int) (more bool) {
+	return b.maintain(budget) > 0 && len(b.frozen) > 0
+}
+
 // maintain returns the number of entries it visited.
 func (b *Backend) maintain(budget int) int {
 	spent, sweeps := 0, 0

@@ -242,6 +242,39 @@ func TestBackend_MaintainFoldsLayers(t *testing.T) {
 	}
 }
 
+// MaintainIdle makes progress in bounded steps, says when more is left, and
+// says no (instead of letting a caller spin) while a snapshot pins the layer.
+func TestBackend_MaintainIdle(t *testing.T) {
+	b := newTestBackend(t, Options{})
+	v := must[*Value[uint64]](t)(NewValue(b, Descriptor[uint64]{Name: "count"}))
+	fillCounts(t, v, 1000)
+	writeSegment(t, b.Snapshot(Full)) // the base, adopted whole at the first fold
+	if b.MaintainIdle(1 << 20); b.Stats().FrozenLayers != 0 {
+		t.Fatalf("first fold: %+v", b.Stats())
+	}
+	for i := range 1000 {
+		noErr(t, v.Put(fmt.Sprintf("key-%06d", i), 7))
+	}
+	s := b.Snapshot(Incremental)
+	if b.MaintainIdle(100) || b.Stats().FrozenLayers != 1 {
+		t.Fatalf("MaintainIdle worked on a layer a snapshot reads: %+v", b.Stats())
+	}
+	writeSegment(t, s)
+	steps := 0
+	for b.MaintainIdle(100) {
+		steps++
+		if steps > 100 {
+			t.Fatal("MaintainIdle never finished")
+		}
+	}
+	if st := b.Stats(); st.FrozenLayers != 0 || steps < 5 {
+		t.Fatalf("after %d steps of 100 entries: %+v", steps, st)
+	}
+	if got, _, _ := v.Get("key-000500"); got != 7 {
+		t.Fatalf("Get after folding = %d, want 7", got)
+	}
+}
+
 func TestSimpleMemoryState_Typed(t *testing.T) {
 	s := NewSimpleMemoryState()
 	noErr(t, PutTyped(s, "counter", uint64(42)))
