@@ -69,6 +69,9 @@ type model struct {
 	state State
 	// polls in flight, so that a slow server does not pile requests up
 	fetching, listing bool
+	// ticking is set while the next poll is scheduled: one schedule at a
+	// time, however often r is pressed.
+	ticking bool
 }
 
 type (
@@ -122,13 +125,17 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, m.poll()
 		}
 	case tickMsg:
+		m.ticking = false
 		return m, m.poll()
 	case reportMsg:
 		m.fetching = false
 		m.state.Observe(msg.r, msg.err)
 		// The next poll is scheduled from the answer, not a fixed clock,
 		// so a slow server is polled less often instead of piling up.
-		return m, tea.Tick(m.opts.Interval, func(time.Time) tea.Msg { return tickMsg{} })
+		if !m.ticking {
+			m.ticking = true
+			return m, tea.Tick(m.opts.Interval, func(time.Time) tea.Msg { return tickMsg{} })
+		}
 	case checkpointsMsg:
 		m.listing = false
 		m.state.Checkpoints, m.state.CheckpointsErr = msg.list, msg.err

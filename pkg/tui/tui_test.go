@@ -161,6 +161,20 @@ func TestModel_PollsAndQuits(t *testing.T) {
 		t.Fatal("poll started a second status request while one was in flight")
 	}
 	mm.fetching = false
+	// r polls at once, but the answer does not start a second schedule of
+	// polls beside the one already pending.
+	if !mm.ticking {
+		t.Fatal("no next poll scheduled after the first answer")
+	}
+	_, cmd := m.Update(tea.KeyPressMsg{Code: 'r', Text: "r"})
+	for _, msg := range runBatch(cmd) {
+		if _, next := m.Update(msg); next != nil {
+			t.Fatalf("the answer to r scheduled another poll (%T)", msg)
+		}
+	}
+	if hits != 2 {
+		t.Fatalf("%d requests after r, want 2", hits)
+	}
 	if _, cmd := m.Update(tea.KeyPressMsg{Code: 'q', Text: "q"}); cmd == nil || cmd() != tea.Quit() {
 		t.Fatal("q does not quit")
 	}
