@@ -78,9 +78,17 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 			j.mgr.Close()
 		}
 	}()
+	// The monitor's address is taken first: one that cannot be listened on
+	// is a usage error, and must fail before the store is touched.
 	var mon *monitor.Monitor
+	var monLn net.Listener
 	if opts.metricsAddr != "" {
-		mon = monitor.New(currentBuildInfo().Version)
+		ln, err := net.Listen("tcp", opts.metricsAddr)
+		if err != nil {
+			return usageErrorf("--metrics-addr %s: %v", opts.metricsAddr, err)
+		}
+		defer ln.Close() // in case a stream fails to build; Serve owns it after
+		mon, monLn = monitor.New(currentBuildInfo().Version), ln
 	}
 	owner := leaseOwner()
 	for _, s := range cfg.Streams {
@@ -114,11 +122,7 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 		for i, j := range jobs {
 			mon.Add(cfg.Streams[i].ID, j.runner.Status)
 		}
-		stop, err := serveMonitor(opts.metricsAddr, mon, log)
-		if err != nil {
-			return err
-		}
-		defer stop()
+		defer serveMonitor(monLn, mon, log)()
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -144,13 +148,8 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 	return err
 }
 
-// serveMonitor serves mon on addr until stop is called. A bad address or one
-// already taken is a usage error: nothing has run yet.
-func serveMonitor(addr string, mon *monitor.Monitor, log *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, usageErrorf("--metrics-addr %s: %v", addr, err)
-	}
+// serveMonitor serves mon on ln until stop is called.
+func serveMonitor(ln net.Listener, mon *monitor.Monitor, log *slog.Logger) (stop func()) {
 	srv := &http.Server{Handler: mon.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
 	go func() {
@@ -165,5 +164,5 @@ func serveMonitor(addr string, mon *monitor.Monitor, log *slog.Logger) (stop fun
 		defer cancel()
 		_ = srv.Shutdown(ctx) // past the timeout, scrapes in flight are cut off
 		<-done
-	}, nil
+	}
 }

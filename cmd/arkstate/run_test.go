@@ -37,9 +37,11 @@ func TestRun_ErrBadSetup(t *testing.T) {
 		config string
 		env    map[string]string
 		setup  func(t *testing.T, dir string)
+		args   []string
 		code   int
 		want   string
 	}{
+		{name: "ErrMetricsAddr", config: goodPipeline, args: []string{"--metrics-addr", "127.0.0.1:99999"}, code: exitUsage, want: "--metrics-addr 127.0.0.1:99999"},
 		{name: "ErrUnknownField", config: strings.Replace(goodPipeline, "key: word}", "keyy: word}", 1), code: exitUsage, want: `unknown field "keyy"`},
 		{name: "ErrBadEnv", config: goodPipeline, env: map[string]string{"ARKFLOW_STATE_CHECKPOINT_INTERVAL_MS": "soon"}, code: exitUsage, want: "ARKFLOW_STATE_CHECKPOINT_INTERVAL_MS"},
 		{name: "ErrMissingInput", config: strings.Replace(goodPipeline, "input.txt", "missing.txt", 1), code: exitUsage, want: "missing.txt"},
@@ -87,7 +89,7 @@ func TestRun_ErrBadSetup(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := listFiles(t, dir)
-			code, stderr := runCLI(t, "run", "-c", cfg, "--log-level", "error")
+			code, stderr := runCLI(t, append([]string{"run", "-c", cfg, "--log-level", "error"}, c.args...)...)
 			if code != c.code || !strings.Contains(stderr, c.want) {
 				t.Fatalf("exit %d, stderr %q; want exit %d mentioning %q", code, stderr, c.code, c.want)
 			}
