@@ -43,8 +43,8 @@ var (
 	dimStyle    = lipgloss.NewStyle().Faint(true)
 	goodStyle   = lipgloss.NewStyle().Foreground(lipgloss.Color("2")).Bold(true)
 	badStyle    = lipgloss.NewStyle().Foreground(lipgloss.Color("1")).Bold(true)
-	headerStyle = lipgloss.NewStyle().Bold(true).Padding(0, 1)
-	cellStyle   = lipgloss.NewStyle().Padding(0, 1)
+	headerStyle = lipgloss.NewStyle().Bold(true).PaddingRight(1)
+	cellStyle   = lipgloss.NewStyle().PaddingRight(1)
 )
 
 // Render draws the dashboard for a terminal width columns wide.
@@ -89,6 +89,10 @@ func Render(s *State, addr string, width int) string {
 	return b.String()
 }
 
+// streamsTable has one row per stream. Its headers are short so that it
+// fits 80 columns: RECORDS is records in, CKPTS checkpoints completed (and
+// failed), LAST/AGE/TOOK/SIZE describe the last completed checkpoint, and
+// FROM is the checkpoint the run resumed from.
 func streamsTable(r *monitor.Report, prev *monitor.Report, width int) string {
 	health := map[string]monitor.StreamHealth{}
 	for _, h := range r.Health.Streams {
@@ -109,7 +113,7 @@ func streamsTable(r *monitor.Report, prev *monitor.Report, width int) string {
 		return count(int64(float64(now-then)/dt + 0.5))
 	}
 	t := table.New().
-		Headers("STREAM", "STATUS", "HEALTH", "IN/S", "OUT/S", "RECORDS IN", "CHECKPOINTS", "LAST", "AGE", "TOOK", "SIZE", "RESTORED").
+		Headers("STREAM", "STATUS", "HEALTH", "IN/S", "OUT/S", "RECORDS", "CKPTS", "LAST", "AGE", "TOOK", "SIZE", "FROM").
 		Border(lipgloss.NormalBorder()).BorderTop(false).BorderBottom(false).
 		BorderLeft(false).BorderRight(false).BorderColumn(false).BorderStyle(dimStyle).
 		StyleFunc(func(row, _ int) lipgloss.Style {
