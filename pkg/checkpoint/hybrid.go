@@ -64,6 +64,10 @@ type HybridStats struct {
 	// Skipped counts copies dropped because the object was deleted from
 	// the local store before its turn.
 	Skipped int64
+	// ReadFromRemote counts segments a restore found damaged on the local
+	// store and read from the remote copy instead (see Repo.RestoreBackend).
+	// The local copies stay as they are, for verify to report.
+	ReadFromRemote int64
 	// LastError describes the last failure or conflict, "" if none.
 	LastError string
 }
@@ -490,6 +494,15 @@ func (h *HybridStore) flush(ctx context.Context) error {
 			Err: fmt.Errorf("%w: %d create-only copies found another writer's object on %s", ErrPreconditionFailed, n, h.remote.Location())}
 	}
 	return nil
+}
+
+// noteLocalDamage records that a restore found the local copy of name
+// damaged and reads the remote one instead.
+func (h *HybridStore) noteLocalDamage(name string, err error) {
+	h.mu.Lock()
+	h.stats.ReadFromRemote++
+	h.mu.Unlock()
+	h.log.Warn("local segment is damaged; reading the remote copy", "segment", name, "err", err)
 }
 
 // Stats returns the copy counters.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -282,6 +283,75 @@ func TestHybridStore_Restore(t *testing.T) {
 			t.Fatalf("checkpoint 4 read from S3 differs from the original state:\n%s", firstDiff(got, want))
 		}
 	})
+}
+
+// A restore through a hybrid store whose local copy of a segment is damaged
+// reads that segment from S3 and gets the whole state; the local copy is
+// left for verify to report. Damage on both sides is an error naming the
+// segment.
+func TestHybridStore_RestoreLocalDamage(t *testing.T) {
+	ctx := context.Background()
+	srv := s3Server.Get(t)
+	bucket := srv.NewBucket(t)
+	root := t.TempDir()
+	remote := newS3(t, bucket, "job", s3Opts(srv))
+	h := newHybrid(t, root, remote, hybridOpts)
+	j := checkpointtest.Standard(t, h)
+	if err := h.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := manifestOf(t, j.Repo, 3)
+	want := jobState(t, j.Repo, m)
+
+	// Flip a byte inside the first block of checkpoint 3's base layer.
+	ref := m.Operators[0].Ranges[0].Layers[0]
+	name := format.SegmentPath(ref.Hash)
+	local := filepath.Join(root, filepath.FromSlash(name))
+	data, err := os.ReadFile(local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := slices.Clone(data)
+	data[len(data)/4] ^= 0x40
+	if err := os.WriteFile(local, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A plain directory store over the same files refuses it.
+	dir, err := checkpoint.OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	dirRepo, err := checkpoint.OpenRepo(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := state.NewBackend(state.Options{KeyGroups: checkpointtest.KeyGroups})
+	var ce *format.CorruptError
+	if err := dirRepo.RestoreBackend(ctx, m, m.Operators[0].ID, b); !errors.As(err, &ce) || ce.File != name {
+		t.Fatalf("restore from the damaged directory: %v; want a CorruptError naming %s", err, name)
+	}
+
+	if got := jobState(t, j.Repo, m); !slices.Equal(got, want) {
+		t.Fatalf("state restored past a damaged local segment differs:\n%s", firstDiff(got, want))
+	}
+	if st := h.Stats(); st.ReadFromRemote != 1 {
+		t.Fatalf("ReadFromRemote = %d, want 1", st.ReadFromRemote)
+	}
+	if !bytes.Equal(objectBytes(t, h.Local(), name), data) {
+		t.Fatal("the damaged local copy was changed")
+	}
+
+	// The remote copy damaged too: the error names the segment.
+	bad := slices.Clone(good)
+	bad[len(bad)/4] ^= 0x40
+	if err := remote.Put(ctx, name, bytes.NewReader(bad), int64(len(bad))); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = state.NewBackend(state.Options{KeyGroups: checkpointtest.KeyGroups})
+	if err := j.Repo.RestoreBackend(ctx, m, m.Operators[0].ID, b); !errors.As(err, &ce) || ce.File != name {
+		t.Fatalf("restore with both copies damaged: %v; want a CorruptError naming %s", err, name)
+	}
 }
 
 func manifestOf(t *testing.T, r *checkpoint.Repo, id uint64) *format.Manifest {

@@ -254,11 +254,16 @@ func (r *Repo) Commit(ctx context.Context, m *format.Manifest) error {
 // OpenSegment opens a segment a manifest names, checking that its size is
 // the recorded one. The caller closes the returned Object after use.
 func (r *Repo) OpenSegment(ctx context.Context, ref format.SegmentRef) (*format.SegmentReader, Object, error) {
+	return openSegment(ctx, r.store, ref)
+}
+
+// openSegment is OpenSegment on store s.
+func openSegment(ctx context.Context, s Store, ref format.SegmentRef) (*format.SegmentReader, Object, error) {
 	name := format.SegmentPath(ref.Hash)
 	if name == "" {
 		return nil, nil, fmt.Errorf("checkpoint: invalid segment hash %q", ref.Hash)
 	}
-	obj, err := r.store.Open(ctx, name)
+	obj, err := s.Open(ctx, name)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/arkstate/arkstate/pkg/format"
@@ -286,6 +287,26 @@ func (r *Repo) RestoreBackend(ctx context.Context, m *format.Manifest, op string
 	if be.KeyGroups() != m.KeyGroups {
 		return fmt.Errorf("%w: checkpoint %d has %d key groups, the backend %d", ErrJobMismatch, m.CheckpointID, m.KeyGroups, be.KeyGroups())
 	}
+	// A hybrid store's local copy of a segment may be damaged while its
+	// remote copy is whole. Segments are immutable and named by their
+	// SHA-256, so the remote object of the same name is the same segment:
+	// the restore starts over reading it from there (a failed Restore leaves
+	// the backend empty), once per damaged segment, and the store logs and
+	// counts it. Damage on both sides is reported as usual.
+	hybrid, _ := r.store.(*HybridStore)
+	fromRemote := map[string]bool{}
+	for {
+		err := r.restoreBackend(ctx, m, op, be, hybrid, fromRemote)
+		var ce *format.CorruptError
+		if err == nil || hybrid == nil || !errors.As(err, &ce) || !strings.HasPrefix(ce.File, "segments/") || fromRemote[ce.File] {
+			return err
+		}
+		hybrid.noteLocalDamage(ce.File, err)
+		fromRemote[ce.File] = true
+	}
+}
+
+func (r *Repo) restoreBackend(ctx context.Context, m *format.Manifest, op string, be *state.Backend, hybrid *HybridStore, fromRemote map[string]bool) error {
 	var descs []format.StateDescriptor
 	var segs []*format.SegmentReader
 	var objs []io.Closer
@@ -305,7 +326,11 @@ func (r *Repo) RestoreBackend(ctx context.Context, m *format.Manifest, op string
 				continue
 			}
 			for _, l := range rs.Layers {
-				seg, obj, err := r.OpenSegment(ctx, l)
+				store := r.store
+				if fromRemote[format.SegmentPath(l.Hash)] {
+					store = hybrid.Remote()
+				}
+				seg, obj, err := openSegment(ctx, store, l)
 				if err != nil {
 					return fmt.Errorf("checkpoint %d: restore %s: %w", m.CheckpointID, op, err)
 				}
