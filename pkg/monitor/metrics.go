@@ -32,6 +32,16 @@ var (
 		"Checkpoint the run resumed from; 0 for a fresh start.", streamLabel, nil)
 	descFrozen = prometheus.NewDesc("arkstate_state_frozen_layers",
 		"State layers frozen by snapshots and not yet folded into their base.", streamLabel, nil)
+	descReplQueued = prometheus.NewDesc("arkstate_hybrid_queued_copies",
+		"Copies to the hybrid store's remote side waiting or running.", streamLabel, nil)
+	descReplQueuedBytes = prometheus.NewDesc("arkstate_hybrid_queued_bytes",
+		"Bytes of the queued copies: how far the remote side lags behind.", streamLabel, nil)
+	descReplCopies = prometheus.NewDesc("arkstate_hybrid_copies_total",
+		"Copy attempts to the hybrid store's remote side by result (copied or failed; failures are retried).", []string{"stream", "result"}, nil)
+	descReplCopiedBytes = prometheus.NewDesc("arkstate_hybrid_copied_bytes_total",
+		"Bytes copied to the hybrid store's remote side.", streamLabel, nil)
+	descReplRemoteReads = prometheus.NewDesc("arkstate_hybrid_remote_reads_total",
+		"Segments found damaged locally and read from the remote copy by a restore.", streamLabel, nil)
 	descRunning = prometheus.NewDesc("arkstate_stream_running",
 		"1 while the stream runs.", streamLabel, nil)
 	descStandby = prometheus.NewDesc("arkstate_stream_waiting_for_lease",
@@ -43,7 +53,8 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordsIn, descRecordsOut, descCheckpoints, descFailuresSince,
 		descLastID, descLastTime, descLastDuration, descStateBytes, descUploaded, descRestoredFrom,
-		descRunning, descStandby, descHealthy, descFrozen} {
+		descRunning, descStandby, descHealthy, descFrozen,
+		descReplQueued, descReplQueuedBytes, descReplCopies, descReplCopiedBytes, descReplRemoteReads} {
 		ch <- d
 	}
 }
@@ -64,6 +75,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descStandby, b2f(s.WaitingForLease))
 		gauge(descFrozen, float64(s.FrozenLayers))
 		gauge(descHealthy, b2f(s.Check(now).Healthy))
+		if r := s.Replication; r != nil {
+			gauge(descReplQueued, float64(r.Queued))
+			gauge(descReplQueuedBytes, float64(r.QueuedBytes))
+			counter(descReplCopies, float64(r.Copied), "copied")
+			counter(descReplCopies, float64(r.Failed), "failed")
+			counter(descReplCopiedBytes, float64(r.CopiedBytes))
+			counter(descReplRemoteReads, float64(r.ReadFromRemote))
+		}
 		if !s.Checkpointing {
 			continue
 		}

@@ -56,6 +56,25 @@ type Status struct {
 	// should stay small: folding happens as records are written and while
 	// the stream is idle.
 	FrozenLayers int `json:"frozen_layers"`
+	// Replication describes the copies a hybrid store makes to its remote
+	// side; nil for other stores.
+	Replication *Replication `json:"replication,omitempty"`
+}
+
+// Replication is a hybrid store's background copying to its remote side.
+type Replication struct {
+	// Queued copies wait or run, QueuedBytes in all: how far the remote
+	// copy lags behind the local one.
+	Queued      int   `json:"queued"`
+	QueuedBytes int64 `json:"queued_bytes"`
+	Copied      int64 `json:"copied"`
+	CopiedBytes int64 `json:"copied_bytes"`
+	// Failed counts failed copy attempts; each is retried.
+	Failed int64 `json:"failed"`
+	// ReadFromRemote counts segments found damaged locally and read from
+	// the remote copy by a restore.
+	ReadFromRemote int64  `json:"read_from_remote"`
+	LastError      string `json:"last_error,omitempty"`
 }
 
 // StaleAfter is how many checkpoint intervals may pass without a completed

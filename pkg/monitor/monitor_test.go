@@ -61,7 +61,8 @@ func testMonitor(t *testing.T) (*httptest.Server, *atomic.Int64, *Monitor) {
 		return Status{Running: true, StartedAt: t0, RecordsIn: in.Load(), RecordsOut: 7,
 			Checkpointing: true, CheckpointInterval: time.Second, CheckpointsCompleted: 9, CheckpointsFailed: 2,
 			LastCheckpointID: 11, LastCheckpointAt: t0.Add(9 * time.Second), LastCheckpointDuration: 250 * time.Millisecond,
-			CheckpointBytes: 4096, BytesUploaded: 1 << 20, RestoredFrom: 3}
+			CheckpointBytes: 4096, BytesUploaded: 1 << 20, RestoredFrom: 3,
+			Replication: &Replication{Queued: 2, QueuedBytes: 512, Copied: 30, CopiedBytes: 9000, Failed: 1, ReadFromRemote: 1}}
 	})
 	m.Add("clicks", func() Status {
 		return Status{Running: true, StartedAt: t0, Checkpointing: true, CheckpointInterval: time.Second,
@@ -143,6 +144,12 @@ func TestHandler_Metrics(t *testing.T) {
 		{"arkstate_stream_healthy", words, 1},
 		{"arkstate_stream_healthy", map[string]string{"stream": "clicks"}, 0},
 		{"arkstate_checkpoint_failures_since_success", map[string]string{"stream": "clicks"}, 6},
+		{"arkstate_hybrid_queued_copies", words, 2},
+		{"arkstate_hybrid_queued_bytes", words, 512},
+		{"arkstate_hybrid_copies_total", map[string]string{"stream": "words", "result": "copied"}, 30},
+		{"arkstate_hybrid_copies_total", map[string]string{"stream": "words", "result": "failed"}, 1},
+		{"arkstate_hybrid_copied_bytes_total", words, 9000},
+		{"arkstate_hybrid_remote_reads_total", words, 1},
 	} {
 		if got := value(c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)

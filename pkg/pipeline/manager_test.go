@@ -11,6 +11,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/pipeline/config"
 )
 
@@ -92,5 +93,39 @@ func TestRunner_SegmentOptions(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A runner over a hybrid store reports its copying to the remote side.
+func TestRunner_StatusReplication(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	writeWords(t, filepath.Join(dir, "input.txt"), 1000, 100, 6)
+	local, err := checkpoint.NewDir(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := checkpoint.NewHybridWithOptions(local, checkpoint.NewMem("remote"), checkpoint.HybridOptions{})
+	defer h.Close()
+	repo, err := checkpoint.InitRepo(ctx, h, "wordcount", 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRunner(wordCountSpec(t, dir, 1), Options{Repo: repo, Interval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := r.Status()
+	if st.Replication == nil || st.Replication.Queued != 0 || st.Replication.Copied == 0 || st.Replication.CopiedBytes == 0 {
+		t.Fatalf("replication after Flush: %+v", st.Replication)
+	}
+	if plain := (&Runner{opts: Options{Repo: openRepo(t, t.TempDir())}}).Status(); plain.Replication != nil {
+		t.Fatalf("a directory store reports replication: %+v", plain.Replication)
 	}
 }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"time"
 
+	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/monitor"
 )
 
@@ -34,6 +35,13 @@ func (r *Runner) Status() monitor.Status {
 	if tasks := r.tasks.Load(); tasks != nil {
 		for _, t := range *tasks {
 			s.FrozenLayers += int(t.frozenLayers.Load())
+		}
+	}
+	if r.opts.Repo != nil {
+		if h, ok := r.opts.Repo.Store().(*checkpoint.HybridStore); ok {
+			hs := h.Stats()
+			s.Replication = &monitor.Replication{Queued: hs.Queued, QueuedBytes: hs.QueuedBytes, Copied: hs.Copied,
+				CopiedBytes: hs.CopiedBytes, Failed: hs.Failed, ReadFromRemote: hs.ReadFromRemote, LastError: hs.LastError}
 		}
 	}
 	if err := r.runErr.Load(); err != nil {

@@ -73,6 +73,19 @@ func Render(s *State, addr string, width int) string {
 				b.WriteString(badStyle.Render(h.Stream+": ") + h.Reason + "\n")
 			}
 		}
+		for _, st := range r.Streams {
+			if rep := st.Replication; rep != nil {
+				line := fmt.Sprintf("%s: remote copy %d behind (%s); %d copied (%s), %d failed attempts",
+					st.Stream, rep.Queued, bytes(rep.QueuedBytes), rep.Copied, bytes(rep.CopiedBytes), rep.Failed)
+				if rep.ReadFromRemote > 0 {
+					line += fmt.Sprintf(", %d damaged local segments read remotely", rep.ReadFromRemote)
+				}
+				if rep.LastError != "" {
+					line += "; last error: " + rep.LastError
+				}
+				b.WriteString(dimStyle.Render(line) + "\n")
+			}
+		}
 		if s.Err != nil {
 			b.WriteString(badStyle.Render("last poll failed: ") + s.Err.Error() + dimStyle.Render(" (showing the previous status)") + "\n")
 		}

@@ -79,6 +79,17 @@ func TestRender_Streams(t *testing.T) {
 	}
 }
 
+func TestRender_Replication(t *testing.T) {
+	var s State
+	r := report(t0, 1, 1, true)
+	r.Streams[1].Replication = &monitor.Replication{Queued: 3, QueuedBytes: 2048, Copied: 40, CopiedBytes: 1 << 20, Failed: 2, ReadFromRemote: 1, LastError: "503 Slow Down"}
+	s.Observe(r, nil)
+	want := "words: remote copy 3 behind (2.0 KiB); 40 copied (1.0 MiB), 2 failed attempts, 1 damaged local segments read remotely; last error: 503 Slow Down"
+	if frame := render(&s); !strings.Contains(frame, want) {
+		t.Fatalf("frame lacks %q:\n%s", want, frame)
+	}
+}
+
 func TestRender_Unhealthy(t *testing.T) {
 	var s State
 	s.Observe(report(t0, 1, 1, false), nil)
