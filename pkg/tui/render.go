@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
 	"charm.land/lipgloss/v2"
 	"charm.land/lipgloss/v2/table"
 
@@ -98,7 +100,7 @@ func Render(s *State, addr string, width int) string {
 			b.WriteString(checkpointsTable(s.Checkpoints, width) + "\n")
 		}
 	}
-	b.WriteString("\n" + dimStyle.Render("q quit · r refresh now") + "\n")
+	b.WriteString("\n" + help.New().ShortHelpView([]key.Binding{keys.quit, keys.refresh}) + "\n")
 	return b.String()
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
@@ -61,6 +62,12 @@ func New(opts Options) tea.Model {
 		opts.Client = &http.Client{Timeout: opts.Interval}
 	}
 	return &model{opts: opts, width: 100}
+}
+
+// keys are the dashboard's key bindings; Render shows their help.
+var keys = struct{ quit, refresh key.Binding }{
+	quit:    key.NewBinding(key.WithKeys("q", "esc", "ctrl+c"), key.WithHelp("q", "quit")),
+	refresh: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "refresh now")),
 }
 
 type model struct {
@@ -118,10 +125,10 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.WindowSizeMsg:
 		m.width = msg.Width
 	case tea.KeyPressMsg:
-		switch msg.String() {
-		case "q", "ctrl+c", "esc":
+		switch {
+		case key.Matches(msg, keys.quit):
 			return m, tea.Quit
-		case "r":
+		case key.Matches(msg, keys.refresh):
 			return m, m.poll()
 		}
 	case tickMsg:
