@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/arkstate/arkstate/internal/units"
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 )
 
@@ -130,7 +131,7 @@ func writeGCTable(out io.Writer, o *outputFlag, rep *checkpoint.GCReport) error 
 		}
 	}
 	if _, err := fmt.Fprintf(out, "gc: %d checkpoints retain %d of %d segments; %d orphans, %s %d (%s); grace %s\n",
-		len(rep.Checkpoints), rep.Referenced, rep.Segments, len(rep.Orphans), verb, would, checkpointBytes(wouldBytes), rep.Grace); err != nil {
+		len(rep.Checkpoints), rep.Referenced, rep.Segments, len(rep.Orphans), verb, would, units.Bytes(wouldBytes), rep.Grace); err != nil {
 		return err
 	}
 	for _, u := range rep.Unreadable {

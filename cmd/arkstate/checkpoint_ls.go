@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/arkstate/arkstate/internal/units"
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 )
 
@@ -84,7 +85,7 @@ func runCheckpointLs(ctx context.Context, opts *checkpointLsOptions, out io.Writ
 				keys = "≤" + keys
 			}
 			t.row(s.ID, s.CreatedAt.UTC().Format(time.RFC3339), s.Kind, lsParentCell(s.Parent), strings.Join(s.Operators, ","),
-				keys, s.Segments, checkpointBytes(s.LogicalBytes), checkpointBytes(s.StoredBytes), checkpointBytes(s.ExclusiveBytes), s.Status)
+				keys, s.Segments, units.Bytes(s.LogicalBytes), units.Bytes(s.StoredBytes), units.Bytes(s.ExclusiveBytes), s.Status)
 		}
 	})
 	if err != nil || opts.out.format != "table" {
@@ -109,19 +110,4 @@ func lsParentCell(p uint64) string {
 		return "-"
 	}
 	return strconv.FormatUint(p, 10)
-}
-
-// checkpointBytes renders a size for people: bytes below 1 KiB, then one
-// decimal in the largest binary unit.
-func checkpointBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, i := float64(n)/unit, 0
-	for v >= unit && i < 4 {
-		v /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[i])
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/arkstate/arkstate/internal/units"
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 )
 
@@ -155,8 +156,8 @@ func runCheckpointRestore(ctx context.Context, opts *checkpointRestoreOptions, o
 			target = opts.to + " (does not exist yet)"
 		}
 		t.row("target", target)
-		t.row("segments", plan.Segments, "("+checkpointBytes(plan.SegmentBytes)+")")
-		t.row("files", plan.Files, "("+checkpointBytes(plan.Bytes)+")")
+		t.row("segments", plan.Segments, "("+units.Bytes(plan.SegmentBytes)+")")
+		t.row("files", plan.Files, "("+units.Bytes(plan.Bytes)+")")
 		t.row("requests", plan.Requests)
 	})
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/arkstate/arkstate/internal/units"
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
 )
@@ -167,7 +168,7 @@ func writeCheckpointDetail(w io.Writer, d *checkpoint.CheckpointDetail) error {
 				layers.row(rng, "-", "-", "-", "-", "-", "-")
 			}
 			for i, l := range rs.Layers {
-				layers.row(rng, i, l.Kind, l.Checkpoint, checkpointBytes(l.Size), l.Entries, l.Hash[:12])
+				layers.row(rng, i, l.Kind, l.Checkpoint, units.Bytes(l.Size), l.Entries, l.Hash[:12])
 			}
 		}
 		if err := showSection(w, fmt.Sprintf("operator %s: ranges", op.ID), &layers); err != nil {

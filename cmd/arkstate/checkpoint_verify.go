@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/arkstate/arkstate/internal/units"
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 )
 
@@ -147,16 +148,16 @@ func writeVerifySummary(w io.Writer, rep *checkpoint.VerifyReport) error {
 	mode := "structure only"
 	switch {
 	case rep.Sample != "":
-		mode = fmt.Sprintf("deep, sample %s: %d read in full, %s", rep.Sample, t.DeepSegments, checkpointBytes(t.DeepBytes))
+		mode = fmt.Sprintf("deep, sample %s: %d read in full, %s", rep.Sample, t.DeepSegments, units.Bytes(t.DeepBytes))
 	case rep.Deep:
-		mode = fmt.Sprintf("deep: %d read in full, %s", t.DeepSegments, checkpointBytes(t.DeepBytes))
+		mode = fmt.Sprintf("deep: %d read in full, %s", t.DeepSegments, units.Bytes(t.DeepBytes))
 	}
 	verdict := "ok"
 	if !rep.OK() {
 		verdict = verifyPlural(len(rep.Problems), "problem")
 	}
 	_, err := fmt.Fprintf(w, "verified %s (%s), %s of %s (%s): %s\n",
-		verifyPlural(t.Checkpoints, "checkpoint"), verifyIDList(rep.Checkpoints), verifyPlural(t.Segments, "segment"), checkpointBytes(t.SegmentBytes), mode, verdict)
+		verifyPlural(t.Checkpoints, "checkpoint"), verifyIDList(rep.Checkpoints), verifyPlural(t.Segments, "segment"), units.Bytes(t.SegmentBytes), mode, verdict)
 	return err
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/arkstate/arkstate/internal/units"
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/state"
 )
@@ -241,7 +242,7 @@ func runStateImport(ctx context.Context, opts *stateImportOptions, out io.Writer
 		if opts.operator != "" {
 			t.row("skipped", fmt.Sprintf("%d (other operators)", rep.Skipped))
 		}
-		t.row("segments", fmt.Sprintf("%d written, %d uploaded (%s)", rep.SegmentsWritten, rep.SegmentsUploaded, checkpointBytes(rep.BytesUploaded)))
+		t.row("segments", fmt.Sprintf("%d written, %d uploaded (%s)", rep.SegmentsWritten, rep.SegmentsUploaded, units.Bytes(rep.BytesUploaded)))
 	})
 }
 

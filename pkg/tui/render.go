@@ -11,6 +11,7 @@ import (
 	"charm.land/lipgloss/v2"
 	"charm.land/lipgloss/v2/table"
 
+	"github.com/arkstate/arkstate/internal/units"
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/monitor"
 )
@@ -78,7 +79,7 @@ func Render(s *State, addr string, width int) string {
 		for _, st := range r.Streams {
 			if rep := st.Replication; rep != nil {
 				line := fmt.Sprintf("%s: remote copy %d behind (%s); %d copied (%s), %d failed attempts",
-					st.Stream, rep.Queued, bytes(rep.QueuedBytes), rep.Copied, bytes(rep.CopiedBytes), rep.Failed)
+					st.Stream, rep.Queued, units.Bytes(rep.QueuedBytes), rep.Copied, units.Bytes(rep.CopiedBytes), rep.Failed)
 				if rep.ReadFromRemote > 0 {
 					line += fmt.Sprintf(", %d damaged local segments read remotely", rep.ReadFromRemote)
 				}
@@ -167,7 +168,7 @@ func streamsTable(r *monitor.Report, prev *monitor.Report, width int) string {
 			if s.LastCheckpointDuration > 0 {
 				took = duration(s.LastCheckpointDuration)
 			}
-			size = bytes(s.CheckpointBytes)
+			size = units.Bytes(s.CheckpointBytes)
 			if s.RestoredFrom > 0 {
 				restored = strconv.FormatUint(s.RestoredFrom, 10)
 			}
@@ -212,7 +213,7 @@ func checkpointsTable(list []checkpoint.CheckpointSummary, width int) string {
 		if !c.KeysExact {
 			keys = "≤" + keys
 		}
-		t.Row(strconv.FormatUint(c.ID, 10), c.Kind, parent, created, bytes(c.LogicalBytes), keys, status)
+		t.Row(strconv.FormatUint(c.ID, 10), c.Kind, parent, created, units.Bytes(c.LogicalBytes), keys, status)
 	}
 	if width > 0 {
 		t.Width(min(width, 100))
@@ -236,19 +237,6 @@ func count(n int64) string {
 	default:
 		return strconv.FormatInt(n, 10)
 	}
-}
-
-func bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func duration(d time.Duration) string {
