@@ -1,7 +1,9 @@
 // Package s3test runs a real S3 server for tests: the versitygw gateway over
 // a temporary directory, listening on a loopback port, with fresh random
-// credentials. Tests that need S3 fail (never skip) when the versitygw binary
-// is missing, and say how to install it.
+// credentials. The gateway is built from the version pinned in the
+// repository's tools module, so `go test ./...` needs nothing but Go; tests
+// that need S3 fail (never skip) when it cannot be built or started, and say
+// why.
 package s3test
 
 import (
@@ -11,7 +13,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"go/build"
 	"net"
 	"net/http"
 	"os"
@@ -25,13 +26,22 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/gofrs/flock"
 )
 
-// VersitygwVersion is the gateway release the tests are written against.
+// VersitygwVersion is the gateway release the tests are written against. It
+// is pinned in the repository's tools module (tools/go.mod), which keeps the
+// gateway's dependencies out of the library's go.mod.
 const VersitygwVersion = "v1.8.0"
 
-// InstallHint says how to get the binary.
-const InstallHint = "install it with: go install github.com/versity/versitygw/cmd/versitygw@" + VersitygwVersion
+// BinaryEnv names an environment variable that, when set, is the path of the
+// versitygw executable to run instead of the one built from tools/go.mod.
+const BinaryEnv = "ARKSTATE_VERSITYGW"
+
+// StartLogEnv names an environment variable that, when set, is a file to which
+// every server start appends a line (the test binary's name and the
+// endpoint), so a script can check that the S3 tests really ran.
+const StartLogEnv = "ARKSTATE_S3TEST_LOG"
 
 // Region is the region the server answers for.
 const Region = "us-east-1"
@@ -53,25 +63,94 @@ type Server struct {
 	stopErr   error
 }
 
-// Binary finds versitygw on PATH or in each GOPATH's bin directory, where
-// `go install` puts it.
-func Binary() (string, error) {
-	if p, err := exec.LookPath("versitygw"); err == nil {
+var built struct {
+	sync.Mutex
+	path string
+}
+
+// Binary returns the versitygw executable the tests run: $ARKSTATE_VERSITYGW
+// if set, else the version pinned in tools/go.mod, built by `go tool -n`.
+// The go command keeps the executable in its build cache, so only the first
+// call on a machine compiles (about a minute on 2 cores); later calls, in any
+// test binary, take a fraction of a second. A file lock makes the test
+// binaries that `go test ./...` runs at once wait for one build instead of
+// compiling the gateway side by side.
+func Binary(ctx context.Context) (string, error) {
+	if p := os.Getenv(BinaryEnv); p != "" {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return "", fmt.Errorf("%s=%s: %w", BinaryEnv, p, err)
+		}
+		if fi.IsDir() {
+			return "", fmt.Errorf("%s=%s: is a directory, not the versitygw executable", BinaryEnv, p)
+		}
 		return p, nil
 	}
-	for _, gp := range filepath.SplitList(build.Default.GOPATH) {
-		p := filepath.Join(gp, "bin", "versitygw")
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p, nil
-		}
+	built.Lock()
+	defer built.Unlock()
+	if built.path != "" {
+		return built.path, nil
 	}
-	return "", fmt.Errorf("versitygw not found on PATH or in GOPATH/bin; %s", InstallHint)
+	tools, err := toolsModule()
+	if err != nil {
+		return "", err
+	}
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("build versitygw: the go command is not on PATH (set %s to a versitygw executable instead): %w", BinaryEnv, err)
+	}
+	lock := flock.New(filepath.Join(os.TempDir(), "arkstate-versitygw-build.lock"))
+	if _, err := lock.TryLockContext(ctx, 200*time.Millisecond); err != nil {
+		return "", fmt.Errorf("build versitygw: lock %s: %w", lock.Path(), err)
+	}
+	defer lock.Unlock()
+	cmd := exec.CommandContext(ctx, goCmd, "tool", "-n", "versitygw")
+	cmd.Dir = tools
+	// A go.work of the user's own would pull the tools module into a
+	// workspace it is not part of.
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build versitygw %s from %s: %v: %s", VersitygwVersion,
+			filepath.Join(tools, "go.mod"), err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	p := string(bytes.TrimSpace(stdout.Bytes()))
+	if fi, err := os.Stat(p); err != nil || fi.IsDir() {
+		return "", fmt.Errorf("build versitygw: go tool -n printed %q, which is not an executable: %v", p, err)
+	}
+	built.path = p
+	return p, nil
+}
+
+// toolsModule finds the repository's tools module by walking up from the
+// working directory, which `go test` sets to the package's directory.
+func toolsModule() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	return toolsModuleFrom(wd)
+}
+
+func toolsModuleFrom(wd string) (string, error) {
+	for dir := wd; ; {
+		b, err := os.ReadFile(filepath.Join(dir, "tools", "go.mod"))
+		if err == nil && bytes.Contains(b, []byte("tool github.com/versity/versitygw/cmd/versitygw")) {
+			return filepath.Join(dir, "tools"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no tools/go.mod pinning versitygw in %s or above; run the tests inside the arkstate repository or set %s", wd, BinaryEnv)
+		}
+		dir = parent
+	}
 }
 
 // Start launches versitygw with a posix backend in a new temporary directory
 // and returns once it answers HTTP. The caller must Stop it.
 func Start(ctx context.Context) (*Server, error) {
-	bin, err := Binary()
+	bin, err := Binary(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +213,10 @@ func start(ctx context.Context, bin string) (*Server, error) {
 		s.Stop()
 		return nil, err
 	}
+	if err := logStart(s.Endpoint); err != nil {
+		s.Stop()
+		return nil, err
+	}
 	s.client = s3.New(s3.Options{
 		Region:       Region,
 		BaseEndpoint: aws.String(s.Endpoint),
@@ -142,6 +225,28 @@ func start(ctx context.Context, bin string) (*Server, error) {
 		HTTPClient:   &http.Client{Transport: s.transport},
 	})
 	return s, nil
+}
+
+// logStart records a start in $ARKSTATE_S3TEST_LOG, if set.
+func logStart(endpoint string) error {
+	p := os.Getenv(StartLogEnv)
+	if p == "" {
+		return nil
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("%s: %w", StartLogEnv, err)
+	}
+	// One short write with O_APPEND: lines of test binaries running at
+	// once do not interleave.
+	_, err = fmt.Fprintf(f, "%s\t%s\n", filepath.Base(os.Args[0]), endpoint)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", StartLogEnv, err)
+	}
+	return nil
 }
 
 func freeLoopbackAddr() (string, error) {

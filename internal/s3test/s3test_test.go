@@ -3,10 +3,11 @@ package s3test
 import (
 	"context"
 	"errors"
-	"go/build"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -84,15 +85,49 @@ func TestServer_Start(t *testing.T) {
 }
 
 func TestBinary(t *testing.T) {
-	t.Run("ErrMissing", func(t *testing.T) {
-		t.Setenv("PATH", t.TempDir())
-		t.Setenv("GOPATH", t.TempDir())
-		old := build.Default.GOPATH
-		build.Default.GOPATH = os.Getenv("GOPATH")
-		defer func() { build.Default.GOPATH = old }()
-		_, err := Binary()
-		if err == nil || !strings.Contains(err.Error(), "go install github.com/versity/versitygw/cmd/versitygw@") {
-			t.Fatalf("Binary() error = %v; want one with the install command", err)
+	t.Run("OK", func(t *testing.T) {
+		t.Setenv(BinaryEnv, "")
+		p, err := Binary(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("go", "version", "-m", p).CombinedOutput()
+		want := "github.com/versity/versitygw\t" + VersitygwVersion
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Fatalf("go version -m %s = %q, %v; want the pinned module %q", p, out, err, want)
 		}
 	})
+	t.Run("ErrEnvMissing", func(t *testing.T) {
+		missing := filepath.Join(t.TempDir(), "versitygw")
+		t.Setenv(BinaryEnv, missing)
+		_, err := Binary(context.Background())
+		if err == nil || !strings.Contains(err.Error(), BinaryEnv+"="+missing) {
+			t.Fatalf("Binary() error = %v; want one naming %s", err, BinaryEnv)
+		}
+	})
+	t.Run("ErrOutsideRepository", func(t *testing.T) {
+		t.Setenv(BinaryEnv, "")
+		_, err := toolsModuleFrom(t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), "tools/go.mod") || !strings.Contains(err.Error(), BinaryEnv) {
+			t.Fatalf("toolsModuleFrom(temp) error = %v; want one naming tools/go.mod and %s", err, BinaryEnv)
+		}
+	})
+}
+
+func TestStartLog(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "starts")
+	t.Setenv(StartLogEnv, log)
+	srv, err := Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Base(os.Args[0]) + "\t" + srv.Endpoint + "\n"
+	if string(b) != want {
+		t.Fatalf("start log = %q; want %q", b, want)
+	}
 }
