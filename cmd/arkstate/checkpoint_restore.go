@@ -73,7 +73,7 @@ empty, 3 when a store cannot be read or written.`,
 				return opts.store.openRepo(ctx, cmd, args[0])
 			}
 			opts.openStore = func(ctx context.Context, address string) (checkpoint.Store, error) {
-				return opts.store.openStore(ctx, cmd, address)
+				return opts.store.openTarget(ctx, cmd, address)
 			}
 			return runCheckpointRestore(cmd.Context(), &opts, cmd.OutOrStdout())
 		},

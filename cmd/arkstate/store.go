@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"net/url"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +23,7 @@ type storeFlags struct {
 	region    string
 	pathStyle bool
 	noSSL     bool
+	remote    string
 }
 
 func (f *storeFlags) addFlags(cmd *cobra.Command) {
@@ -26,7 +31,33 @@ func (f *storeFlags) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.region, "s3-region", "", "S3 region (env ARKFLOW_STATE_S3_REGION; default from the AWS configuration)")
 	cmd.Flags().BoolVar(&f.pathStyle, "s3-path-style", false, "address buckets as endpoint/bucket (env ARKFLOW_STATE_S3_PATH_STYLE)")
 	cmd.Flags().BoolVar(&f.noSSL, "s3-no-ssl", false, "use plain HTTP for an endpoint given without a scheme (env ARKFLOW_STATE_S3_USE_SSL=false)")
+	cmd.Flags().StringVar(&f.remote, "remote", "", "open a directory STORE as the local side of a hybrid store over this remote store address (same as hybrid:///abs/dir?remote=ADDRESS)")
 }
+
+// address returns the store address the argument and --remote name
+// together.
+func (f *storeFlags) address(address string) (string, error) {
+	if f.remote == "" {
+		return address, nil
+	}
+	if m := schemePrefix.FindString(address); m != "" && !strings.EqualFold(m, "file:") {
+		return "", usageErrorf("--remote makes %q the local side of a hybrid store, so it must be a directory, not a %s// address", address, m)
+	}
+	local := address
+	if strings.HasPrefix(strings.ToLower(local), "file://") {
+		u, err := url.Parse(local)
+		if err != nil {
+			return "", usageErrorf("malformed file:// address %q", local)
+		}
+		local = filepath.FromSlash(u.Path)
+	}
+	return checkpoint.HybridAddress(local, f.remote)
+}
+
+// schemePrefix matches the scheme of a store address (two characters at
+// least, so a Windows drive letter reads as a path, as checkpoint.Open
+// reads it).
+var schemePrefix = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]+:`)
 
 // options builds the store options from the flags, then the environment.
 func (f *storeFlags) options(cmd *cobra.Command) (checkpoint.OpenOptions, error) {
@@ -58,8 +89,22 @@ func (f *storeFlags) options(cmd *cobra.Command) (checkpoint.OpenOptions, error)
 	return checkpoint.OpenOptions{S3: o}, nil
 }
 
-// openStore opens the store at address.
+// openStore opens the store at address, as the local side of a hybrid
+// store when --remote is given.
 func (f *storeFlags) openStore(ctx context.Context, cmd *cobra.Command, address string) (checkpoint.Store, error) {
+	if _, err := f.options(cmd); err != nil {
+		return nil, err
+	}
+	address, err := f.address(address)
+	if err != nil {
+		return nil, err
+	}
+	return f.openTarget(ctx, cmd, address)
+}
+
+// openTarget opens the store at address as given: --remote names the
+// remote of the store a command reads, not of one it writes to.
+func (f *storeFlags) openTarget(ctx context.Context, cmd *cobra.Command, address string) (checkpoint.Store, error) {
 	opts, err := f.options(cmd)
 	if err != nil {
 		return nil, err
@@ -75,6 +120,9 @@ func (f *storeFlags) openRepo(ctx context.Context, cmd *cobra.Command, address s
 		return nil, err
 	}
 	opts.MustExist = true
+	if address, err = f.address(address); err != nil {
+		return nil, err
+	}
 	s, err := checkpoint.Open(ctx, address, opts)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/arkstate/arkstate/pkg/format"
 )
 
 // Defaults of HybridOptions.
@@ -68,6 +71,11 @@ type HybridStats struct {
 	// store and read from the remote copy instead (see Repo.RestoreBackend).
 	// The local copies stay as they are, for verify to report.
 	ReadFromRemote int64
+	// DamagedLocal counts segment copies refused because the local copy
+	// does not hash to its name: the remote store keeps what it had (a
+	// good copy there is never overwritten by a damaged one). They are not
+	// retried; verify reports the local damage.
+	DamagedLocal int64
 	// LastError describes the last failure or conflict, "" if none.
 	LastError string
 }
@@ -624,6 +632,10 @@ func (h *HybridStore) finish(j copyJob) {
 // refused; retrying cannot help.
 var errConflict = errors.New("the remote store holds a different object of that name")
 
+// errLocalDamaged marks a segment copy refused because the local bytes do
+// not hash to the segment's name; retrying cannot help.
+var errLocalDamaged = errors.New("the local segment is damaged; the remote copy is left as it was")
+
 // retry runs op until it succeeds or ends in a conflict, pausing with
 // exponential backoff between failures. It returns false if Close stopped
 // it first.
@@ -639,16 +651,24 @@ func (h *HybridStore) retry(what, name string, op func(context.Context) error) b
 		}
 		h.mu.Lock()
 		h.stats.LastError = err.Error()
-		if errors.Is(err, errConflict) {
+		switch {
+		case errors.Is(err, errConflict):
 			h.stats.Conflicts++
 			h.unreported++
 			h.lastConfl = name
-		} else {
+		case errors.Is(err, errLocalDamaged):
+			h.stats.DamagedLocal++
+		default:
 			h.stats.Failed++
 		}
 		h.mu.Unlock()
 		if errors.Is(err, errConflict) {
 			h.log.Error("hybrid store: another writer committed this object on the remote store first; the local copy differs",
+				"store", h.location, "name", name, "err", err)
+			return true
+		}
+		if errors.Is(err, errLocalDamaged) {
+			h.log.Error("hybrid store: not copying a damaged local segment; run checkpoint verify",
 				"store", h.location, "name", name, "err", err)
 			return true
 		}
@@ -687,7 +707,15 @@ func (h *HybridStore) copy(ctx context.Context, job copyJob) error {
 	}
 	defer obj.Close()
 	size := obj.Size()
-	r := io.NewSectionReader(obj, 0, size)
+	var r io.Reader = io.NewSectionReader(obj, 0, size)
+	hash, isSegment := segmentHashOf(job.name)
+	if isSegment {
+		// A segment is named by its SHA-256: bytes that do not hash to
+		// the name are damage, and copying them would replace what may be
+		// the only good copy. The check fails the Put at the last byte,
+		// and a store never publishes an object whose reader failed.
+		r = &hashCheckReader{r: r, h: sha256.New(), size: size, ref: format.SegmentRef{Hash: hash, Size: size}}
+	}
 	if job.create {
 		_, err = h.remote.PutIf(ctx, job.name, r, size, Condition{IfNoneMatch: true})
 		if errors.Is(err, ErrPreconditionFailed) {
@@ -706,6 +734,10 @@ func (h *HybridStore) copy(ctx context.Context, job copyJob) error {
 		}
 	} else {
 		err = h.remote.Put(ctx, job.name, r, size)
+	}
+	var ce *format.CorruptError
+	if isSegment && errors.As(err, &ce) && ce.File == job.name {
+		return h.fail("copy", job.name, fmt.Errorf("%w: %v", errLocalDamaged, ce))
 	}
 	if err != nil {
 		return err

@@ -354,6 +354,46 @@ func TestHybridStore_RestoreLocalDamage(t *testing.T) {
 	}
 }
 
+// TestHybridStore_ScanKeepsRemoteCopy damages a local segment's size, which
+// the start-up scan takes for an interrupted copy: the copy must be refused,
+// or the damaged bytes would replace the good remote copy.
+func TestHybridStore_ScanKeepsRemoteCopy(t *testing.T) {
+	ctx := context.Background()
+	srv := s3Server.Get(t)
+	bucket := srv.NewBucket(t)
+	root := t.TempDir()
+	remote := newS3(t, bucket, "job", s3Opts(srv))
+	h := newHybrid(t, root, remote, hybridOpts)
+	j := checkpointtest.Standard(t, h)
+	if err := h.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := manifestOf(t, j.Repo, 3)
+	name := format.SegmentPath(m.Operators[0].Ranges[0].Layers[0].Hash)
+	good := objectBytes(t, remote, name)
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(root, filepath.FromSlash(name))
+	if err := os.Truncate(local, int64(len(good)/2)); err != nil {
+		t.Fatal(err)
+	}
+
+	h2 := newHybrid(t, root, newS3(t, bucket, "job", s3Opts(srv)), hybridOpts)
+	if err := h2.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := objectBytes(t, h2.Remote(), name); !bytes.Equal(got, good) {
+		t.Fatalf("the remote copy of %s changed (%d bytes, was %d): the scan copied a damaged local segment", name, len(got), len(good))
+	}
+	if st := h2.Stats(); st.DamagedLocal != 1 || st.Copied != 0 || !strings.Contains(st.LastError, name) {
+		t.Fatalf("Stats = %+v; want one DamagedLocal naming %s and no copies", st, name)
+	}
+	if fi, err := os.Stat(local); err != nil || fi.Size() != int64(len(good)/2) {
+		t.Fatalf("the damaged local copy was changed: %v, %v", fi, err)
+	}
+}
+
 func manifestOf(t *testing.T, r *checkpoint.Repo, id uint64) *format.Manifest {
 	t.Helper()
 	m, err := r.Manifest(context.Background(), id)

@@ -17,8 +17,12 @@ type OpenOptions struct {
 	// static credentials, part sizes and retries.
 	S3 S3Options
 	// MustExist refuses a local directory that does not exist instead of
-	// creating it.
+	// creating it. The local side of a hybrid store is created either way:
+	// an empty local side reads everything from the remote store, which is
+	// how a standby on another machine starts.
 	MustExist bool
+	// Hybrid tunes hybrid:// stores.
+	Hybrid HybridOptions
 }
 
 // opener opens the store named by a parsed address of its scheme.
@@ -29,9 +33,10 @@ type opener func(ctx context.Context, u *url.URL, opts OpenOptions) (Store, erro
 // is visible at a glance.
 func schemes() map[string]opener {
 	return map[string]opener{
-		"file": openFileURL,
-		"mem":  openMemURL,
-		"s3":   openS3URL,
+		"file":   openFileURL,
+		"hybrid": openHybridURL,
+		"mem":    openMemURL,
+		"s3":     openS3URL,
 	}
 }
 
@@ -40,8 +45,11 @@ func schemes() map[string]opener {
 var schemeRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]+):`)
 
 // Open opens the store at address: a plain path or file:///path (a local
-// directory, created if missing), mem://name (a new, empty memory store) or
-// s3://bucket/prefix. A malformed address or unknown scheme fails with an
+// directory, created if missing), mem://name (a new, empty memory store),
+// s3://bucket/prefix, or hybrid:///local/dir?remote=ADDRESS (a local
+// directory copied to the remote store ADDRESS, usually an s3:// one; see
+// HybridStore). Every process that opens a store, `arkstate run` and the
+// CLI's commands alike, opens it here. A malformed address or unknown scheme fails with an
 // error wrapping ErrConfig that names it; credentials belong in opts, and an
 // address carrying them is refused without being repeated.
 func Open(ctx context.Context, address string, opts OpenOptions) (Store, error) {
@@ -80,7 +88,7 @@ func Open(ctx context.Context, address string, opts OpenOptions) (Store, error) 
 		return nil, &Error{Op: "open store", Location: scheme + "://" + u.Host + u.Path, Kind: ErrConfig,
 			Err: errors.New("store address must not contain credentials: pass them as options or through the AWS configuration")}
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
+	if (u.RawQuery != "" && scheme != "hybrid") || u.Fragment != "" {
 		return nil, &Error{Op: "open store", Location: scheme + "://" + u.Host + u.Path, Kind: ErrConfig,
 			Err: errors.New("store address must not have a query or fragment")}
 	}
@@ -115,4 +123,54 @@ func openS3URL(ctx context.Context, u *url.URL, opts OpenOptions) (Store, error)
 		return nil, &Error{Op: "open store", Location: "s3://", Kind: ErrConfig, Err: errors.New("s3:// address has no bucket")}
 	}
 	return NewS3(ctx, u.Host, u.Path, opts.S3)
+}
+
+// HybridAddress returns the hybrid:// address of a local directory, made
+// absolute, copied to the store at remote.
+func HybridAddress(localDir, remote string) (string, error) {
+	abs, err := filepath.Abs(localDir)
+	if err != nil {
+		return "", &Error{Op: "open store", Location: localDir, Kind: ErrConfig, Err: err}
+	}
+	u := url.URL{Scheme: "hybrid", Path: filepath.ToSlash(abs), RawQuery: url.Values{"remote": {remote}}.Encode()}
+	if !strings.HasPrefix(u.Path, "/") { // a Windows drive path
+		u.Path = "/" + u.Path
+	}
+	return u.String(), nil
+}
+
+func openHybridURL(ctx context.Context, u *url.URL, opts OpenOptions) (Store, error) {
+	where := "hybrid://" + u.Host + u.Path
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return nil, &Error{Op: "open store", Location: where, Kind: ErrConfig, Err: errors.New("malformed query in hybrid:// address")}
+	}
+	for k := range q {
+		if k != "remote" {
+			return nil, &Error{Op: "open store", Location: where, Kind: ErrConfig,
+				Err: fmt.Errorf("hybrid:// address has unknown parameter %q (want only remote=ADDRESS)", k)}
+		}
+	}
+	remoteAddr := q.Get("remote")
+	if len(q["remote"]) != 1 || remoteAddr == "" {
+		return nil, &Error{Op: "open store", Location: where, Kind: ErrConfig,
+			Err: errors.New("hybrid:// address needs exactly one remote=ADDRESS, e.g. hybrid:///var/lib/job/state?remote=s3://bucket/prefix")}
+	}
+	if m := schemeRE.FindStringSubmatch(remoteAddr); m != nil && strings.EqualFold(m[1], "hybrid") {
+		return nil, &Error{Op: "open store", Location: where, Kind: ErrConfig, Err: errors.New("the remote of a hybrid:// address cannot be hybrid itself")}
+	}
+	localURL := *u
+	localURL.Scheme, localURL.RawQuery = "file", ""
+	localOpts := opts
+	localOpts.MustExist = false
+	local, err := openFileURL(ctx, &localURL, localOpts)
+	if err != nil {
+		return nil, err
+	}
+	remote, err := Open(ctx, remoteAddr, opts)
+	if err != nil {
+		local.Close()
+		return nil, err
+	}
+	return NewHybridWithOptions(local, remote, opts.Hybrid), nil
 }

@@ -66,6 +66,11 @@ func TestOpen(t *testing.T) {
 			{"file://remotehost/state", `host "remotehost"`},
 			{"file://", "no path"},
 			{"s3://a/prefix", `"a"`},
+			{"hybrid:///tmp/x", "remote=ADDRESS"},
+			{"hybrid:///tmp/x?remote=s3://b/p&remote=s3://c/p", "exactly one remote"},
+			{"hybrid:///tmp/x?remote=s3://bucket/p&region=x", `unknown parameter "region"`},
+			{"hybrid:///tmp/x?remote=hybrid:///tmp/y%3Fremote=s3://b/p", "cannot be hybrid"},
+			{"hybrid://remotehost/x?remote=s3://bucket/p", `host "remotehost"`},
 		} {
 			s, err := checkpoint.Open(ctx, tc.address, checkpoint.OpenOptions{})
 			if err == nil {

@@ -231,9 +231,18 @@ func planRestore(ctx context.Context, src *Repo, id uint64) (*restoreSource, err
 			stored[info.Name] = info.Size
 		}
 	}
+	hybrid, _ := src.store.(*HybridStore)
 	for _, ref := range src2.segments {
 		name := format.SegmentPath(ref.Hash)
 		size, ok := stored[name]
+		if ok && size != ref.Size && hybrid != nil {
+			// A hybrid listing shows the local copy; copySegment reads a
+			// damaged one from the remote copy, so that one decides.
+			info, err := hybrid.Remote().Stat(ctx, name)
+			if err == nil {
+				size = info.Size
+			}
+		}
 		switch {
 		case !ok:
 			return nil, fmt.Errorf("checkpoint %d: %w", src2.users[ref.Hash], &format.CorruptError{File: name, Offset: -1, Record: "segment",
@@ -397,8 +406,24 @@ feed:
 // whose objects are local (directory, memory), it verifies the segment in
 // place and streams the same open object to dst; from others (S3) it
 // downloads the segment once into a spool file and works from there.
+//
+// Through a hybrid store, a segment whose local copy is damaged is copied
+// from the remote copy of the same name (segments are immutable and named
+// by their SHA-256, so it is the same segment), as RestoreBackend does; the
+// store logs and counts it, and the local copy is left for verify to report.
 func copySegment(ctx context.Context, src *Repo, dst Store, ref format.SegmentRef, spoolDir string, progress func(int64)) error {
-	switch src.store.(type) {
+	err := copySegmentFrom(ctx, src.store, dst, ref, spoolDir, progress)
+	hybrid, ok := src.store.(*HybridStore)
+	var ce *format.CorruptError
+	if err == nil || !ok || !errors.As(err, &ce) || ce.File != format.SegmentPath(ref.Hash) {
+		return err
+	}
+	hybrid.noteLocalDamage(ce.File, err)
+	return copySegmentFrom(ctx, hybrid.Remote(), dst, ref, spoolDir, progress)
+}
+
+func copySegmentFrom(ctx context.Context, src Store, dst Store, ref format.SegmentRef, spoolDir string, progress func(int64)) error {
+	switch src.(type) {
 	case *DirStore, *MemStore:
 		return copySegmentInPlace(ctx, src, dst, ref, progress)
 	}
@@ -410,8 +435,8 @@ func copySegment(ctx context.Context, src *Repo, dst Store, ref format.SegmentRe
 // unless the bytes hash to the segment's name. Reads of one open object
 // all see the same version, so the bytes verified are the bytes written;
 // a store never publishes an object whose reader failed.
-func copySegmentInPlace(ctx context.Context, src *Repo, dst Store, ref format.SegmentRef, progress func(int64)) error {
-	seg, obj, err := src.OpenSegment(ctx, ref)
+func copySegmentInPlace(ctx context.Context, src Store, dst Store, ref format.SegmentRef, progress func(int64)) error {
+	seg, obj, err := openSegment(ctx, src, ref)
 	if err != nil {
 		return err
 	}
@@ -427,9 +452,9 @@ func copySegmentInPlace(ctx context.Context, src *Repo, dst Store, ref format.Se
 
 // copySegmentSpooled reads one segment into a spool file while hashing it,
 // checks it completely there, and only then writes it to dst.
-func copySegmentSpooled(ctx context.Context, src *Repo, dst Store, ref format.SegmentRef, spoolDir string, progress func(int64)) error {
+func copySegmentSpooled(ctx context.Context, src Store, dst Store, ref format.SegmentRef, spoolDir string, progress func(int64)) error {
 	name := format.SegmentPath(ref.Hash)
-	rc, _, err := src.store.Get(ctx, name)
+	rc, _, err := src.Get(ctx, name)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -50,44 +52,61 @@ func NewManager(ctx context.Context, cfg config.EnhancedStateConfig, jobID strin
 	return m, nil
 }
 
-// openBackend opens the store the backend type names.
+// openBackend opens the store the backend type names, through the same
+// factory as the CLI (checkpoint.Open), so that the address StoreAddress
+// returns opens the same store in `arkstate checkpoint ...`.
 func openBackend(ctx context.Context, cfg config.EnhancedStateConfig, jobID string, log *slog.Logger) (checkpoint.Store, error) {
-	switch cfg.BackendType {
-	case config.StateBackendMemory:
-		return checkpoint.NewMem(jobID), nil
-	case config.StateBackendLocal:
-		return checkpoint.NewDir(cfg.Path)
-	case config.StateBackendS3:
-		return openS3(ctx, cfg)
-	case config.StateBackendHybrid:
-		local, err := checkpoint.NewDir(cfg.Path)
-		if err != nil {
-			return nil, err
-		}
-		remote, err := openS3(ctx, cfg)
-		if err != nil {
-			local.Close()
-			return nil, err
-		}
-		return checkpoint.NewHybridWithOptions(local, remote, checkpoint.HybridOptions{Logger: log}), nil
+	address, opts, err := StoreAddress(cfg, jobID)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("state: unknown backend_type %q", cfg.BackendType)
+	opts.Hybrid.Logger = log
+	return checkpoint.Open(ctx, address, opts)
 }
 
-func openS3(ctx context.Context, cfg config.EnhancedStateConfig) (checkpoint.Store, error) {
-	s3 := cfg.S3Config
-	if s3 == nil {
-		return nil, fmt.Errorf("state: backend_type %s needs s3_config", cfg.BackendType)
+// StoreAddress returns the store address the state block names, as the CLI
+// takes it (a path, s3://bucket/prefix or hybrid:///dir?remote=s3://...),
+// and the options an address cannot carry: the S3 endpoint, region and
+// credentials.
+func StoreAddress(cfg config.EnhancedStateConfig, jobID string) (string, checkpoint.OpenOptions, error) {
+	var opts checkpoint.OpenOptions
+	s3Address := func() (string, error) {
+		s3 := cfg.S3Config
+		if s3 == nil {
+			return "", fmt.Errorf("state: backend_type %s needs s3_config", cfg.BackendType)
+		}
+		opts.S3 = checkpoint.S3Options{
+			Endpoint:        s3.EndpointURL(),
+			Region:          s3.Region,
+			PathStyle:       s3.PathStyle,
+			DisableSSL:      !s3.UsesSSL(),
+			AccessKeyID:     s3.AccessKeyID.Reveal(),
+			SecretAccessKey: s3.SecretAccessKey.Reveal(),
+			Concurrency:     cfg.Performance.MaxConcurrentUploads,
+		}
+		u := url.URL{Scheme: "s3", Host: s3.Bucket}
+		if p := strings.Trim(s3.Prefix, "/"); p != "" {
+			u.Path = "/" + p
+		}
+		return u.String(), nil
 	}
-	return checkpoint.NewS3(ctx, s3.Bucket, s3.Prefix, checkpoint.S3Options{
-		Endpoint:        s3.EndpointURL(),
-		Region:          s3.Region,
-		PathStyle:       s3.PathStyle,
-		DisableSSL:      !s3.UsesSSL(),
-		AccessKeyID:     s3.AccessKeyID.Reveal(),
-		SecretAccessKey: s3.SecretAccessKey.Reveal(),
-		Concurrency:     cfg.Performance.MaxConcurrentUploads,
-	})
+	switch cfg.BackendType {
+	case config.StateBackendMemory:
+		return "mem://" + url.PathEscape(jobID), opts, nil
+	case config.StateBackendLocal:
+		return cfg.Path, opts, nil
+	case config.StateBackendS3:
+		a, err := s3Address()
+		return a, opts, err
+	case config.StateBackendHybrid:
+		remote, err := s3Address()
+		if err != nil {
+			return "", opts, err
+		}
+		a, err := checkpoint.HybridAddress(cfg.Path, remote)
+		return a, opts, err
+	}
+	return "", opts, fmt.Errorf("state: unknown backend_type %q", cfg.BackendType)
 }
 
 // Repo returns the checkpoint store, nil when state is disabled.

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/arkstate/arkstate/internal/s3test"
+	"github.com/arkstate/arkstate/pkg/checkpoint"
+)
+
+// TestStoreCmds_Hybrid opens hybrid stores from the CLI, by address and by
+// --remote, and shows that ls, verify and restore read through to the
+// remote copy when the local side is empty or damaged.
+func TestStoreCmds_Hybrid(t *testing.T) {
+	src, j := opsStandard(t)
+	srv, err := s3test.Start(context.Background())
+	if err != nil {
+		t.Fatalf("s3test: real S3 server unavailable: %v", err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	opsAWSEnv(t, srv.AccessKey, srv.SecretKey)
+	bucket := srv.NewBucket(t)
+	s3flags := []string{"--s3-endpoint", srv.Endpoint, "--s3-path-style"}
+	remote := "s3://" + bucket + "/job"
+	if _, stderr, code := opsCLI(t, append([]string{"checkpoint", "restore", src, "latest", "--to", remote}, s3flags...)...); code != exitOK {
+		t.Fatalf("restore to S3: exit %d: %s", code, stderr)
+	}
+
+	t.Run("EmptyLocal", func(t *testing.T) {
+		local := filepath.Join(t.TempDir(), "local")
+		addr, err := checkpoint.HybridAddress(local, remote)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, stderr, code := opsCLI(t, append([]string{"checkpoint", "ls", addr, "-o", "json"}, s3flags...)...)
+		if code != exitOK || !strings.Contains(stdout, `"id": `+jsonNumber(3)) {
+			t.Fatalf("ls %s: exit %d\n%s%s", addr, code, stdout, stderr)
+		}
+		opsVerify(t, append([]string{addr}, s3flags...)...)
+		back := filepath.Join(t.TempDir(), "back")
+		if _, stderr, code := opsCLI(t, append([]string{"checkpoint", "restore", addr, "3", "--to", back}, s3flags...)...); code != exitOK {
+			t.Fatalf("restore from %s: exit %d: %s", addr, code, stderr)
+		}
+		s, err := checkpoint.NewDir(back)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		opsCounts(t, s, j)
+	})
+
+	t.Run("DamagedLocal", func(t *testing.T) {
+		// The local side is the source directory with every segment
+		// truncated: restore reads each from the remote copy.
+		local := filepath.Join(t.TempDir(), "local")
+		if err := os.CopyFS(local, os.DirFS(src)); err != nil {
+			t.Fatal(err)
+		}
+		damaged := 0
+		err := filepath.WalkDir(filepath.Join(local, "segments"), func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			damaged++
+			return os.Truncate(p, 10)
+		})
+		if err != nil || damaged == 0 {
+			t.Fatalf("damaged %d segments: %v", damaged, err)
+		}
+		// The relative spelling with --remote, from the local side's parent.
+		t.Chdir(filepath.Dir(local))
+		back := filepath.Join(t.TempDir(), "back")
+		args := append([]string{"checkpoint", "restore", "local", "3", "--to", back, "--remote", remote}, s3flags...)
+		if _, stderr, code := opsCLI(t, args...); code != exitOK {
+			t.Fatalf("restore through the damaged local side: exit %d: %s", code, stderr)
+		}
+		s, err := checkpoint.NewDir(back)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		opsCounts(t, s, j)
+	})
+
+	t.Run("ErrUsage", func(t *testing.T) {
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"checkpoint", "ls", "hybrid:///tmp/x"}, "remote=ADDRESS"},
+			{[]string{"checkpoint", "ls", "hybrid:///tmp/x?remote=" + remote + "&region=x"}, `unknown parameter "region"`},
+			{[]string{"checkpoint", "ls", "hybrid:///tmp/x?remote=hybrid:///tmp/y"}, "cannot be hybrid"},
+			{[]string{"checkpoint", "ls", remote, "--remote", remote}, "must be a directory"},
+		} {
+			_, stderr, code := opsCLI(t, append(tc.args, s3flags...)...)
+			if code != exitUsage || !strings.Contains(stderr, tc.want) {
+				t.Errorf("%v: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, stderr, exitUsage, tc.want)
+			}
+		}
+	})
+}
