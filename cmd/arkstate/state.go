@@ -12,6 +12,7 @@ import (
 
 	"github.com/arkstate/arkstate/internal/units"
 	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/pipeline/config"
 	"github.com/arkstate/arkstate/pkg/state"
 )
 
@@ -123,8 +124,16 @@ type stateImportOptions struct {
 	incremental bool
 	operator    string
 	spoolDir    string
+	jobID       string
+	keyGroups   uint32
 	in          io.Reader // standard input, for --from -
+	stderr      io.Writer
+	address     string
 	openRepo    func(context.Context) (*checkpoint.Repo, error)
+	// openNew opens the store to create, which may not exist yet.
+	openNew func(context.Context) (checkpoint.Store, error)
+	// keyGroupsSet says whether --key-groups was given.
+	keyGroupsSet bool
 }
 
 func (o *stateImportOptions) addFlags(cmd *cobra.Command) {
@@ -135,6 +144,8 @@ func (o *stateImportOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&o.incremental, "incremental", false, "apply the lines as upserts on top of the latest checkpoint instead of replacing its state")
 	cmd.Flags().StringVar(&o.operator, "operator", "", "import only this operator's lines; the other operators keep their state")
 	cmd.Flags().StringVar(&o.spoolDir, "spool-dir", "", "directory for segments before upload (default: the system's temporary directory)")
+	cmd.Flags().StringVar(&o.jobID, "job-id", "", "create a new store for this job when STORE is missing or empty (the state block's job_id, or the stream ids `arkstate run` joins); checked against an existing store")
+	cmd.Flags().Uint32Var(&o.keyGroups, "key-groups", config.DefaultKeyGroups, "key groups of a store the import creates (the state block's key_groups); checked against an existing store")
 }
 
 func newStateImportCmd() *cobra.Command {
@@ -152,7 +163,13 @@ Without --incremental the new checkpoint holds exactly the lines: the whole
 keyed state is replaced (with --operator, only that operator's; the others are
 carried over). With --incremental the lines are upserts on top of the latest
 checkpoint: each replaces one entry (a whole list for list states), and every
-other entry stays.
+other entry stays. A line {"operator":..., "state":..., "key":..., "deleted": true} (with map_key
+for map states) deletes that entry; deleting one that is not there is
+reported, not an error.
+
+Into a missing or empty directory or S3 prefix, the import creates the store:
+give --job-id, --key-groups (default 128) and --states. Nothing is created
+unless every line is good.
 
 State kinds, codecs and TTLs come from the latest checkpoint; for an empty
 store, or operators and states it does not have, declare them with --states.
@@ -163,12 +180,19 @@ time with --operator. Stop the pipeline first: a checkpoint it commits with the
 same id makes the import fail.`,
 		Example: `  arkstate state dump /var/lib/arkstate latest > state.jsonl
   arkstate state import /var/lib/arkstate --from state.jsonl
-  arkstate state import s3://bucket/job --from fixes.jsonl --incremental --output json`,
+  arkstate state import s3://bucket/job --from fixes.jsonl --incremental --output json
+  arkstate state import ./new-store --from batch.jsonl --job-id wordcount --states states.json`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.in = cmd.InOrStdin()
+			opts.stderr = cmd.ErrOrStderr()
+			opts.address = args[0]
+			opts.keyGroupsSet = cmd.Flags().Changed("key-groups")
 			opts.openRepo = func(ctx context.Context) (*checkpoint.Repo, error) {
 				return opts.store.openRepo(ctx, cmd, args[0])
+			}
+			opts.openNew = func(ctx context.Context) (checkpoint.Store, error) {
+				return opts.store.openStore(ctx, cmd, args[0])
 			}
 			return runStateImport(cmd.Context(), &opts, cmd.OutOrStdout())
 		},
@@ -179,14 +203,18 @@ same id makes the import fail.`,
 
 // stateImportReport is the JSON and YAML output of `state import`.
 type stateImportReport struct {
-	CheckpointID     uint64 `json:"checkpoint_id"`
-	Kind             string `json:"kind"`
-	Parent           uint64 `json:"parent,omitempty"`
-	Entries          int64  `json:"entries"`
-	Skipped          int64  `json:"skipped"`
-	SegmentsWritten  int    `json:"segments_written"`
-	SegmentsUploaded int    `json:"segments_uploaded"`
-	BytesUploaded    int64  `json:"bytes_uploaded"`
+	CheckpointID uint64 `json:"checkpoint_id"`
+	Kind         string `json:"kind"`
+	Parent       uint64 `json:"parent,omitempty"`
+	Created      bool   `json:"created"`
+	Entries      int64  `json:"entries"`
+	Deleted      int64  `json:"deleted"`
+	Skipped      int64  `json:"skipped"`
+	// Missing lists delete lines that found no entry; never null.
+	Missing          []checkpoint.ImportMissing `json:"missing"`
+	SegmentsWritten  int                        `json:"segments_written"`
+	SegmentsUploaded int                        `json:"segments_uploaded"`
+	BytesUploaded    int64                      `json:"bytes_uploaded"`
 }
 
 func runStateImport(ctx context.Context, opts *stateImportOptions, out io.Writer) error {
@@ -219,17 +247,17 @@ func runStateImport(ctx context.Context, opts *stateImportOptions, out io.Writer
 	} else {
 		iopts.Name = "<stdin>"
 	}
-	repo, err := opts.openRepo(ctx)
+	res, created, err := importInto(ctx, opts, in, iopts)
 	if err != nil {
 		return err
 	}
-	defer repo.Store().Close()
-	res, err := checkpoint.Import(ctx, repo, in, iopts)
-	if err != nil {
-		return stateUsageError(err)
+	for _, ms := range res.Missing {
+		fmt.Fprintf(opts.stderr, "arkstate: %s:%d: operator %q state %q key %q: no such entry in the latest checkpoint; nothing deleted\n",
+			iopts.Name, ms.Line, ms.Operator, ms.State, ms.Key)
 	}
 	m := res.Manifest
-	rep := stateImportReport{CheckpointID: m.CheckpointID, Kind: m.Kind, Parent: m.Parent, Entries: res.Entries, Skipped: res.Skipped,
+	rep := stateImportReport{CheckpointID: m.CheckpointID, Kind: m.Kind, Parent: m.Parent, Created: created,
+		Entries: res.Entries, Deleted: res.Deleted, Skipped: res.Skipped, Missing: res.Missing,
 		SegmentsWritten: res.Build.Segments, SegmentsUploaded: res.Build.SegmentsUploaded, BytesUploaded: res.Build.BytesUploaded}
 	return opts.out.render(out, rep, func(t *tableWriter) {
 		t.row("checkpoint", rep.CheckpointID)
@@ -238,12 +266,83 @@ func runStateImport(ctx context.Context, opts *stateImportOptions, out io.Writer
 			kind += fmt.Sprintf(" (parent %d)", rep.Parent)
 		}
 		t.row("kind", kind)
+		if rep.Created {
+			t.row("store", "created")
+		}
 		t.row("entries", rep.Entries)
+		if rep.Deleted > 0 || len(rep.Missing) > 0 {
+			t.row("deleted", fmt.Sprintf("%d (%d delete lines found no entry)", rep.Deleted, len(rep.Missing)))
+		}
 		if opts.operator != "" {
 			t.row("skipped", fmt.Sprintf("%d (other operators)", rep.Skipped))
 		}
 		t.row("segments", fmt.Sprintf("%d written, %d uploaded (%s)", rep.SegmentsWritten, rep.SegmentsUploaded, units.Bytes(rep.BytesUploaded)))
 	})
+}
+
+// importInto imports into the store the options name, creating it when
+// it is missing or empty. created reports that it did.
+func importInto(ctx context.Context, opts *stateImportOptions, in io.Reader, iopts checkpoint.ImportOptions) (res *checkpoint.ImportResult, created bool, err error) {
+	repo, err := opts.openRepo(ctx)
+	if err == nil {
+		defer repo.Store().Close()
+		mk := repo.Marker()
+		if opts.jobID != "" && opts.jobID != mk.JobID {
+			return nil, false, usageErrorf("%s belongs to job %q, not --job-id %q", repo.Store().Location(), mk.JobID, opts.jobID)
+		}
+		if opts.keyGroupsSet && opts.keyGroups != mk.KeyGroups {
+			return nil, false, usageErrorf("%s has %d key groups, not --key-groups %d", repo.Store().Location(), mk.KeyGroups, opts.keyGroups)
+		}
+		res, err := checkpoint.Import(ctx, repo, in, iopts)
+		if err != nil {
+			return nil, false, stateUsageError(err)
+		}
+		return res, false, nil
+	}
+	dir, local := restoreLocalTarget(opts.address)
+	missingDir := local && opts.store.remote == "" && !restorePathExists(dir)
+	if !missingDir && !errors.Is(err, checkpoint.ErrNotRepo) {
+		return nil, false, err
+	}
+	res, err = bootstrapImport(ctx, opts, in, iopts)
+	return res, err == nil, err
+}
+
+// bootstrapImport creates a store from an import. The import runs against
+// a store in memory first, so bad input is refused before anything is
+// created; the checkpoint is then restored into the new store, which must
+// be empty (a directory that holds anything else is refused, as restore
+// refuses it).
+func bootstrapImport(ctx context.Context, opts *stateImportOptions, in io.Reader, iopts checkpoint.ImportOptions) (*checkpoint.ImportResult, error) {
+	switch {
+	case opts.jobID == "":
+		return nil, usageErrorf("%s is not an arkstate store yet; to create one, give --job-id (the state block's job_id, or the stream ids `arkstate run` joins with \",\") and --states", opts.address)
+	case opts.states == "":
+		return nil, usageErrorf("%s is not an arkstate store yet, so no state is known; declare the states to create with --states", opts.address)
+	case opts.incremental:
+		return nil, usageErrorf("%s is not an arkstate store yet: an incremental import has no checkpoint to extend; create the store with a full import", opts.address)
+	}
+	mem, err := checkpoint.InitRepo(ctx, checkpoint.NewMem("import"), opts.jobID, opts.keyGroups)
+	if err != nil {
+		return nil, &usageError{fmt.Errorf("--job-id %q, --key-groups %d: %w", opts.jobID, opts.keyGroups, err)}
+	}
+	defer mem.Store().Close()
+	res, err := checkpoint.Import(ctx, mem, in, iopts)
+	if err != nil {
+		return nil, stateUsageError(err)
+	}
+	dst, err := opts.openNew(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer dst.Close()
+	if _, err := checkpoint.Restore(ctx, mem, res.Manifest.CheckpointID, dst, checkpoint.RestoreOptions{SpoolDir: opts.spoolDir}); err != nil {
+		if errors.Is(err, checkpoint.ErrTargetNotEmpty) {
+			return nil, usageErrorf("%s is not an arkstate store and not empty; create the store in an empty directory or prefix", dst.Location())
+		}
+		return nil, err
+	}
+	return res, nil
 }
 
 // stateUsageError marks the failures that are the user's input rather than

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -64,6 +65,10 @@ type DumpRecord struct {
 	ValueRaw []byte
 	// ExpiresAt is the entry's expiry in UTC; nil when it never expires.
 	ExpiresAt *time.Time
+	// Deleted marks a line of an incremental import that deletes the entry
+	// ("deleted": true); it then has no value and no expiry. Dump never
+	// writes one.
+	Deleted bool
 }
 
 // IsMap reports whether the record is a map-state entry.
@@ -94,10 +99,13 @@ func (r DumpRecord) MarshalJSON() ([]byte, error) {
 		b = append(b, `,"map_key_b64":`...)
 		b = appendBase64(b, r.MapKeyRaw)
 	}
-	if r.Value != nil {
+	switch {
+	case r.Deleted:
+		b = append(b, `,"deleted":true`...)
+	case r.Value != nil:
 		b = append(b, `,"value":`...)
 		b = append(b, r.Value...)
-	} else {
+	default:
 		b = append(b, `,"value_b64":`...)
 		b = appendBase64(b, r.ValueRaw)
 	}
@@ -180,8 +188,24 @@ func (r *DumpRecord) UnmarshalJSON(line []byte) error {
 	if out.MapKey, out.MapKeyRaw, err = eitherField(&fields, "map_key", "map_key_b64", false); err != nil {
 		return err
 	}
-	if out.Value, out.ValueRaw, err = eitherField(&fields, "value", "value_b64", true); err != nil {
+	if raw, ok := fields.get("deleted"); ok {
+		switch string(bytes.TrimSpace(raw)) {
+		case "true":
+			out.Deleted = true
+		case "false":
+		default:
+			return fieldErr("deleted", "want true or false, got %s", truncateJSON(raw))
+		}
+	}
+	if out.Value, out.ValueRaw, err = eitherField(&fields, "value", "value_b64", !out.Deleted); err != nil {
 		return err
+	}
+	if out.Deleted {
+		for _, f := range []string{"value", "value_b64", "expires_at"} {
+			if _, ok := fields.get(f); ok {
+				return fieldErr(f, "a deleted line carries no %s", strings.TrimSuffix(f, "_b64"))
+			}
+		}
 	}
 	if raw, ok := fields.get("expires_at"); ok {
 		s, ok := jsonString(raw)
@@ -200,7 +224,7 @@ func (r *DumpRecord) UnmarshalJSON(line []byte) error {
 }
 
 // dumpFields are the fields of a record line.
-var dumpFields = [...]string{"operator", "state", "key", "key_b64", "map_key", "map_key_b64", "value", "value_b64", "expires_at"}
+var dumpFields = [...]string{"operator", "state", "key", "key_b64", "map_key", "map_key_b64", "value", "value_b64", "expires_at", "deleted"}
 
 // lineFields holds the raw values of a line's known fields. Splitting a
 // validated line by hand instead of through encoding/json's reflection

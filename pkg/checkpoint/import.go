@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -93,9 +94,25 @@ type ImportOptions struct {
 // ImportResult describes a committed import.
 type ImportResult struct {
 	Manifest *format.Manifest // the new checkpoint's manifest
-	Entries  int64            // lines imported
+	Entries  int64            // lines imported, delete lines included
+	Deleted  int64            // entries deleted by "deleted": true lines
 	Skipped  int64            // lines of operators other than ImportOptions.Operator
-	Build    BuildStats       // segments written and uploaded
+	// Missing lists the delete lines whose entry the latest checkpoint
+	// does not hold: nothing to delete, so they change nothing. They are
+	// reported, not errors, so that a delete can be run again.
+	Missing []ImportMissing
+	Build   BuildStats // segments written and uploaded
+}
+
+// ImportMissing is a delete line that found no entry to delete.
+type ImportMissing struct {
+	Line     int    `json:"line"`
+	Operator string `json:"operator"`
+	State    string `json:"state"`
+	Key      string `json:"key"`
+	// MapKey or MapKeyB64 is the line's map key, as given, for map states.
+	MapKey    json.RawMessage `json:"map_key,omitempty"`
+	MapKeyB64 []byte          `json:"map_key_b64,omitempty"`
 }
 
 // Import reads DumpRecord lines (JSON lines as Dump writes them; blank lines
@@ -147,6 +164,9 @@ func Import(ctx context.Context, repo *Repo, r io.Reader, opts ImportOptions) (*
 	if err := imp.plan(); err != nil {
 		return nil, err
 	}
+	if err := imp.resolveDeletes(ctx); err != nil {
+		return nil, err
+	}
 	return imp.write(ctx, latest)
 }
 
@@ -166,11 +186,13 @@ type importer struct {
 type importOp struct {
 	entries []importEntry
 	ranges  []importRange
+	deletes int // entries that are tombstones
 }
 
 type importEntry struct {
 	e    format.Entry
 	line int
+	del  *ImportMissing // a delete line, as reported if it finds nothing
 }
 
 // importRange is one key-group range of the new checkpoint: its entries
@@ -372,6 +394,9 @@ func (imp *importer) line(text []byte, line int) *ImportError {
 		imp.res.Skipped++
 		return nil
 	}
+	if rec.Deleted && !imp.opts.Incremental {
+		return fail("deleted", errors.New("a full import replaces the whole state, so it has nothing to delete from; delete entries with --incremental"))
+	}
 	descs, ok := imp.descs[rec.Operator]
 	if !ok {
 		return fail("operator", fmt.Errorf("operator %q has no state descriptors (%s); declare its states in a descriptors file", rec.Operator, imp.parentWord()))
@@ -411,7 +436,7 @@ func (imp *importer) line(text []byte, line int) *ImportError {
 	if len(value) > format.MaxValueLen {
 		return fail("value", fmt.Errorf("%d bytes stored, limit %d", len(value), format.MaxValueLen))
 	}
-	if value == nil {
+	if value == nil && !rec.Deleted {
 		// nil marks a tombstone in the engine; an empty value is live.
 		value = []byte{}
 	}
@@ -437,13 +462,21 @@ func (imp *importer) line(text []byte, line int) *ImportError {
 		op = &importOp{}
 		imp.ops[rec.Operator] = op
 	}
-	op.entries = append(op.entries, importEntry{line: line, e: format.Entry{
+	var del *ImportMissing
+	if rec.Deleted {
+		del = &ImportMissing{Line: line, Operator: rec.Operator, State: rec.State, Key: rec.Key, MapKey: rec.MapKey, MapKeyB64: rec.MapKeyRaw}
+	}
+	op.entries = append(op.entries, importEntry{line: line, del: del, e: format.Entry{
 		State:     d.Name, // shared, rather than one string per line
 		KeyGroup:  state.KeyGroupFor(rec.Key, imp.keyGroups),
 		Key:       key,
 		Value:     value,
 		ExpiresAt: expires,
+		Tombstone: rec.Deleted,
 	}})
+	if rec.Deleted {
+		op.deletes++
+	}
 	imp.res.Entries++
 	return nil
 }
@@ -504,6 +537,93 @@ func (imp *importer) plan() error {
 		}
 	}
 	return nil
+}
+
+// resolveDeletes checks each delete line against the latest checkpoint's
+// state. A delete of an entry that is not there is reported in
+// ImportResult.Missing and dropped, so that the new checkpoint holds only
+// tombstones that hide something. Only the key groups that deletes name are
+// read.
+func (imp *importer) resolveDeletes(ctx context.Context) error {
+	names := make([]string, 0, len(imp.ops))
+	for name, op := range imp.ops {
+		if op.deletes > 0 {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		op := imp.ops[name]
+		hasOp := imp.parent != nil && findOperator(imp.parent, name) != nil
+		for ri := range op.ranges {
+			rg := &op.ranges[ri]
+			// Within a range, entries sort by state first: gather each
+			// key group's deletes, in that order, to look them up with
+			// one read of the key group.
+			byKG := map[uint32][]int{}
+			for k := range rg.entries {
+				if e := &rg.entries[k].e; e.Tombstone {
+					byKG[e.KeyGroup] = append(byKG[e.KeyGroup], k)
+				}
+			}
+			drop := map[int]bool{}
+			for _, kg := range slices.Sorted(maps.Keys(byKG)) {
+				idx := byKG[kg]
+				live, err := imp.liveKeys(ctx, name, hasOp, rg, kg, idx)
+				if err != nil {
+					return err
+				}
+				for n, k := range idx {
+					if live[n] {
+						imp.res.Deleted++
+						continue
+					}
+					drop[k] = true
+					imp.res.Missing = append(imp.res.Missing, *rg.entries[k].del)
+				}
+			}
+			if len(drop) > 0 {
+				kept := make([]importEntry, 0, len(rg.entries)-len(drop))
+				for k, e := range rg.entries {
+					if !drop[k] {
+						kept = append(kept, e)
+					}
+				}
+				rg.entries = kept
+			}
+		}
+	}
+	slices.SortFunc(imp.res.Missing, func(a, b ImportMissing) int { return cmp.Compare(a.Line, b.Line) })
+	return nil
+}
+
+// liveKeys reports, for the entries of rg at idx (all of key group kg, in
+// sorted order), whether the parent holds a live entry of that state and
+// key.
+func (imp *importer) liveKeys(ctx context.Context, op string, hasOp bool, rg *importRange, kg uint32, idx []int) ([]bool, error) {
+	live := make([]bool, len(idx))
+	if !hasOp || len(rg.parent) == 0 {
+		return live, nil
+	}
+	v, err := OpenViewRange(ctx, imp.repo, imp.parent, op, state.KeyGroupRange{Start: kg, End: kg})
+	if err != nil {
+		return nil, err
+	}
+	defer v.Close()
+	i := 0
+	for i < len(idx) && v.Next() {
+		for i < len(idx) && format.CompareEntries(&rg.entries[idx[i]].e, v.Entry()) < 0 {
+			i++
+		}
+		if i < len(idx) && format.CompareEntries(&rg.entries[idx[i]].e, v.Entry()) == 0 {
+			live[i] = true
+			i++
+		}
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	return live, v.Close()
 }
 
 // rangesFor returns the operator's ranges in the new checkpoint: the
@@ -647,9 +767,14 @@ func (imp *importer) writeCompacted(ctx context.Context, w *format.SegmentWriter
 		default:
 			c = format.CompareEntries(v.Entry(), &es[0].e)
 		}
-		if c < 0 {
+		switch {
+		case c < 0:
 			err = w.Add(v.Entry())
-		} else {
+		case es[0].e.Tombstone:
+			// A new base holds live entries only: the delete takes
+			// the parent's entry away, and is not written itself.
+			es = es[1:]
+		default:
 			err = w.Add(&es[0].e)
 			es = es[1:]
 		}

@@ -311,6 +311,95 @@ func TestImport(t *testing.T) {
 		}
 		impSameEntries(t, impEntries(t, j.Repo, last+1), before)
 	})
+	t.Run("OKDelete", func(t *testing.T) {
+		j := checkpointtest.Standard(t, checkpoint.NewMem("imp"))
+		recs, _ := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
+		keyOf := func(r checkpoint.DumpRecord) string {
+			return r.Operator + "\x00" + r.State + "\x00" + r.Key + "\x00" + string(r.MapKey)
+		}
+		// One of each kind that exists, taken from the dump, and two that
+		// do not.
+		var value, mapEntry, list *checkpoint.DumpRecord
+		for i := range recs {
+			r := &recs[i]
+			switch {
+			case r.State == "count" && value == nil:
+				value = r
+			case r.State == "windows" && mapEntry == nil:
+				mapEntry = r
+			case r.State == "seen" && list == nil:
+				list = r
+			}
+		}
+		deletes := fmt.Sprintf(`{"operator":"count","state":"count","key":%q,"deleted":true}
+{"operator":"count","state":"windows","key":%q,"map_key":%s,"deleted":true}
+{"operator":"count","state":"count","key":"no-such-word","deleted":true}
+{"operator":"dedupe","state":"seen","key":%q,"deleted":true}
+{"operator":"count","state":"windows","key":%q,"map_key":"no-such-window","deleted":true,"other":1}
+{"operator":"count","state":"count","key":"word-00009","value":7,"deleted":false}
+`, value.Key, mapEntry.Key, mapEntry.MapKey, list.Key, mapEntry.Key)
+		res := impMust(t, j.Repo, deletes, checkpoint.ImportOptions{Incremental: true})
+		if res.Entries != 6 || res.Deleted != 3 || len(res.Missing) != 2 || res.Missing[0].Line != 3 || res.Missing[1].Line != 5 ||
+			res.Missing[0].Key != "no-such-word" || string(res.Missing[1].MapKey) != `"no-such-window"` {
+			t.Fatalf("entries %d, deleted %d, missing %+v", res.Entries, res.Deleted, res.Missing)
+		}
+		want := map[string]string{}
+		for _, r := range recs {
+			want[keyOf(r)] = string(r.Value)
+		}
+		delete(want, keyOf(*value))
+		delete(want, keyOf(*mapEntry))
+		delete(want, keyOf(*list))
+		want["count\x00count\x00word-00009\x00"] = "7"
+		got, _ := dumpAll(t, j.Repo, 4, checkpoint.DumpFilter{})
+		if len(got) != len(want) {
+			t.Fatalf("%d records after the deletes, want %d", len(got), len(want))
+		}
+		for _, r := range got {
+			if w, ok := want[keyOf(r)]; !ok || w != string(r.Value) {
+				t.Fatalf("%q = %s after the deletes, want %q (present %t)", keyOf(r), r.Value, w, ok)
+			}
+		}
+		// The deletes are tombstones in a delta: the restored engine has
+		// neither key.
+		m, _ := j.Repo.Manifest(ctx, 4)
+		restored := impRestoreStandard(t, j.Repo, m)
+		if !strings.Contains(restored, value.Key+" count=0/false") {
+			t.Fatalf("%s still has a count after its delete", value.Key)
+		}
+		// Deleting again finds nothing and changes nothing.
+		res = impMust(t, j.Repo, fmt.Sprintf(`{"operator":"count","state":"count","key":%q,"deleted":true}`, value.Key), checkpoint.ImportOptions{Incremental: true})
+		if res.Deleted != 0 || len(res.Missing) != 1 {
+			t.Fatalf("second delete: deleted %d, missing %+v", res.Deleted, res.Missing)
+		}
+		impSameEntries(t, impEntries(t, j.Repo, 5), impEntries(t, j.Repo, 4))
+	})
+	t.Run("OKDeleteCompacts", func(t *testing.T) {
+		j := checkpointtest.NewJob(t, checkpoint.NewMem("imp"))
+		for round := range checkpoint.DefaultMaxChain {
+			j.Apply(t, round*10, round*10+50)
+			j.Checkpoint(t)
+		}
+		last := uint64(checkpoint.DefaultMaxChain)
+		before := impEntries(t, j.Repo, last)
+		w := checkpointtest.Word(5)
+		res := impMust(t, j.Repo, `{"operator":"count","state":"count","key":"`+w+`","deleted":true}`, checkpoint.ImportOptions{Incremental: true})
+		if res.Deleted != 1 {
+			t.Fatalf("deleted %d, missing %+v", res.Deleted, res.Missing)
+		}
+		kg := state.KeyGroupFor(w, checkpointtest.KeyGroups)
+		for _, o := range res.Manifest.Operators {
+			for _, rs := range o.Ranges {
+				if o.ID == "count" && rs.Start <= kg && kg <= rs.End && (len(rs.Layers) != 1 || rs.Layers[0].Kind != format.LayerBase) {
+					t.Fatalf("the deleted key's range has layers %v, want one new base", rs.Layers)
+				}
+			}
+		}
+		want := slices.DeleteFunc(before, func(e impEntry) bool {
+			return e.op == "count" && e.e.State == "count" && string(e.e.Key) == w
+		})
+		impSameEntries(t, impEntries(t, j.Repo, last+1), want)
+	})
 	t.Run("OKIncrementalNewOperator", func(t *testing.T) {
 		j := checkpointtest.Standard(t, checkpoint.NewMem("imp"))
 		states := []format.OperatorState{{ID: "extra", States: []format.StateDescriptor{{Name: "flag", Kind: "value", Codec: "bool"}}}}
@@ -435,6 +524,14 @@ func TestImport(t *testing.T) {
 		{name: "ErrMapKeyOnValue", lines: `{"operator":"count","state":"count","key":"a","map_key":"w","value":1}`, line: 1, field: "map_key"},
 		{name: "ErrExpiresNoTTL", lines: `{"operator":"count","state":"count","key":"a","value":1,"expires_at":"2030-01-01T00:00:00Z"}`, line: 1, field: "expires_at"},
 		{name: "ErrDuplicate", lines: "{\"operator\":\"count\",\"state\":\"count\",\"key\":\"a\",\"value\":1}\n{\"operator\":\"count\",\"state\":\"count\",\"key\":\"b\",\"value\":1}\n{\"operator\":\"count\",\"state\":\"count\",\"key\":\"a\",\"value\":2}\n", line: 3, field: "key"},
+		{name: "ErrDeleteInFull", lines: `{"operator":"count","state":"count","key":"a","deleted":true}`, line: 1, field: "deleted"},
+		{name: "ErrDeleteWithValue", lines: `{"operator":"count","state":"count","key":"a","deleted":true,"value":1}`, opts: checkpoint.ImportOptions{Incremental: true}, line: 1, field: "value"},
+		{name: "ErrDeleteWithValueB64", lines: `{"operator":"count","state":"count","key":"a","deleted":true,"value_b64":"AQ=="}`, opts: checkpoint.ImportOptions{Incremental: true}, line: 1, field: "value_b64"},
+		{name: "ErrDeleteWithExpiry", lines: `{"operator":"count","state":"count","key":"a","deleted":true,"expires_at":"2030-01-01T00:00:00Z"}`, opts: checkpoint.ImportOptions{Incremental: true}, line: 1, field: "expires_at"},
+		{name: "ErrDeletedNotBool", lines: `{"operator":"count","state":"count","key":"a","deleted":"yes"}`, opts: checkpoint.ImportOptions{Incremental: true}, line: 1, field: "deleted"},
+		{name: "ErrDeleteUnknownOperator", lines: `{"operator":"nope","state":"count","key":"a","deleted":true}`, opts: checkpoint.ImportOptions{Incremental: true}, line: 1, field: "operator"},
+		{name: "ErrDeleteMapNoMapKey", lines: `{"operator":"count","state":"windows","key":"a","deleted":true}`, opts: checkpoint.ImportOptions{Incremental: true}, line: 1, field: "map_key"},
+		{name: "ErrDeleteAndUpsert", lines: "{\"operator\":\"count\",\"state\":\"count\",\"key\":\"a\",\"value\":1}\n{\"operator\":\"count\",\"state\":\"count\",\"key\":\"a\",\"deleted\":true}\n", opts: checkpoint.ImportOptions{Incremental: true}, line: 2, field: "key"},
 		{name: "ErrTooLarge", lines: strings.Repeat(`{"operator":"count","state":"count","key":"a","value":1}`+"\n", 20), opts: checkpoint.ImportOptions{MaxMemory: 1000}, line: 9, is: checkpoint.ErrImportTooLarge},
 	}
 	for _, tc := range errCases {
