@@ -24,6 +24,7 @@ type runOptions struct {
 	logLevel    string
 	metricsAddr string
 	waitLease   bool
+	quiet       bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -45,6 +46,7 @@ override the file's state block.`,
 	cmd.Flags().StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	cmd.Flags().BoolVar(&opts.waitLease, "wait-lease", false, "when another process holds the store's writer lease, wait for it (a standby) instead of exiting 3")
 	cmd.Flags().StringVar(&opts.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz and /status (for arkstate top) on this address, e.g. 127.0.0.1:9090")
+	cmd.Flags().BoolVarP(&opts.quiet, "quiet", "q", false, "print no start lines, progress or summary (logs still follow --log-level)")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
@@ -54,7 +56,10 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 	if err := level.UnmarshalText([]byte(opts.logLevel)); err != nil {
 		return usageErrorf("--log-level %q: %v", opts.logLevel, err)
 	}
-	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	// On a terminal: start lines, a live progress line and a summary;
+	// elsewhere the summary is one log record; --quiet drops all three.
+	report := newRunReport(cmd.ErrOrStderr(), !opts.quiet && isTerminal(cmd.ErrOrStderr()), level)
+	log := report.log
 	cfg, err := config.Load(opts.configFile)
 	if err != nil {
 		return &usageError{err}
@@ -105,6 +110,11 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 			return err
 		}
 		ropts := mgr.Options(owner)
+		var sr *streamReport
+		if !opts.quiet {
+			sr = report.addStream(s, st, jobID)
+			ropts.OnStart = sr.onStart
+		}
 		ropts.LeaseAbandoned = leaseAbandoned
 		ropts.WaitForLease = opts.waitLease
 		if mon != nil {
@@ -114,6 +124,9 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 		if err != nil {
 			mgr.Close()
 			return &usageError{err}
+		}
+		if sr != nil {
+			sr.stats = r.Stats()
 		}
 		jobs = append(jobs, job{mgr, r})
 	}
@@ -127,6 +140,7 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	report.startProgress()
 	var wg sync.WaitGroup
 	errs := make([]error, len(jobs))
 	for i, j := range jobs {
@@ -141,6 +155,7 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 	}
 	wg.Wait()
 	err = errors.Join(errs...)
+	report.finish(err)
 	if err != nil && errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
 		log.Info("interrupted; state is as of the last checkpoint")
 		return nil

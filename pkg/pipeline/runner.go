@@ -56,6 +56,10 @@ type Options struct {
 	// OnCheckpoint, when set, is called after every checkpoint attempt, on
 	// the coordinator's goroutine: keep it short.
 	OnCheckpoint func(CheckpointResult)
+	// OnStart, when set, is called once the runner has its lease and has
+	// restored its state, before the input opens: restored is the
+	// checkpoint it resumed from, 0 for a fresh start.
+	OnStart func(restored uint64)
 }
 
 // CheckpointResult describes one checkpoint attempt.
@@ -246,6 +250,9 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	pos, err := r.restore(ctx)
 	if err != nil {
 		return err
+	}
+	if r.opts.OnStart != nil {
+		r.opts.OnStart(r.stats.RestoredFrom.Load())
 	}
 	if err := r.spec.Input.Open(ctx, pos); err != nil {
 		return err
