@@ -155,11 +155,12 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 	}
 	wg.Wait()
 	err = errors.Join(errs...)
-	report.finish(err)
 	if err != nil && errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
+		report.finish(nil)
 		log.Info("interrupted; state is as of the last checkpoint")
 		return nil
 	}
+	report.finish(err)
 	return err
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -38,6 +39,7 @@ type streamReport struct {
 	id, store, output string
 	stats             *pipeline.Stats // set once the runner exists
 	report            *runReport
+	started           atomic.Bool
 }
 
 func newRunReport(w io.Writer, terminal bool, level slog.Level) *runReport {
@@ -56,6 +58,7 @@ func (r *runReport) addStream(s config.StreamConfig, st config.EnhancedStateConf
 
 // onStart prints the stream's start line.
 func (sr *streamReport) onStart(restored uint64) {
+	defer sr.started.Store(true)
 	if !sr.report.terminal {
 		return
 	}
@@ -117,11 +120,15 @@ func (r *runReport) startProgress() {
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
 		for {
-			r.mu.Lock()
-			in, desc := r.progress()
-			r.bar.Describe(desc)
-			_ = r.bar.Set64(in)
-			r.mu.Unlock()
+			// The live line follows the start lines: a standby waiting
+			// for its lease shows nothing moving.
+			if r.allStarted() {
+				r.mu.Lock()
+				in, desc := r.progress()
+				r.bar.Describe(desc)
+				_ = r.bar.Set64(in)
+				r.mu.Unlock()
+			}
 			select {
 			case <-t.C:
 			case <-r.stop:
@@ -129,6 +136,15 @@ func (r *runReport) startProgress() {
 			}
 		}
 	}()
+}
+
+func (r *runReport) allStarted() bool {
+	for _, s := range r.streams {
+		if !s.started.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 // progress returns the records read by all streams and the rest of the

@@ -3,13 +3,15 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/creack/pty"
 )
 
 // reportConfig writes a word count over count generated lines, paced at
@@ -85,67 +87,67 @@ func TestRun_ReportNoTerminal(t *testing.T) {
 	}
 }
 
-// TestRun_ReportTmux runs the real binary in a terminal: the start line,
-// the live line moving, and the summary.
-func TestRun_ReportTmux(t *testing.T) {
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
-		t.Fatal("tmux is not installed; this test drives arkstate run in a real terminal (apt-get install tmux)")
+// screenOf replays what a program wrote to a terminal (text, carriage
+// returns and newlines, which is all the progress line uses) and returns
+// the lines left on the screen, trailing blanks trimmed.
+func screenOf(raw []byte) []string {
+	var lines [][]rune
+	row, col := 0, 0
+	for _, r := range string(raw) {
+		for len(lines) <= row {
+			lines = append(lines, nil)
+		}
+		switch r {
+		case '\r':
+			col = 0
+		case '\n':
+			row, col = row+1, 0
+		default:
+			for len(lines[row]) <= col {
+				lines[row] = append(lines[row], ' ')
+			}
+			lines[row][col] = r
+			col++
+		}
 	}
+	var out []string
+	for _, l := range lines {
+		if s := strings.TrimRight(string(l), " "); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestRun_ReportTerminal runs the real binary on a pseudo-terminal: the
+// start line, the live line moving, and at exit the live line gone and the
+// summary in its place.
+func TestRun_ReportTerminal(t *testing.T) {
 	dir, cfg := reportConfig(t, 20000, 5000) // about four seconds
-	socket := filepath.Join(t.TempDir(), "tmux.sock")
-	tm := func(args ...string) (string, error) {
-		out, err := exec.Command(tmux, append([]string{"-S", socket}, args...)...).CombinedOutput()
-		return string(out), err
+	cmd := exec.Command(arkstateBinary(t), "run", "-c", cfg)
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 300})
+	if err != nil {
+		t.Fatalf("start on a pseudo-terminal: %v", err)
 	}
-	done := filepath.Join(dir, "exit-code")
-	script := fmt.Sprintf("%s run -c %s; echo $? > %s; sleep 600", arkstateBinary(t), cfg, done)
-	if out, err := tm("new-session", "-d", "-s", "run", "-x", "250", "-y", "30", script); err != nil {
-		t.Fatalf("tmux new-session: %v\n%s", err, out)
+	defer tty.Close()
+	// Reading ends with EIO when the process has exited and closed its end.
+	raw, _ := io.ReadAll(tty)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run: %v\n%q", err, raw)
 	}
-	t.Cleanup(func() { tm("kill-server") })
-	screen := func(what string, ok func(string) bool) string {
-		t.Helper()
-		deadline := time.Now().Add(time.Minute)
-		var pane string
-		for time.Now().Before(deadline) {
-			pane, _ = tm("capture-pane", "-p", "-J", "-t", "run") // -J joins wrapped lines
-			if ok(pane) {
-				return pane
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("the screen never showed %s:\n%s", what, pane)
-		return ""
+	out := filepath.Join(dir, "out") + "/ (committed part files, exactly-once)"
+	start := "arkstate: stream words: store " + filepath.Join(dir, "state") + " (fresh start); output " + out
+	live := regexp.MustCompile(`\(\d+ rec/(?:s|hr)\) \[\d+s\] in (\d+) · out \d+ · checkpoints \d+`)
+	seen := map[string]bool{}
+	for _, m := range live.FindAllSubmatch(raw, -1) {
+		seen[string(m[1])] = true
 	}
-	start := "arkstate: stream words: store " + filepath.Join(dir, "state") + " (fresh start); output " + filepath.Join(dir, "out") + "/ (committed part files, exactly-once)"
-	live := regexp.MustCompile(`\(\d+ rec/s\) \[\d+s\] in (\d+) · out \d+ · checkpoints \d+`)
-	first := screen("the start line and the live line", func(p string) bool {
-		return strings.Contains(p, start) && live.MatchString(p)
-	})
-	firstIn := live.FindStringSubmatch(first)[1]
-	screen("the live line moving", func(p string) bool {
-		m := live.FindStringSubmatch(p)
-		return m != nil && m[1] != firstIn
-	})
-	summary := regexp.MustCompile(`arkstate: stream words: 20000 records in, \d+ out; \d+ checkpoints, last \d+; output ` +
-		regexp.QuoteMeta(filepath.Join(dir, "out")+"/ (committed part files, exactly-once)") + `; [\d.]+m?s`)
-	final := screen("the summary", func(p string) bool { return summary.MatchString(p) })
-	if live.MatchString(final) {
-		t.Fatalf("the live line is still on the screen after the summary:\n%s", final)
+	if len(seen) < 3 {
+		t.Fatalf("the live line showed %d different record counts, want it moving:\n%q", len(seen), raw)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		b, err := os.ReadFile(done)
-		if err == nil && strings.TrimSpace(string(b)) != "" {
-			if code := strings.TrimSpace(string(b)); code != "0" {
-				t.Fatalf("run exited %s", code)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("run did not exit")
-		}
-		time.Sleep(50 * time.Millisecond)
+	summary := regexp.MustCompile(`^arkstate: stream words: 20000 records in, \d+ out; \d+ checkpoints, last \d+; output ` + regexp.QuoteMeta(out) + `; [\d.]+m?s$`)
+	screen := screenOf(raw)
+	if len(screen) != 2 || screen[0] != start || !summary.MatchString(screen[1]) {
+		t.Fatalf("the screen at exit is\n%s\nwant the start line\n%s\nand the summary, nothing else", strings.Join(screen, "\n"), start)
 	}
 }
