@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/arkstate/arkstate/internal/s3test"
+	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
 )
 
@@ -86,6 +87,13 @@ func TestStateImport_Bootstrap(t *testing.T) {
 		{"MissingDir", func(t *testing.T) string { return filepath.Join(t.TempDir(), "a", "new", "store") }, nil},
 		{"EmptyDir", func(t *testing.T) string { return t.TempDir() }, nil},
 		{"EmptyS3Prefix", func(t *testing.T) string { return "s3://" + bucket + "/" + strings.ReplaceAll(t.Name(), "/", "-") }, s3flags},
+		{"Hybrid", func(t *testing.T) string {
+			a, err := checkpoint.HybridAddress(filepath.Join(t.TempDir(), "local"), "s3://"+bucket+"/hybrid")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a
+		}, s3flags},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := tc.store(t)
@@ -163,6 +171,14 @@ func TestStateImport_Bootstrap(t *testing.T) {
 			}
 			if !sameLines(after, strings.Join(wantLines, "\n")) {
 				t.Fatalf("dump after the deletes has %d lines, want %d", len(stateLines(after)), len(wantLines))
+			}
+			if tc.name == "Hybrid" {
+				// Every write reached the remote copy: the S3 prefix alone
+				// dumps the same.
+				_, remote, _ := stateCLI(t, "", append([]string{"state", "dump", "s3://" + bucket + "/hybrid", "latest"}, s3flags...)...)
+				if !sameLines(remote, after) {
+					t.Fatalf("the remote side of the hybrid store dumps %d lines, the hybrid store %d", len(stateLines(remote)), len(stateLines(after)))
+				}
 			}
 		})
 	}
