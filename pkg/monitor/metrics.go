@@ -42,6 +42,8 @@ var (
 		"Bytes copied to the hybrid store's remote side.", streamLabel, nil)
 	descReplRemoteReads = prometheus.NewDesc("arkstate_hybrid_remote_reads_total",
 		"Segments found damaged locally and read from the remote copy by a restore.", streamLabel, nil)
+	descCommitFailures = prometheus.NewDesc("arkstate_output_commit_failures_in_a_row",
+		"Output commits failed in a row since the last that succeeded; while it is not 0 no output becomes visible.", streamLabel, nil)
 	descRunning = prometheus.NewDesc("arkstate_stream_running",
 		"1 while the stream runs.", streamLabel, nil)
 	descStandby = prometheus.NewDesc("arkstate_stream_waiting_for_lease",
@@ -53,7 +55,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordsIn, descRecordsOut, descCheckpoints, descFailuresSince,
 		descLastID, descLastTime, descLastDuration, descStateBytes, descUploaded, descRestoredFrom,
-		descRunning, descStandby, descHealthy, descFrozen,
+		descRunning, descStandby, descHealthy, descFrozen, descCommitFailures,
 		descReplQueued, descReplQueuedBytes, descReplCopies, descReplCopiedBytes, descReplRemoteReads} {
 		ch <- d
 	}
@@ -89,6 +91,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descCheckpoints, float64(s.CheckpointsCompleted), "completed")
 		counter(descCheckpoints, float64(s.CheckpointsFailed), "failed")
 		gauge(descFailuresSince, float64(s.FailuresSinceSuccess))
+		gauge(descCommitFailures, float64(s.CommitFailures))
 		gauge(descLastID, float64(s.LastCheckpointID))
 		if !s.LastCheckpointAt.IsZero() {
 			gauge(descLastTime, float64(s.LastCheckpointAt.UnixNano())/1e9)

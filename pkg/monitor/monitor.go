@@ -51,6 +51,11 @@ type Status struct {
 	BytesUploaded int64 `json:"bytes_uploaded"`
 	// RestoredFrom is the checkpoint the run resumed from, 0 for none.
 	RestoredFrom uint64 `json:"restored_from,omitempty"`
+	// CommitFailures counts output commits failed in a row (0 once one
+	// succeeds), and LastCommitError says why the last one failed. While
+	// it is not 0 no output becomes visible.
+	CommitFailures  int64  `json:"commit_failures,omitempty"`
+	LastCommitError string `json:"last_commit_error,omitempty"`
 	// FrozenLayers counts the state layers frozen by snapshots and not yet
 	// folded into their base, over all subtasks. Reads walk them, so it
 	// should stay small: folding happens as records are written and while
@@ -106,6 +111,10 @@ func (s Status) Check(now time.Time) StreamHealth {
 		h.Healthy, h.Reason = false, "not started"
 	case s.WaitingForLease:
 		// A standby: nothing is expected of it until it takes over.
+	case s.Running && s.CommitFailures > 0:
+		h.Healthy = false
+		h.Reason = fmt.Sprintf("output commit failed %d times in a row; no output is visible until one succeeds: %s",
+			s.CommitFailures, s.LastCommitError)
 	case s.Running && s.Checkpointing && s.CheckpointInterval > 0:
 		since := s.LastCheckpointAt
 		if since.IsZero() {

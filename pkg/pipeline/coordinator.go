@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -40,10 +41,27 @@ type coordinator struct {
 	next   uint64                          // id of the next checkpoint
 	parent atomic.Pointer[format.Manifest] // the last completed checkpoint
 	final  atomic.Uint64                   // id of the checkpoint that ends the input
-	// uncommitted are pre-committed transactions whose checkpoint has not
-	// completed yet (it failed): the next checkpoint lists them again.
+	// uncommitted are the pre-committed transactions the coordinator owns:
+	// every transaction an acknowledgement hands over joins it before the
+	// checkpoint is written, and leaves it only when a completed checkpoint
+	// lists it and the output's commit of it succeeded. No failure path
+	// drops one: a failed checkpoint or commit leaves them for the next
+	// checkpoint to list and commit again (docs/EXACTLY-ONCE.md).
 	uncommitted []format.PendingTxn
+	// commitFailures counts output commits failed in a row.
+	commitFailures int
 }
+
+// MaxCommitFailures is how many output commits in a row may fail (one per
+// completed checkpoint) before the stream stops with an error: a commit
+// that keeps failing would otherwise hold all later output back while every
+// manifest lists more transactions.
+const MaxCommitFailures = 10
+
+// ErrCommitStuck ends a stream whose output commit failed
+// MaxCommitFailures times in a row. The transactions stay listed in the
+// last checkpoint, so a restart commits them.
+var ErrCommitStuck = errors.New("output commit keeps failing")
 
 // requestFinal asks for the checkpoint that ends a bounded input.
 func (c *coordinator) requestFinal() {
@@ -93,7 +111,7 @@ func (c *coordinator) run(ctx context.Context) error {
 			if len(got) < c.expected {
 				continue
 			}
-			err := c.complete(ctx, inflight, got)
+			err, commitErr := c.complete(ctx, inflight, got)
 			took := time.Since(started)
 			c.r.stats.LastCheckpointNanos.Store(int64(took))
 			if f := c.r.opts.OnCheckpoint; f != nil {
@@ -104,17 +122,21 @@ func (c *coordinator) run(ctx context.Context) error {
 				// fail every checkpoint while duplicating its work.
 				return err
 			}
+			if errors.Is(commitErr, ErrCommitStuck) {
+				return commitErr
+			}
 			final := c.isFinal(inflight)
 			got, inflight = nil, 0
 			c.next++
 			switch {
-			case final && err == nil:
+			case final && err == nil && commitErr == nil:
 				close(c.finalDone)
 				return nil
 			case final:
-				// The final checkpoint failed: its records are not
-				// committed. The stream stays open and the next tick tries
-				// again, as after any failed checkpoint.
+				// The final checkpoint failed, or its output commit did:
+				// its records are not all committed. The stream stays open
+				// and the next tick tries again with another final
+				// checkpoint, which lists the same transactions.
 			case finalWanted:
 				start(true)
 			}
@@ -123,9 +145,15 @@ func (c *coordinator) run(ctx context.Context) error {
 }
 
 // complete writes checkpoint id from the tasks' acknowledgements and, once
-// its manifest is durable, commits what the output pre-committed. A failure
-// is logged and counted; processing goes on and the next checkpoint retries.
-func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) error {
+// its manifest is durable, commits what the output pre-committed. A failed
+// checkpoint (err) is logged and counted; processing goes on and the next
+// checkpoint retries. A failed commit (commitErr) is retried after the next
+// checkpoint; the MaxCommitFailures-th in a row is ErrCommitStuck.
+func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) (err, commitErr error) {
+	// The transactions are the coordinator's from here on, whatever fails.
+	for _, a := range acks {
+		c.uncommitted = append(c.uncommitted, a.pending...)
+	}
 	var parentID uint64
 	if p := c.parent.Load(); p != nil {
 		parentID = p.CheckpointID
@@ -143,8 +171,9 @@ func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) error
 	if err != nil {
 		c.r.stats.CheckpointsFailed.Add(1)
 		c.r.stats.FailuresSinceSuccess.Add(1)
-		c.r.log.Error("checkpoint failed; processing continues", "checkpoint", id, "err", err)
-		return err
+		c.r.log.Error("checkpoint failed; processing continues", "checkpoint", id, "err", err,
+			"uncommitted_transactions", len(c.uncommitted))
+		return err, nil
 	}
 	c.parent.Store(m)
 	c.r.stats.CheckpointsCompleted.Add(1)
@@ -153,17 +182,27 @@ func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) error
 	c.r.stats.LastCheckpointUnix.Store(time.Now().UnixNano())
 	c.r.stats.CheckpointBytes.Store(m.LogicalBytes())
 	if err := c.r.spec.Output.Commit(ctx, c.uncommitted); err != nil {
-		// The checkpoint lists them, so a restart commits them; keep
-		// trying with the next checkpoint meanwhile.
-		c.r.log.Error("output commit failed; will retry", "checkpoint", id, "err", err)
-		return nil
+		// The checkpoint lists them, so a restart commits them; the next
+		// checkpoint lists them again and retries meanwhile.
+		c.commitFailures++
+		c.r.stats.CommitFailures.Store(int64(c.commitFailures))
+		msg := err.Error()
+		c.r.stats.LastCommitError.Store(&msg)
+		if c.commitFailures >= MaxCommitFailures {
+			return nil, fmt.Errorf("%w: %d times in a row, the last after checkpoint %d: %w", ErrCommitStuck, c.commitFailures, id, err)
+		}
+		c.r.log.Error("output commit failed; the next checkpoint retries it", "checkpoint", id, "err", err,
+			"failures_in_a_row", c.commitFailures, "uncommitted_transactions", len(c.uncommitted))
+		return nil, err
 	}
 	c.uncommitted = nil
+	c.commitFailures = 0
+	c.r.stats.CommitFailures.Store(0)
 	c.r.log.Debug("checkpoint complete", "checkpoint", id, "kind", m.Kind)
 	if c.r.opts.Retained > 0 {
 		c.retain(ctx)
 	}
-	return nil
+	return nil, nil
 }
 
 func (c *coordinator) write(ctx context.Context, id, parent uint64, acks []ack) (*format.Manifest, error) {
@@ -182,7 +221,6 @@ func (c *coordinator) write(ctx context.Context, id, parent uint64, acks []ack) 
 		if a.source != nil && a.source.Position != nil {
 			sources = append(sources, *a.source)
 		}
-		c.uncommitted = append(c.uncommitted, a.pending...)
 	}
 	if len(sources) == 0 {
 		// Nothing was read since the start: keep the restored position.

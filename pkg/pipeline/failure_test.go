@@ -18,11 +18,42 @@ import (
 )
 
 // flakyStore fails every write while down is set, as an unreachable store
-// or a full disk would.
+// or a full disk would, and with readsDown every read too (as S3 answering
+// 503 does).
 type flakyStore struct {
 	checkpoint.Store
-	down     atomic.Bool
-	failures atomic.Int64
+	down      atomic.Bool
+	readsDown atomic.Bool
+	failures  atomic.Int64
+}
+
+func (s *flakyStore) failRead() error {
+	if s.readsDown.Load() {
+		s.failures.Add(1)
+		return &checkpoint.Error{Op: "get", Location: s.Location(), Kind: checkpoint.ErrUnavailable, Err: errDown}
+	}
+	return nil
+}
+
+func (s *flakyStore) Get(ctx context.Context, name string) (io.ReadCloser, checkpoint.ObjectInfo, error) {
+	if err := s.failRead(); err != nil {
+		return nil, checkpoint.ObjectInfo{}, err
+	}
+	return s.Store.Get(ctx, name)
+}
+
+func (s *flakyStore) Open(ctx context.Context, name string) (checkpoint.Object, error) {
+	if err := s.failRead(); err != nil {
+		return nil, err
+	}
+	return s.Store.Open(ctx, name)
+}
+
+func (s *flakyStore) Stat(ctx context.Context, name string) (checkpoint.ObjectInfo, error) {
+	if err := s.failRead(); err != nil {
+		return checkpoint.ObjectInfo{}, err
+	}
+	return s.Store.Stat(ctx, name)
 }
 
 var errDown = errors.New("injected: store unreachable")
@@ -130,6 +161,167 @@ func TestRunner_CheckpointFailure(t *testing.T) {
 			t.Fatalf("word %s: %d, want %d", w, got[w], n)
 		}
 	}
+}
+
+// A checkpoint that fails before it is written (the parent manifest cannot
+// be read, the lease cannot be renewed) must keep the epoch's pre-committed
+// output: the next checkpoint lists and commits it. Before the coordinator
+// took the transactions over ahead of writing, they were dropped on this
+// path and every word lost the counts of the failed epochs.
+func TestRunner_CheckpointFailureWithLease(t *testing.T) {
+	dir := t.TempDir()
+	want := writeWords(t, filepath.Join(dir, "input.txt"), 3000, 200, 11)
+	base, err := checkpoint.NewDir(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	store := &flakyStore{Store: base}
+	repo, err := checkpoint.InitRepo(context.Background(), store, "wordcount", 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := wordCountSpec(t, dir, 2)
+	spec.Input = &slowInput{Input: spec.Input, every: 20, pause: time.Millisecond}
+	r, err := NewRunner(spec, Options{Repo: repo, Interval: 5 * time.Millisecond, Owner: "test-owner", LeaseTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	deadline := time.After(time.Minute)
+	for r.Stats().CheckpointsCompleted.Load() < 1 {
+		select {
+		case err := <-done:
+			t.Fatalf("run ended before its first checkpoint: %v", err)
+		case <-deadline:
+			t.Fatal("no checkpoint completed")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	// Reads and writes fail for a few checkpoints, as S3 answering 503.
+	store.readsDown.Store(true)
+	store.down.Store(true)
+	for r.Stats().CheckpointsFailed.Load() < 3 {
+		select {
+		case err := <-done:
+			t.Fatalf("run ended while the store was down: %v", err)
+		case <-deadline:
+			t.Fatal("no checkpoint failed")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	store.readsDown.Store(false)
+	store.down.Store(false)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := readCounts(t, filepath.Join(dir, "out"))
+	if !maps.Equal(got, want) {
+		for w, n := range want {
+			if got[w] != n {
+				t.Fatalf("word %s: %d committed, want %d", w, got[w], n)
+			}
+		}
+		t.Fatalf("%d words committed, want %d", len(got), len(want))
+	}
+}
+
+// failingCommitOutput fails its first failures commits, as a full disk or an
+// S3 outage during CompleteMultipartUpload would.
+type failingCommitOutput struct {
+	*FileOutput
+	failures atomic.Int64 // commits still to fail; -1 fails them all
+}
+
+var errCommitDown = errors.New("injected: commit failed")
+
+func (o *failingCommitOutput) Commit(ctx context.Context, txns []format.PendingTxn) error {
+	if len(txns) > 0 {
+		if n := o.failures.Load(); n != 0 {
+			o.failures.Add(-1)
+			return errCommitDown
+		}
+	}
+	return o.FileOutput.Commit(ctx, txns)
+}
+
+// An output commit that fails keeps its transactions with the coordinator:
+// the stream is unhealthy with the reason while it fails, the next
+// checkpoint commits everything, and a commit that never succeeds stops
+// the stream with ErrCommitStuck instead of wedging it silently.
+func TestRunner_CommitFailure(t *testing.T) {
+	t.Run("Recovers", func(t *testing.T) {
+		dir := t.TempDir()
+		want := writeWords(t, filepath.Join(dir, "input.txt"), 3000, 200, 13)
+		repo := openRepo(t, filepath.Join(dir, "state"))
+		spec := wordCountSpec(t, dir, 2)
+		spec.Input = &slowInput{Input: spec.Input, every: 20, pause: time.Millisecond}
+		out := &failingCommitOutput{FileOutput: spec.Output.(*FileOutput)}
+		out.failures.Store(4)
+		spec.Output = out
+		var unhealthy atomic.Value
+		r, err := NewRunner(spec, Options{Repo: repo, Interval: 5 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- r.Run(context.Background()) }()
+		for out.failures.Load() > 0 {
+			if st := r.Status(); st.CommitFailures > 0 {
+				if h := st.Check(time.Now()); !h.Healthy {
+					unhealthy.Store(h.Reason)
+				}
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("run ended while commits failed: %v", err)
+			case <-time.After(time.Millisecond):
+			}
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if reason, _ := unhealthy.Load().(string); !strings.Contains(reason, "output commit failed") || !strings.Contains(reason, errCommitDown.Error()) {
+			t.Fatalf("health while commits failed: %q; want unhealthy with the reason", reason)
+		}
+		if got := readCounts(t, filepath.Join(dir, "out")); !maps.Equal(got, want) {
+			t.Fatalf("%d words committed, want %d, or counts differ", len(got), len(want))
+		}
+		if st := r.Status(); st.CommitFailures != 0 || !st.Check(time.Now()).Healthy && st.Running {
+			t.Fatalf("status after the commits recovered: %+v", st)
+		}
+	})
+	t.Run("ErrCommitStuck", func(t *testing.T) {
+		dir := t.TempDir()
+		writeWords(t, filepath.Join(dir, "input.txt"), 3000, 200, 13)
+		repo := openRepo(t, filepath.Join(dir, "state"))
+		spec := wordCountSpec(t, dir, 2)
+		spec.Input = &slowInput{Input: spec.Input, every: 20, pause: time.Millisecond}
+		out := &failingCommitOutput{FileOutput: spec.Output.(*FileOutput)}
+		out.failures.Store(-1)
+		spec.Output = out
+		r, err := NewRunner(spec, Options{Repo: repo, Interval: 5 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = r.Run(context.Background())
+		if !errors.Is(err, ErrCommitStuck) || !errors.Is(err, errCommitDown) {
+			t.Fatalf("Run = %v; want ErrCommitStuck wrapping the commit's error", err)
+		}
+		if n := len(readCounts(t, filepath.Join(dir, "out"))); n != 0 {
+			t.Fatalf("%d words visible although no commit succeeded", n)
+		}
+		// The last checkpoint lists every transaction: a restart with a
+		// working output commits them all.
+		m, err := repo.Manifest(context.Background(), r.Stats().LastCheckpointID.Load())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Pending) == 0 {
+			t.Fatal("the last checkpoint lists no pending transactions")
+		}
+	})
 }
 
 // slowInput pauses every so many records.

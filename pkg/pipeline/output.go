@@ -161,7 +161,13 @@ func (o *FileOutput) Prepare(_ context.Context, txns []format.PendingTxn) error 
 		}
 		f, err := os.Open(filepath.Join(o.Dir, filepath.FromSlash(p.Pending)))
 		if errors.Is(err, os.ErrNotExist) {
-			continue // committed already, by an earlier checkpoint's commit
+			// Committed already by a commit that failed part of the way,
+			// or lost: listing a part that exists nowhere would promise
+			// records that are gone.
+			if _, serr := os.Stat(filepath.Join(o.Dir, p.Final)); serr == nil {
+				continue
+			}
+			return fmt.Errorf("output %s: prepare %s: neither the pending nor the committed part exists", o.Dir, t.TxnID)
 		}
 		if err != nil {
 			return fmt.Errorf("output %s: prepare %s: %w", o.Dir, t.TxnID, err)

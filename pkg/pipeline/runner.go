@@ -88,6 +88,8 @@ type Stats struct {
 	BytesUploaded        atomic.Int64
 	RestoredFrom         atomic.Uint64
 	StartedUnix          atomic.Int64 // when Run started (or took the lease it waited for), in Unix nanoseconds
+	CommitFailures       atomic.Int64 // output commits failed in a row; 0 after one succeeds
+	LastCommitError      atomic.Pointer[string]
 	Running              atomic.Bool
 	WaitingForLease      atomic.Bool // a standby waiting for another writer's lease
 }

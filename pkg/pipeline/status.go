@@ -28,6 +28,10 @@ func (r *Runner) Status() monitor.Status {
 		CheckpointBytes:        st.CheckpointBytes.Load(),
 		BytesUploaded:          st.BytesUploaded.Load(),
 		RestoredFrom:           st.RestoredFrom.Load(),
+		CommitFailures:         st.CommitFailures.Load(),
+	}
+	if e := st.LastCommitError.Load(); e != nil && s.CommitFailures > 0 {
+		s.LastCommitError = *e
 	}
 	if s.Checkpointing {
 		s.CheckpointInterval = r.opts.Interval
