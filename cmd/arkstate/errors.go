@@ -6,6 +6,7 @@ import (
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/pipeline"
 )
 
 // usageError marks a bad flag, argument or configuration: exit 2.
@@ -44,7 +45,8 @@ func exitCode(err error) int {
 		errors.Is(err, checkpoint.ErrJobMismatch),
 		errors.Is(err, checkpoint.ErrCheckpointNotFound),
 		errors.Is(err, checkpoint.ErrInvalidRef),
-		errors.Is(err, checkpoint.ErrNoCheckpoints):
+		errors.Is(err, checkpoint.ErrNoCheckpoints),
+		errors.Is(err, pipeline.ErrOutputUnreachable):
 		return exitUsage
 	default:
 		return exitIO

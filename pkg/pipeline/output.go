@@ -64,8 +64,37 @@ type FileOutput struct {
 
 const pendingDir = ".pending"
 
-// Name implements Output.
-func (o *FileOutput) Name() string { return "file:" + o.Dir }
+// Name implements Output: "file:" and the directory's absolute, cleaned
+// path, so that the name a checkpoint records does not depend on how the
+// configuration's path was spelled or which directory the run started in.
+func (o *FileOutput) Name() string { return "file:" + o.absDir() }
+
+func (o *FileOutput) absDir() string {
+	abs, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return filepath.Clean(o.Dir)
+	}
+	return abs
+}
+
+// OwnsOutput reports whether name, an output name from a manifest, is this
+// output's. Manifests written before names were absolute hold the
+// directory as configured, relative to that run's working directory; it is
+// read relative to this run's, the only guess there is.
+func (o *FileOutput) OwnsOutput(name string) bool {
+	dir, ok := strings.CutPrefix(name, "file:")
+	if !ok {
+		return false
+	}
+	if !filepath.IsAbs(dir) {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return false
+		}
+		dir = abs
+	}
+	return filepath.Clean(dir) == o.absDir()
+}
 
 // Check creates the directories and makes sure they can be written, so a
 // misconfigured output fails before anything runs.
@@ -85,7 +114,24 @@ func (o *FileOutput) Check() error {
 type filePart struct {
 	Pending string `json:"pending"` // relative to Dir
 	Final   string `json:"final"`
+	// Host wrote the part. File output is local to one machine: a part
+	// missing on another host is explained by this, not lost there.
+	Host string `json:"host,omitempty"`
 }
+
+// missingPart is the error for a listed part that exists in neither place.
+func (o *FileOutput) missingPart(t format.PendingTxn, p filePart) error {
+	if host, _ := os.Hostname(); p.Host != "" && p.Host != host {
+		return fmt.Errorf("output %s: transaction %s was written on host %q and this is %q: file output is local to one machine, so a standby on another machine cannot commit it; use the s3 output (or a shared directory) for a job that moves between machines: %w",
+			o.Dir, t.TxnID, p.Host, host, ErrOutputUnreachable)
+	}
+	return fmt.Errorf("output %s: transaction %s: neither the pending nor the committed part exists", o.Dir, t.TxnID)
+}
+
+// ErrOutputUnreachable means a checkpoint lists output transactions this
+// process cannot reach: written on another machine, or by an output this
+// configuration does not have. Recovery stops rather than abort them.
+var ErrOutputUnreachable = errors.New("the checkpoint's pending output cannot be reached from here")
 
 // NewSink implements Output.
 func (o *FileOutput) NewSink(subtask int) (Sink, error) {
@@ -134,7 +180,8 @@ func (s *fileSink) PreCommit(epoch uint64) ([]format.PendingTxn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output %s: pre-commit epoch %d: %w", s.o.Dir, epoch, err)
 	}
-	data, _ := json.Marshal(filePart{Pending: filepath.ToSlash(filepath.Join(pendingDir, s.name)), Final: s.name})
+	host, _ := os.Hostname()
+	data, _ := json.Marshal(filePart{Pending: filepath.ToSlash(filepath.Join(pendingDir, s.name)), Final: s.name, Host: host})
 	txn := format.PendingTxn{Output: s.o.Name(), TxnID: strings.TrimSuffix(s.name, ".jsonl"), Epoch: epoch, Data: data}
 	if !s.o.ExactlyOnce {
 		txns := []format.PendingTxn{txn}
@@ -152,7 +199,7 @@ func (s *fileSink) PreCommit(epoch uint64) ([]format.PendingTxn, error) {
 func (o *FileOutput) Prepare(_ context.Context, txns []format.PendingTxn) error {
 	synced := false
 	for _, t := range txns {
-		if t.Output != o.Name() {
+		if !o.OwnsOutput(t.Output) {
 			continue
 		}
 		var p filePart
@@ -167,7 +214,7 @@ func (o *FileOutput) Prepare(_ context.Context, txns []format.PendingTxn) error 
 			if _, serr := os.Stat(filepath.Join(o.Dir, p.Final)); serr == nil {
 				continue
 			}
-			return fmt.Errorf("output %s: prepare %s: neither the pending nor the committed part exists", o.Dir, t.TxnID)
+			return o.missingPart(t, p)
 		}
 		if err != nil {
 			return fmt.Errorf("output %s: prepare %s: %w", o.Dir, t.TxnID, err)
@@ -201,7 +248,7 @@ func (s *fileSink) Close() error {
 // its records would be lost.
 func (o *FileOutput) Commit(_ context.Context, txns []format.PendingTxn) error {
 	for _, t := range txns {
-		if t.Output != o.Name() {
+		if !o.OwnsOutput(t.Output) {
 			continue
 		}
 		var p filePart
@@ -214,7 +261,7 @@ func (o *FileOutput) Commit(_ context.Context, txns []format.PendingTxn) error {
 			if _, serr := os.Stat(final); serr == nil {
 				continue
 			}
-			return fmt.Errorf("output %s: commit %s: neither the pending nor the committed part exists", o.Dir, t.TxnID)
+			return o.missingPart(t, p)
 		}
 		if err != nil {
 			return fmt.Errorf("output %s: commit %s: %w", o.Dir, t.TxnID, err)

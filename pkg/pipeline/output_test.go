@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,5 +38,97 @@ func TestFileOutput_PrepareMissingPart(t *testing.T) {
 	err := o.Prepare(ctx, []format.PendingTxn{txn(lost)})
 	if err == nil || !strings.Contains(err.Error(), "neither the pending nor the committed part exists") || !strings.Contains(err.Error(), strings.TrimSuffix(lost, ".jsonl")) {
 		t.Fatalf("Prepare of a lost part = %v; want an error naming it", err)
+	}
+}
+
+// preparedPart writes one record into a pending part of o for epoch 1 and
+// returns the transaction a checkpoint would list.
+func preparedPart(t *testing.T, o *FileOutput) []format.PendingTxn {
+	t.Helper()
+	if err := o.Check(); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := o.NewSink(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink.Begin(1)
+	if err := sink.Write(Record{"key": "k", "count": 1}); err != nil {
+		t.Fatal(err)
+	}
+	txns, err := sink.PreCommit(1)
+	if err != nil || len(txns) != 1 {
+		t.Fatalf("PreCommit = %v, %v", txns, err)
+	}
+	if err := o.Prepare(context.Background(), txns); err != nil {
+		t.Fatal(err)
+	}
+	return txns
+}
+
+// The transactions a checkpoint lists are found again however the output
+// directory is spelled: relative or absolute, with "." or "..", and under
+// the relative names that manifests recorded before names were absolute.
+// Before, a restart whose -c was spelled differently skipped them and then
+// deleted every pending part.
+func TestFileOutput_NameStable(t *testing.T) {
+	root := t.TempDir()
+	t.Chdir(root)
+	for _, tc := range []struct {
+		name     string
+		recorded func(txn format.PendingTxn) string
+		dir      string
+	}{
+		{"AbsoluteVsRelative", func(txn format.PendingTxn) string { return txn.Output }, filepath.Join(root, "job", "..", "job", "out")},
+		{"OldRelativeName", func(format.PendingTxn) string { return "file:job/out" }, "./job/out/"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.RemoveAll(filepath.Join(root, "job"))
+			writer := &FileOutput{Dir: "job/out", ExactlyOnce: true}
+			txns := preparedPart(t, writer)
+			if want := "file:" + filepath.Join(root, "job", "out"); txns[0].Output != want {
+				t.Fatalf("output name %q, want the absolute %q", txns[0].Output, want)
+			}
+			txns[0].Output = tc.recorded(txns[0])
+			restarted := &FileOutput{Dir: tc.dir, ExactlyOnce: true}
+			m := &format.Manifest{CheckpointID: 7, Pending: txns}
+			if err := checkPendingOwned(restarted, m); err != nil {
+				t.Fatal(err)
+			}
+			if err := restarted.Recover(context.Background(), txns); err != nil {
+				t.Fatal(err)
+			}
+			var p filePart
+			if err := json.Unmarshal(txns[0].Data, &p); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(filepath.Join(root, "job", "out", p.Final))
+			if err != nil || !strings.Contains(string(b), `"key":"k"`) {
+				t.Fatalf("the listed part was not committed: %q, %v", b, err)
+			}
+		})
+	}
+	t.Run("ErrForeignOutput", func(t *testing.T) {
+		txns := preparedPart(t, &FileOutput{Dir: "elsewhere", ExactlyOnce: true})
+		m := &format.Manifest{CheckpointID: 7, Pending: txns}
+		err := checkPendingOwned(&FileOutput{Dir: "job/out", ExactlyOnce: true}, m)
+		if !errors.Is(err, ErrOutputUnreachable) || !strings.Contains(err.Error(), "checkpoint 7") || !strings.Contains(err.Error(), "elsewhere") {
+			t.Fatalf("checkPendingOwned = %v; want ErrOutputUnreachable naming the checkpoint and the output", err)
+		}
+	})
+}
+
+// A standby on another machine finds the listed parts nowhere: the error
+// says why (they are on the writer's disk) instead of calling them lost.
+func TestFileOutput_ErrOtherHost(t *testing.T) {
+	o := &FileOutput{Dir: t.TempDir(), ExactlyOnce: true}
+	if err := o.Check(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(filePart{Pending: pendingDir + "/part-00000000000000000003-0000.jsonl", Final: "part-00000000000000000003-0000.jsonl", Host: "writer-host-1"})
+	txns := []format.PendingTxn{{Output: o.Name(), TxnID: "part-00000000000000000003-0000", Epoch: 3, Data: data}}
+	err := o.Recover(context.Background(), txns)
+	if !errors.Is(err, ErrOutputUnreachable) || !strings.Contains(err.Error(), `"writer-host-1"`) || !strings.Contains(err.Error(), "s3 output") {
+		t.Fatalf("Recover = %v; want ErrOutputUnreachable naming the writer's host and the s3 output", err)
 	}
 }

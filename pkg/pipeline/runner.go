@@ -392,6 +392,9 @@ func (r *Runner) restore(ctx context.Context) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %s: restore checkpoint %d: %w", r.spec.ID, latest, err)
 	}
+	if err := checkPendingOwned(r.spec.Output, m); err != nil {
+		return nil, err
+	}
 	if err := r.spec.Output.Recover(ctx, m.Pending); err != nil {
 		return nil, err
 	}
@@ -405,6 +408,30 @@ func (r *Runner) restore(ctx context.Context) (json.RawMessage, error) {
 		}
 	}
 	return nil, nil
+}
+
+// OutputOwner is an Output that recognises its transactions under more
+// than one name, for example names recorded before they were normalised.
+type OutputOwner interface {
+	OwnsOutput(name string) bool
+}
+
+// checkPendingOwned refuses to resume from a checkpoint that lists
+// pre-committed transactions of an output this pipeline does not have:
+// recovery would leave them uncommitted for ever while the source resumes
+// past their records.
+func checkPendingOwned(out Output, m *format.Manifest) error {
+	owns := func(name string) bool { return name == out.Name() }
+	if o, ok := out.(OutputOwner); ok {
+		owns = o.OwnsOutput
+	}
+	for _, p := range m.Pending {
+		if !owns(p.Output) {
+			return fmt.Errorf("checkpoint %d lists pre-committed transaction %s of output %q, but this pipeline's output is %q: its records are in no other place, so run with the output the checkpoint was written with: %w",
+				m.CheckpointID, p.TxnID, p.Output, out.Name(), ErrOutputUnreachable)
+		}
+	}
+	return nil
 }
 
 // restoreStates loads checkpoint m into every keyed task's backend.
