@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/arkstate/arkstate/internal/crashpoint"
 )
 
 // Exit codes of the CLI contract (DESIGN.md, "CLI contract").
@@ -31,6 +33,10 @@ func main() {
 // run executes the root command with args and maps its error to an exit code.
 func run(ctx context.Context, args []string) int {
 	root := newRootCmd()
+	if err := crashpoint.Init(); err != nil {
+		fmt.Fprintf(root.ErrOrStderr(), "arkstate: %v\n", err)
+		return exitUsage
+	}
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/arkstate/arkstate/internal/crashpoint"
 	"github.com/arkstate/arkstate/pkg/format"
 )
 
@@ -220,6 +221,7 @@ func gc(ctx context.Context, repo *Repo, opts GCOptions, gone map[uint64]bool) (
 			o.Action = ActionDeleted
 			rep.Deleted++
 			rep.DeletedBytes += o.Bytes
+			crashpoint.Hit(crashpoint.BetweenGCDeletes)
 		}
 	}
 	if len(errs) > 0 {
@@ -442,6 +444,7 @@ func deleteCheckpoint(ctx context.Context, s Store, id uint64) error {
 	if err := s.Delete(ctx, format.ManifestPath(id)); err != nil {
 		return err
 	}
+	crashpoint.Hit(crashpoint.BetweenPruneDeletes)
 	prefix := "checkpoints/" + format.CheckpointDir(id) + "/"
 	var names []string
 	for info, err := range s.List(ctx, prefix) {

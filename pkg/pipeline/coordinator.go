@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/arkstate/arkstate/internal/crashpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/state"
@@ -181,6 +182,7 @@ func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) (err,
 	c.r.stats.LastCheckpointID.Store(id)
 	c.r.stats.LastCheckpointUnix.Store(time.Now().UnixNano())
 	c.r.stats.CheckpointBytes.Store(m.LogicalBytes())
+	crashpoint.Hit(crashpoint.AfterManifest)
 	if err := c.r.spec.Output.Commit(ctx, c.uncommitted); err != nil {
 		// The checkpoint lists them, so a restart commits them; the next
 		// checkpoint lists them again and retries meanwhile.
@@ -195,6 +197,7 @@ func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) (err,
 			"failures_in_a_row", c.commitFailures, "uncommitted_transactions", len(c.uncommitted))
 		return nil, err
 	}
+	crashpoint.Hit(crashpoint.AfterCommit)
 	c.uncommitted = nil
 	c.commitFailures = 0
 	c.r.stats.CommitFailures.Store(0)
@@ -234,6 +237,7 @@ func (c *coordinator) write(ctx context.Context, id, parent uint64, acks []ack) 
 			return nil, err
 		}
 	}
+	crashpoint.Hit(crashpoint.AfterPrepare)
 	for _, p := range c.uncommitted {
 		bld.AddPending(p)
 	}
@@ -245,6 +249,7 @@ func (c *coordinator) write(ctx context.Context, id, parent uint64, acks []ack) 
 			return nil, err
 		}
 	}
+	crashpoint.Hit(crashpoint.AfterSegments)
 	m, err := bld.Commit(ctx)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/arkstate/arkstate/internal/crashpoint"
 	"github.com/arkstate/arkstate/internal/fsutil"
 	"github.com/arkstate/arkstate/pkg/format"
 )
@@ -266,6 +267,7 @@ func (o *FileOutput) Commit(_ context.Context, txns []format.PendingTxn) error {
 		if err != nil {
 			return fmt.Errorf("output %s: commit %s: %w", o.Dir, t.TxnID, err)
 		}
+		crashpoint.Hit(crashpoint.BetweenCommits)
 	}
 	return syncDir(o.Dir)
 }
@@ -279,6 +281,7 @@ func (o *FileOutput) Recover(ctx context.Context, commit []format.PendingTxn) er
 	if err := o.Commit(ctx, commit); err != nil {
 		return err
 	}
+	crashpoint.Hit(crashpoint.RecoverAfterCommit)
 	dir := filepath.Join(o.Dir, pendingDir)
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/arkstate/arkstate/internal/crashpoint"
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/state"
 )
@@ -55,6 +56,7 @@ func (o *twoPhaseOutput) Commit(ctx context.Context, txns []format.PendingTxn) e
 		if err := o.t.Commit(ctx, p.TxnID, p.Data); err != nil {
 			return fmt.Errorf("output %s: commit %s: %w", o.name, p.TxnID, err)
 		}
+		crashpoint.Hit(crashpoint.BetweenCommits)
 	}
 	return nil
 }
@@ -63,6 +65,7 @@ func (o *twoPhaseOutput) Recover(ctx context.Context, commit []format.PendingTxn
 	if err := o.Commit(ctx, commit); err != nil {
 		return err
 	}
+	crashpoint.Hit(crashpoint.RecoverAfterCommit)
 	var keep []string
 	for _, p := range commit {
 		if p.Output == o.name {
