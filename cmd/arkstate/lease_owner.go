@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -11,21 +13,33 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 )
 
-// leaseOwner names this process in a store's writer lease: host/pid.
+// leaseOwner names this process in a store's writer lease:
+// host/pid/start, where start is random per process start. Host and pid
+// alone collide between containers (every one may be pid 1 on a host
+// called "localhost"), and a lease that looks like our own would be taken
+// over without fencing its holder out.
 func leaseOwner() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%s/%d", host, os.Getpid())
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), processStart)
 }
+
+// processStart tells this process start from any other.
+var processStart = func() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b) // never fails
+	return hex.EncodeToString(b)
+}()
 
 // leaseAbandoned reports whether a lease was held by a process on this host
 // that no longer exists, so a restart after a crash takes over at once
 // instead of waiting for the lease to expire.
 func leaseAbandoned(rec checkpoint.LeaseRecord) bool {
-	host, pidText, ok := strings.Cut(rec.Owner, "/")
+	host, rest, ok := strings.Cut(rec.Owner, "/")
 	me, _ := os.Hostname()
 	if !ok || host != me {
 		return false
 	}
+	pidText, _, _ := strings.Cut(rest, "/") // host/pid/start, or host/pid of older versions
 	pid, err := strconv.Atoi(pidText)
 	if err != nil || pid <= 0 || pid == os.Getpid() {
 		return false

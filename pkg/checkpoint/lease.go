@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
+
+	"github.com/arkstate/arkstate/pkg/format"
 )
 
 // Errors of the single-writer lease.
@@ -34,6 +37,9 @@ type LeaseRecord struct {
 	Token uint64 `json:"token"`
 	// ExpiresAt is when the lease lapses unless renewed.
 	ExpiresAt time.Time `json:"expires_at"`
+	// Released is set by a holder that gave the lease up: it commits
+	// nothing more, so the next holder need not fence it out.
+	Released bool `json:"released,omitempty"`
 }
 
 // Lease is a held single-writer lease. All changes to the lease object are
@@ -44,9 +50,15 @@ type Lease struct {
 	repo  *Repo
 	name  string
 	ttl   time.Duration
-	rec   LeaseRecord
-	etag  string
 	clock func() time.Time
+	// superseded is the previous holder when it may still be alive: its
+	// lease expired (or was held by a frozen process) without being
+	// released. See Fence.
+	superseded *LeaseRecord
+
+	mu   sync.Mutex // guards rec and etag: a renewer runs beside commits
+	rec  LeaseRecord
+	etag string
 }
 
 // LeaseOptions configure AcquireLease.
@@ -95,6 +107,12 @@ func (r *Repo) AcquireLease(ctx context.Context, name, owner string, opts LeaseO
 			}
 			cond = Condition{IfMatch: etag}
 			next.Token = cur.Token + 1
+			if !cur.Released && !abandoned {
+				prev := cur
+				l.superseded = &prev
+			} else {
+				l.superseded = nil
+			}
 		}
 		err = l.write(ctx, next, cond)
 		if errors.Is(err, ErrPreconditionFailed) {
@@ -131,27 +149,70 @@ func (l *Lease) write(ctx context.Context, rec LeaseRecord, cond Condition) erro
 		return err
 	}
 	info, err := l.repo.store.PutIf(ctx, l.name, bytes.NewReader(data), int64(len(data)), cond)
+	if errors.Is(err, ErrPreconditionFailed) && cond.IfMatch != "" {
+		// A retried request whose first attempt succeeded unseen fails
+		// its condition against its own result: the lease then holds
+		// exactly rec, and that is a success.
+		cur, etag, rerr := l.read(ctx)
+		if rerr == nil && cur.Owner == rec.Owner && cur.Token == rec.Token && cur.Released == rec.Released && cur.ExpiresAt.Equal(rec.ExpiresAt) {
+			info.ETag, err = etag, nil
+		}
+	}
 	if err != nil {
 		return err
 	}
+	l.mu.Lock()
 	l.rec, l.etag = rec, info.ETag
+	l.mu.Unlock()
 	return nil
 }
 
+// state returns the holding's record and ETag.
+func (l *Lease) state() (LeaseRecord, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rec, l.etag
+}
+
+// Superseded returns the previous holder when this acquisition took the
+// lease over from a process that may still be running (its lease expired
+// unreleased, and it was not found dead): that process may still try to
+// commit, and Fence must shut it out before this holder restores.
+func (l *Lease) Superseded() (LeaseRecord, bool) {
+	if l.superseded == nil {
+		return LeaseRecord{}, false
+	}
+	return *l.superseded, true
+}
+
+// Holder reads who holds the lease now, for errors that name the writer
+// that took over.
+func (l *Lease) Holder(ctx context.Context) string {
+	cur, _, err := l.read(ctx)
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	return fmt.Sprintf("%q (token %d)", cur.Owner, cur.Token)
+}
+
 // Token returns the fencing token of this holding.
-func (l *Lease) Token() uint64 { return l.rec.Token }
+func (l *Lease) Token() uint64 { rec, _ := l.state(); return rec.Token }
 
 // ExpiresAt returns when the lease lapses unless renewed.
-func (l *Lease) ExpiresAt() time.Time { return l.rec.ExpiresAt }
+func (l *Lease) ExpiresAt() time.Time { rec, _ := l.state(); return rec.ExpiresAt }
+
+// TTL returns how long the lease lasts without renewal.
+func (l *Lease) TTL() time.Duration { return l.ttl }
 
 // Renew extends the lease by its TTL. It fails with ErrLeaseLost when
 // another writer has taken the lease over.
 func (l *Lease) Renew(ctx context.Context) error {
-	next := l.rec
+	cur, etag := l.state()
+	next := cur
 	next.ExpiresAt = l.clock().Add(l.ttl).UTC()
-	if err := l.write(ctx, next, Condition{IfMatch: l.etag}); err != nil {
+	if err := l.write(ctx, next, Condition{IfMatch: etag}); err != nil {
 		if errors.Is(err, ErrPreconditionFailed) {
-			return fmt.Errorf("%w: %s (token %d) was taken over", ErrLeaseLost, l.name, l.rec.Token)
+			return fmt.Errorf("%w: %s (token %d) was taken over by %s", ErrLeaseLost, l.name, cur.Token, l.Holder(ctx))
 		}
 		return err
 	}
@@ -161,12 +222,13 @@ func (l *Lease) Renew(ctx context.Context) error {
 // Check confirms the lease is still this holder's and unexpired; a writer
 // calls it right before committing a checkpoint.
 func (l *Lease) Check(ctx context.Context) error {
-	if !l.clock().Before(l.rec.ExpiresAt) {
-		return fmt.Errorf("%w: %s (token %d) expired at %s", ErrLeaseLost, l.name, l.rec.Token, l.rec.ExpiresAt.Format(time.RFC3339))
+	rec, etag := l.state()
+	if !l.clock().Before(rec.ExpiresAt) {
+		return fmt.Errorf("%w: %s (token %d) expired at %s", ErrLeaseLost, l.name, rec.Token, rec.ExpiresAt.Format(time.RFC3339))
 	}
 	info, err := l.repo.store.Stat(ctx, l.name)
-	if errors.Is(err, ErrNotExist) || (err == nil && info.ETag != l.etag) {
-		return fmt.Errorf("%w: %s (token %d) was taken over", ErrLeaseLost, l.name, l.rec.Token)
+	if errors.Is(err, ErrNotExist) || (err == nil && info.ETag != etag) {
+		return fmt.Errorf("%w: %s (token %d) was taken over by %s", ErrLeaseLost, l.name, rec.Token, l.Holder(ctx))
 	}
 	return err
 }
@@ -174,11 +236,67 @@ func (l *Lease) Check(ctx context.Context) error {
 // Release gives the lease up by marking it expired, so the next writer need
 // not wait for the TTL. Releasing a lease already taken over changes nothing.
 func (l *Lease) Release(ctx context.Context) error {
-	next := l.rec
+	cur, etag := l.state()
+	next := cur
 	next.ExpiresAt = l.clock().UTC()
-	err := l.write(ctx, next, Condition{IfMatch: l.etag})
+	next.Released = true
+	err := l.write(ctx, next, Condition{IfMatch: etag})
 	if errors.Is(err, ErrPreconditionFailed) {
 		return nil
 	}
 	return err
+}
+
+// Fence shuts every earlier writer out of the store before this holder
+// restores: it commits checkpoint latest+1 as a copy of the latest
+// checkpoint (the same state, source positions and pending transactions),
+// under the lease. Checkpoint ids are committed create-only, so a writer
+// that lost the lease while frozen, and thaws with latest+1 as its next
+// checkpoint, finds it taken and stops; nothing it commits afterwards can
+// become a checkpoint. If that writer got latest+1 in first, Fence copies
+// its checkpoint instead, so the new holder resumes from everything
+// committed. It returns the fence checkpoint.
+func (r *Repo) Fence(ctx context.Context, l *Lease) (*format.Manifest, error) {
+	for range 10 {
+		ids, err := r.IDs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var latest *format.Manifest
+		var latestID uint64
+		if len(ids) > 0 {
+			latestID = ids[len(ids)-1]
+			if latest, err = r.Manifest(ctx, latestID); err != nil {
+				return nil, fmt.Errorf("checkpoint: fence: %w", err)
+			}
+		}
+		b, err := r.NewCheckpoint(ctx, latestID+1, latestID, BuilderOptions{})
+		if err != nil {
+			return nil, err
+		}
+		b.SetLease(l)
+		if latest != nil {
+			for _, o := range latest.Operators {
+				for _, rs := range o.Ranges {
+					if err := b.AddRange(o.ID, o.States, rs); err != nil {
+						return nil, err
+					}
+				}
+			}
+			b.SetSources(latest.Sources)
+			b.SetTxlog(latest.Txlog)
+			for _, p := range latest.Pending {
+				b.AddPending(p)
+			}
+		}
+		m, err := b.Commit(ctx)
+		if errors.Is(err, ErrCheckpointExists) {
+			continue // the old writer committed latest+1 just now: copy it
+		}
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint: fence: %w", err)
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("checkpoint: fence: %w: another writer keeps committing checkpoints", ErrLeaseLost)
 }

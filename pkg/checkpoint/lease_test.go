@@ -3,6 +3,8 @@ package checkpoint_test
 import (
 	"context"
 	"errors"
+	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -130,5 +132,148 @@ func TestBuilder_CommitErrLeaseLost(t *testing.T) {
 	}
 	if ids, _ := j.Repo.IDs(ctx); len(ids) != 0 {
 		t.Fatalf("checkpoints committed: %v", ids)
+	}
+}
+
+// TestLease_Fence: a writer frozen past its lease thaws holding a builder
+// for its next checkpoint. The new holder fenced it out first, so that
+// commit fails whether or not the thawed writer re-checks its lease, and
+// the fence checkpoint holds exactly the latest state.
+func TestLease_Fence(t *testing.T) {
+	for name, newStore := range leaseStores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			j := checkpointtest.Standard(t, newStore(t)) // checkpoints 1..3
+			clk := &testClock{t: time.Now()}
+			opts := checkpoint.LeaseOptions{TTL: time.Second, Now: clk.now}
+			zombie, err := j.Repo.AcquireLease(ctx, "job", "zombie", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := zombie.Superseded(); ok {
+				t.Fatal("the first holder superseded nobody")
+			}
+			// The zombie prepares checkpoint 4, then freezes past its TTL.
+			frozen, err := j.Repo.NewCheckpoint(ctx, 4, 3, checkpoint.BuilderOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk.add(2 * time.Second)
+			standby, err := j.Repo.AcquireLease(ctx, "job", "standby", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prev, ok := standby.Superseded()
+			if !ok || prev.Owner != "zombie" {
+				t.Fatalf("Superseded = %+v, %t; want the zombie", prev, ok)
+			}
+			m, err := j.Repo.Fence(ctx, standby)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m3, _ := j.Repo.Manifest(ctx, 3)
+			if m.CheckpointID != 4 || m.Parent != 3 || len(m.Operators) != len(m3.Operators) {
+				t.Fatalf("fence checkpoint %d (parent %d, %d operators); want 4 over 3 with its state", m.CheckpointID, m.Parent, len(m.Operators))
+			}
+			if got, want := impRestoreStandard(t, j.Repo, m), impRestoreStandard(t, j.Repo, m3); got != want {
+				t.Fatal("the fence checkpoint's state differs from the latest checkpoint's")
+			}
+			// The zombie thaws and commits without a lease check (the race
+			// a check before the write cannot close): the id is taken.
+			if _, err := frozen.Commit(ctx); !errors.Is(err, checkpoint.ErrCheckpointExists) {
+				t.Fatalf("the zombie's commit: %v; want ErrCheckpointExists", err)
+			}
+			if err := zombie.Renew(ctx); !errors.Is(err, checkpoint.ErrLeaseLost) || !strings.Contains(err.Error(), `"standby"`) {
+				t.Fatalf("the zombie's renewal: %v; want ErrLeaseLost naming the standby", err)
+			}
+			rep, err := checkpoint.Verify(ctx, j.Repo, checkpoint.VerifyOptions{Deep: true})
+			if err != nil || !rep.OK() {
+				t.Fatalf("verify after the fence: %v, %+v", err, rep)
+			}
+
+			// A released lease is not fenced.
+			if err := standby.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			next, err := j.Repo.AcquireLease(ctx, "job", "next", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if prev, ok := next.Superseded(); ok {
+				t.Fatalf("a released lease counts as superseded: %+v", prev)
+			}
+		})
+	}
+}
+
+// TestLease_FenceCopiesLateCheckpoint: the old writer committed the id the
+// new holder was about to take; the fence then copies that checkpoint, so
+// the new holder resumes from everything committed.
+func TestLease_FenceCopiesLateCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	j := checkpointtest.Standard(t, checkpoint.NewMem("fence"))
+	clk := &testClock{t: time.Now()}
+	opts := checkpoint.LeaseOptions{TTL: time.Second, Now: clk.now}
+	if _, err := j.Repo.AcquireLease(ctx, "job", "old", opts); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(2 * time.Second)
+	standby, err := j.Repo.AcquireLease(ctx, "job", "new", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The old writer passed its lease check just before the takeover and
+	// commits checkpoint 4 now.
+	j.Apply(t, 700, 720)
+	late := j.Checkpoint(t)
+	m, err := j.Repo.Fence(ctx, standby)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if late.CheckpointID != 4 || m.CheckpointID != 5 || m.Parent != 4 {
+		t.Fatalf("late checkpoint %d, fence %d over %d; want 4, then 5 over 4", late.CheckpointID, m.CheckpointID, m.Parent)
+	}
+	if got, want := impRestoreStandard(t, j.Repo, m), impRestoreStandard(t, j.Repo, late); got != want {
+		t.Fatal("the fence checkpoint lost what the late checkpoint committed")
+	}
+}
+
+// putIfLostReply makes the next conditional write succeed and then report
+// a failed precondition, as a retried request whose first attempt
+// succeeded unseen does.
+type putIfLostReply struct {
+	checkpoint.Store
+	armed bool
+}
+
+func (s *putIfLostReply) PutIf(ctx context.Context, name string, r io.Reader, size int64, c checkpoint.Condition) (checkpoint.ObjectInfo, error) {
+	info, err := s.Store.PutIf(ctx, name, r, size, c)
+	if err == nil && s.armed {
+		s.armed = false
+		return checkpoint.ObjectInfo{}, &checkpoint.Error{Op: "put", Name: name, Kind: checkpoint.ErrPreconditionFailed, Err: errors.New("injected: 412 on the retry of a write that succeeded")}
+	}
+	return info, err
+}
+
+func TestLease_RenewAfterLostReply(t *testing.T) {
+	ctx := context.Background()
+	s := &putIfLostReply{Store: checkpoint.NewMem("lease")}
+	r, err := checkpoint.InitRepo(ctx, s, "job", 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := r.AcquireLease(ctx, "job", "a", checkpoint.LeaseOptions{TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.armed = true
+	if err := l.Renew(ctx); err != nil {
+		t.Fatalf("a renewal whose reply was lost: %v; want success", err)
+	}
+	if err := l.Check(ctx); err != nil {
+		t.Fatalf("Check after it: %v", err)
+	}
+	if err := l.Renew(ctx); err != nil {
+		t.Fatalf("the next renewal: %v", err)
 	}
 }

@@ -123,6 +123,16 @@ func (c *coordinator) run(ctx context.Context) error {
 				// fail every checkpoint while duplicating its work.
 				return err
 			}
+			if errors.Is(err, checkpoint.ErrCheckpointExists) {
+				// Ids are taken in order by one writer; another writer
+				// committed this one, so this writer was superseded (a
+				// new lease holder fenced it out).
+				holder := "another writer"
+				if c.lease != nil {
+					holder = c.lease.Holder(ctx)
+				}
+				return fmt.Errorf("%w: checkpoint %d was committed by %s; this writer stops: %w", checkpoint.ErrLeaseLost, inflight, holder, err)
+			}
 			if errors.Is(commitErr, ErrCommitStuck) {
 				return commitErr
 			}
@@ -214,10 +224,9 @@ func (c *coordinator) write(ctx context.Context, id, parent uint64, acks []ack) 
 		return nil, err
 	}
 	if c.lease != nil {
+		// Renewed in the background (Runner.renewLease); the commit
+		// checks it.
 		bld.SetLease(c.lease)
-		if err := c.lease.Renew(ctx); err != nil {
-			return nil, err
-		}
 	}
 	var sources []format.SourcePosition
 	for _, a := range acks {

@@ -125,10 +125,17 @@ func (m *Manager) Options(owner string) Options {
 		Segment:  format.SegmentWriterOptions{Level: zstd.EncoderLevelFromZstd(m.cfg.Performance.CompressionLevel)},
 		Logger:   m.log,
 		Owner:    owner,
-		// The lease is renewed at every checkpoint, so it must outlive a
-		// few intervals.
-		LeaseTTL: max(30*time.Second, 3*interval),
+		LeaseTTL: m.leaseTTL(interval),
 	}
+}
+
+// leaseTTL is the configured lease TTL, or the larger of 30 s and three
+// checkpoint intervals.
+func (m *Manager) leaseTTL(interval time.Duration) time.Duration {
+	if m.cfg.LeaseTTLMS > 0 {
+		return time.Duration(m.cfg.LeaseTTLMS) * time.Millisecond
+	}
+	return max(30*time.Second, 3*interval)
 }
 
 // HealthStatus reports whether the store answers.

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,13 +56,16 @@ type Sink interface {
 }
 
 // FileOutput writes JSON lines into part files in Dir. With ExactlyOnce each
-// epoch's records of each subtask go to Dir/.pending/part-<epoch>-<subtask>.jsonl,
+// epoch's records of each subtask go to Dir/.pending/part-<epoch>-<subtask>-<writer>.jsonl,
 // made durable at the barrier and renamed into Dir when the checkpoint
 // completes; readers of Dir see only committed parts. Without it parts are
 // renamed at the barrier: a crash may then repeat records.
 type FileOutput struct {
 	Dir         string
 	ExactlyOnce bool
+
+	writerOnce sync.Once
+	writer     string
 }
 
 const pendingDir = ".pending"
@@ -134,6 +139,17 @@ func (o *FileOutput) missingPart(t format.PendingTxn, p filePart) error {
 // configuration does not have. Recovery stops rather than abort them.
 var ErrOutputUnreachable = errors.New("the checkpoint's pending output cannot be reached from here")
 
+// writerID returns the random part of this output's part names, the same
+// for every sink of the process.
+func (o *FileOutput) writerID() string {
+	o.writerOnce.Do(func() {
+		b := make([]byte, 4)
+		_, _ = rand.Read(b) // never fails
+		o.writer = hex.EncodeToString(b)
+	})
+	return o.writer
+}
+
 // NewSink implements Output.
 func (o *FileOutput) NewSink(subtask int) (Sink, error) {
 	return &fileSink{o: o, subtask: subtask}, nil
@@ -153,7 +169,10 @@ func (s *fileSink) Begin(epoch uint64) { s.epoch = epoch }
 
 func (s *fileSink) Write(rec Record) error {
 	if s.f == nil {
-		s.name = fmt.Sprintf("part-%020d-%04d.jsonl", s.epoch, s.subtask)
+		// The writer part keeps two processes that believe they write
+		// the same epoch (a frozen writer that thaws after a standby took
+		// over) from truncating each other's pending parts.
+		s.name = fmt.Sprintf("part-%020d-%04d-%s.jsonl", s.epoch, s.subtask, s.o.writerID())
 		f, err := os.OpenFile(filepath.Join(s.o.Dir, pendingDir, s.name), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 		if err != nil {
 			return fmt.Errorf("output %s: %w", s.o.Dir, err)

@@ -248,6 +248,19 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		}
 		lease = l
 		defer lease.Release(context.WithoutCancel(ctx))
+		stopRenew := r.renewLease(lease)
+		defer stopRenew()
+		if prev, ok := lease.Superseded(); ok {
+			// The last holder's lease expired without a release: it may be
+			// frozen, and may thaw. Take the next checkpoint id before
+			// restoring, so nothing it commits can count.
+			m, err := r.opts.Repo.Fence(ctx, lease)
+			if err != nil {
+				return err
+			}
+			r.log.Warn("took the writer lease over from a writer that did not release it; fenced it out",
+				"previous_owner", prev.Owner, "previous_token", prev.Token, "fence_checkpoint", m.CheckpointID)
+		}
 	}
 	pos, err := r.restore(ctx)
 	if err != nil {
@@ -299,6 +312,43 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		return cause
 	}
 	return nil
+}
+
+// renewLease renews the lease every third of its TTL until stop is called,
+// so a long checkpoint or an idle input never lets it lapse. A renewal that
+// finds the lease taken over stops the run with ErrLeaseLost; other
+// failures are retried, and a lease that lapses meanwhile fails the next
+// checkpoint's commit check.
+func (r *Runner) renewLease(l *checkpoint.Lease) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(max(l.TTL()/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			err := l.Renew(r.ctx)
+			switch {
+			case err == nil:
+			case errors.Is(err, checkpoint.ErrLeaseLost):
+				r.log.Error("lost the writer lease; stopping", "err", err)
+				r.fail(err)
+				return
+			case r.ctx.Err() != nil:
+				return
+			default:
+				r.log.Warn("renewing the writer lease failed; retrying", "err", err, "expires_at", l.ExpiresAt())
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 func (r *Runner) fail(err error) {

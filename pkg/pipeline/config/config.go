@@ -26,6 +26,9 @@ const (
 	// MinCheckpointIntervalMS keeps checkpoints from being taken back to
 	// back; below it barrier alignment dominates processing.
 	MinCheckpointIntervalMS = 10
+	// MinLeaseTTLMS is the shortest writer lease: it is renewed every third
+	// of it, and a renewal is a store write.
+	MinLeaseTTLMS = 1000
 	// DefaultRetainedCheckpoints is how many complete checkpoints are kept.
 	DefaultRetainedCheckpoints = 5
 	// DefaultThreadNum is a stream's default parallelism.
@@ -376,6 +379,11 @@ type EnhancedStateConfig struct {
 	// RetainedCheckpoints is how many complete checkpoints are kept, at
 	// least 1 (default 5).
 	RetainedCheckpoints int `yaml:"retained_checkpoints"`
+	// LeaseTTLMS is how long the store's writer lease lasts without
+	// renewal, at least MinLeaseTTLMS; 0 (the default) means the larger of
+	// 30 s and three checkpoint intervals. A standby takes over a frozen or
+	// unreachable writer after it.
+	LeaseTTLMS int64 `yaml:"lease_ttl_ms"`
 	// ExactlyOnce makes outputs two-phase commit with checkpoints; it needs
 	// Enabled (default false).
 	ExactlyOnce bool `yaml:"exactly_once"`

@@ -883,6 +883,7 @@ func (d *decoder) decodeState(n ast.Node, path string, s *EnhancedStateConfig) {
 		{"path", d.setString(&s.Path)},
 		{"checkpoint_interval_ms", setInt(d, &s.CheckpointIntervalMS, fmt.Sprintf("at least %d", MinCheckpointIntervalMS))},
 		{"retained_checkpoints", setInt(d, &s.RetainedCheckpoints, "at least 1")},
+		{"lease_ttl_ms", setInt(d, &s.LeaseTTLMS, fmt.Sprintf("0 or at least %d", MinLeaseTTLMS))},
 		{"exactly_once", d.setBool(&s.ExactlyOnce)},
 		{"key_groups", setInt(d, &s.KeyGroups, fmt.Sprintf("between 1 and %d", MaxKeyGroups))},
 		{"job_id", d.setString(&s.JobID)},

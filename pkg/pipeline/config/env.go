@@ -40,6 +40,7 @@ var envVars = []envVar{
 	{EnvVar{"ARKFLOW_STATE_PATH", "state.path"}, envString(func(c *Config) *string { return &c.State.Path })},
 	{EnvVar{"ARKFLOW_STATE_CHECKPOINT_INTERVAL_MS", "state.checkpoint_interval_ms"}, envInt(func(c *Config) *int64 { return &c.State.CheckpointIntervalMS })},
 	{EnvVar{"ARKFLOW_STATE_RETAINED_CHECKPOINTS", "state.retained_checkpoints"}, envInt(func(c *Config) *int { return &c.State.RetainedCheckpoints })},
+	{EnvVar{"ARKFLOW_STATE_LEASE_TTL_MS", "state.lease_ttl_ms"}, envInt(func(c *Config) *int64 { return &c.State.LeaseTTLMS })},
 	{EnvVar{"ARKFLOW_STATE_EXACTLY_ONCE", "state.exactly_once"}, envBool(func(c *Config) *bool { return &c.State.ExactlyOnce })},
 	{EnvVar{"ARKFLOW_STATE_KEY_GROUPS", "state.key_groups"}, envInt(func(c *Config) *uint32 { return &c.State.KeyGroups })},
 	{EnvVar{"ARKFLOW_STATE_JOB_ID", "state.job_id"}, envString(func(c *Config) *string { return &c.State.JobID })},

@@ -26,6 +26,7 @@ func TestApplyEnv(t *testing.T) {
 			"ARKFLOW_STATE_PATH=rel/state",
 			"ARKFLOW_STATE_CHECKPOINT_INTERVAL_MS=1500",
 			"ARKFLOW_STATE_RETAINED_CHECKPOINTS=9",
+			"ARKFLOW_STATE_LEASE_TTL_MS=4000",
 			"ARKFLOW_STATE_EXACTLY_ONCE=TRUE",
 			"ARKFLOW_STATE_KEY_GROUPS=512",
 			"ARKFLOW_STATE_JOB_ID=job-7",
@@ -53,7 +54,7 @@ func TestApplyEnv(t *testing.T) {
 		no := false
 		want := EnhancedStateConfig{
 			Enabled: true, BackendType: StateBackendHybrid, Path: "rel/state", CheckpointIntervalMS: 1500,
-			RetainedCheckpoints: 9, ExactlyOnce: true, KeyGroups: 512, JobID: "job-7",
+			RetainedCheckpoints: 9, LeaseTTLMS: 4000, ExactlyOnce: true, KeyGroups: 512, JobID: "job-7",
 			S3Config: &S3StateBackendConfig{Bucket: "bkt", Prefix: "pre/fix", Region: "eu-central-1",
 				Endpoint: "localhost:9000", PathStyle: true, UseSSL: &no, AccessKeyID: "AKID", SecretAccessKey: "SECRET"},
 			Performance: PerformanceConfig{BatchSizeBytes: 1024, CompressionLevel: 7, MaxConcurrentUploads: 12},

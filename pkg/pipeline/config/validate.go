@@ -310,6 +310,9 @@ func (k *checker) checkState(path string, s *EnhancedStateConfig, crossField boo
 	backendOK := checkEnum(k, path+".backend_type", s.BackendType, backendTypes, "backend type")
 	k.atLeast(path+".checkpoint_interval_ms", s.CheckpointIntervalMS, MinCheckpointIntervalMS)
 	k.atLeast(path+".retained_checkpoints", int64(s.RetainedCheckpoints), 1)
+	if s.LeaseTTLMS != 0 {
+		k.atLeast(path+".lease_ttl_ms", s.LeaseTTLMS, MinLeaseTTLMS)
+	}
 	k.between(path+".key_groups", int64(s.KeyGroups), 1, MaxKeyGroups)
 	if s.JobID != "" && !validJobID(s.JobID) {
 		k.fail(path+".job_id", ErrBadValue, "%q is not a valid job id: use 1 to %d letters, digits, '_', '.', '-' or '+', starting with a letter or digit", s.JobID, maxJobIDLen)
