@@ -11,10 +11,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-# The guards: the pipeline's failure and restart tests, and the crash
-# matrix and random-kill test through the real binary.
+# The guards: the lease tests of the store, the pipeline's failure and
+# restart tests, and through the real binary the crash matrix, the
+# random-kill test and the zombie test.
 pkgs_pipeline=(./pkg/pipeline)
-run_cmd='TestRunCrashPoints|TestRunCrash_Local$'
+run_checkpoint='TestLease|TestBuilder_CommitErrLeaseLost'
+run_cmd='TestRunCrashPoints|TestRunCrash_Local$|TestRunZombie$'
 
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
@@ -40,6 +42,7 @@ for name in "${names[@]}"; do
 	log="$work/$name.log"
 	(
 		cd "$copy" &&
+			go test -count=1 -run "$run_checkpoint" ./pkg/checkpoint &&
 			go test -count=1 "${pkgs_pipeline[@]}" &&
 			go test -count=1 -run "$run_cmd" ./cmd/arkstate
 	) >"$log" 2>&1
