@@ -44,10 +44,12 @@ Segments are reference-counted across every manifest in the store. If a
 manifest cannot be read, gc deletes nothing, since that manifest may name
 segments: it reports the manifest and exits with status 1.
 
-A running job uploads a checkpoint's segments before it writes the manifest
-that names them, so for a while they look unreferenced. Objects modified less
-than --grace ago (default 1h) are therefore reported and kept. Run gc from the
-job's host or while the job is stopped if its checkpoints can take longer.
+gc does not delete beside a running job: it takes every writer lease of the
+store first (a job that holds one makes it exit 3), holds them while it
+deletes, and checks them before every delete. A running job collects its own
+garbage between checkpoints. Objects modified less than --grace ago (default
+1h) are reported and kept, for writers of versions without this hold.
+--dry-run takes no lease and works beside a running job.
 
 Exit status: 0 when gc ran, 1 when a manifest cannot be read (nothing is
 deleted), 2 for bad arguments, 3 when the store cannot be read or written.`,
@@ -90,7 +92,14 @@ func runCheckpointGC(ctx context.Context, opts *checkpointGCOptions, out io.Writ
 		return err
 	}
 	defer repo.Store().Close()
-	rep, gcErr := checkpoint.GC(ctx, repo, checkpoint.GCOptions{DryRun: opts.dryRun, Grace: grace})
+	var hold *checkpoint.Maintenance
+	if !opts.dryRun {
+		if hold, err = acquireMaintenance(ctx, repo, "checkpoint gc"); err != nil {
+			return err
+		}
+		defer hold.Release(context.WithoutCancel(ctx))
+	}
+	rep, gcErr := checkpoint.GC(ctx, repo, checkpoint.GCOptions{DryRun: opts.dryRun, Grace: grace, Maintenance: hold})
 	if rep == nil {
 		return gcErr
 	}

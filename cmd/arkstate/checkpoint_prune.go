@@ -77,7 +77,14 @@ func runCheckpointPrune(ctx context.Context, opts *checkpointPruneOptions, out i
 		return err
 	}
 	defer repo.Store().Close()
-	rep, pruneErr := checkpoint.Prune(ctx, repo, checkpoint.PruneOptions{KeepLast: opts.keepLast, DryRun: opts.dryRun, Grace: grace})
+	var hold *checkpoint.Maintenance
+	if !opts.dryRun {
+		if hold, err = acquireMaintenance(ctx, repo, "checkpoint prune"); err != nil {
+			return err
+		}
+		defer hold.Release(context.WithoutCancel(ctx))
+	}
+	rep, pruneErr := checkpoint.Prune(ctx, repo, checkpoint.PruneOptions{KeepLast: opts.keepLast, DryRun: opts.dryRun, Grace: grace, Maintenance: hold})
 	if rep == nil {
 		return pruneErr
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 )
@@ -49,4 +51,19 @@ func leaseAbandoned(rec checkpoint.LeaseRecord) bool {
 		return true
 	}
 	return errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
+}
+
+// maintenanceLeaseTTL is how long the hold of gc or prune lasts without
+// renewal; they renew it as they delete.
+const maintenanceLeaseTTL = 2 * time.Minute
+
+// acquireMaintenance takes the store's maintenance hold for a command that
+// deletes (gc, prune), or explains why it cannot: a job writes the store.
+func acquireMaintenance(ctx context.Context, repo *checkpoint.Repo, command string) (*checkpoint.Maintenance, error) {
+	m, err := repo.AcquireMaintenance(ctx, leaseOwner()+" ("+command+")",
+		checkpoint.LeaseOptions{TTL: maintenanceLeaseTTL, Abandoned: leaseAbandoned})
+	if errors.Is(err, checkpoint.ErrLeaseHeld) {
+		return nil, fmt.Errorf("%s does not delete beside a running job, which collects its own garbage between checkpoints; stop the job first (or use --dry-run): %w", command, err)
+	}
+	return m, err
 }

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -299,4 +302,77 @@ func (r *Repo) Fence(ctx context.Context, l *Lease) (*format.Manifest, error) {
 		return m, nil
 	}
 	return nil, fmt.Errorf("checkpoint: fence: %w: another writer keeps committing checkpoints", ErrLeaseLost)
+}
+
+// Maintenance is the hold that gc and prune take on a store before they
+// delete anything: every writer lease the store has, and the job's. While
+// it is held no pipeline can start writing, and while a pipeline writes it
+// cannot be taken, so a maintenance command never deletes a segment that a
+// checkpoint being written is about to name (a running job collects its own
+// garbage between checkpoints). It is checked again before every delete, so
+// a command frozen past the lease's TTL deletes nothing once it thaws.
+type Maintenance struct {
+	leases []*Lease
+}
+
+// AcquireMaintenance takes the hold for owner. It fails with ErrLeaseHeld,
+// naming the holder, while a writer holds any of the leases.
+func (r *Repo) AcquireMaintenance(ctx context.Context, owner string, opts LeaseOptions) (*Maintenance, error) {
+	names := map[string]bool{r.marker.JobID: true}
+	for info, err := range r.store.List(ctx, leasePrefix) {
+		if err != nil {
+			return nil, err
+		}
+		names[strings.TrimPrefix(info.Name, leasePrefix)] = true
+	}
+	m := &Maintenance{}
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		l, err := r.AcquireLease(ctx, name, owner, opts)
+		if err != nil {
+			m.Release(context.WithoutCancel(ctx))
+			return nil, err
+		}
+		m.leases = append(m.leases, l)
+		if _, ok := l.Superseded(); ok {
+			// An expired writer that may thaw must not commit a
+			// checkpoint naming a segment about to be deleted.
+			if _, err := r.Fence(ctx, l); err != nil {
+				m.Release(context.WithoutCancel(ctx))
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// Check confirms that every lease of the hold is still held, renewing
+// those past half their TTL, so a long gc keeps its hold.
+func (m *Maintenance) Check(ctx context.Context) error {
+	if m == nil {
+		return nil
+	}
+	for _, l := range m.leases {
+		var err error
+		if l.ExpiresAt().Sub(l.clock()) < l.ttl/2 {
+			err = l.Renew(ctx)
+		} else {
+			err = l.Check(ctx)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Release gives the hold up.
+func (m *Maintenance) Release(ctx context.Context) error {
+	if m == nil {
+		return nil
+	}
+	var errs []error
+	for _, l := range m.leases {
+		errs = append(errs, l.Release(ctx))
+	}
+	return errors.Join(errs...)
 }

@@ -93,6 +93,10 @@ type GCOptions struct {
 	// this: a running writer's segments are unreferenced until it commits.
 	// Zero means DefaultGCGrace; a negative value keeps nothing back.
 	Grace time.Duration
+	// Maintenance, when set, is checked before every delete: gc stops
+	// deleting once its hold is lost. A command run beside a job must hold
+	// one (Repo.AcquireMaintenance); a writer's own retention needs none.
+	Maintenance *Maintenance
 }
 
 // GCReport is what GC found and did.
@@ -207,6 +211,9 @@ func gc(ctx context.Context, repo *Repo, opts GCOptions, gone map[uint64]bool) (
 		case opts.DryRun:
 			o.Action = ActionWouldDelete
 		default:
+			if err := opts.Maintenance.Check(ctx); err != nil {
+				return rep, fmt.Errorf("checkpoint: gc: stopped before deleting %s: %w", o.Name, err)
+			}
 			var err error
 			if o.Kind == OrphanTemporary {
 				err = temps.removeTemporary(ctx, temporary{name: o.Name, upload: o.Upload})
@@ -327,6 +334,8 @@ type PruneOptions struct {
 	DryRun bool
 	// Grace is passed to the GC that follows; see GCOptions.
 	Grace time.Duration
+	// Maintenance is checked before every delete, as in GCOptions.
+	Maintenance *Maintenance
 }
 
 // KeptCheckpoint is a checkpoint Prune keeps, and why.
@@ -396,6 +405,9 @@ func Prune(ctx context.Context, repo *Repo, opts PruneOptions) (*PruneReport, er
 		}
 		gone[id] = true
 		if !opts.DryRun {
+			if err := opts.Maintenance.Check(ctx); err != nil {
+				return rep, fmt.Errorf("checkpoint: prune: stopped before deleting checkpoint %d: %w", id, err)
+			}
 			if err := deleteCheckpoint(ctx, repo.store, id); err != nil {
 				return rep, fmt.Errorf("checkpoint: prune: %w", err)
 			}
@@ -405,7 +417,7 @@ func Prune(ctx context.Context, repo *Repo, opts PruneOptions) (*PruneReport, er
 	if !opts.DryRun {
 		gone = nil // deleted for real: GC sees them gone
 	}
-	rep.GC, err = gc(ctx, repo, GCOptions{DryRun: opts.DryRun, Grace: opts.Grace}, gone)
+	rep.GC, err = gc(ctx, repo, GCOptions{DryRun: opts.DryRun, Grace: opts.Grace, Maintenance: opts.Maintenance}, gone)
 	return rep, err
 }
 
