@@ -13,10 +13,10 @@ repo=$(pwd)
 
 # The guards: the lease tests of the store, the pipeline's failure and
 # restart tests, and through the real binary the crash matrix, the
-# random-kill test and the zombie test.
+# random-kill test, the zombie test and gc in a loop beside a live job.
 pkgs_pipeline=(./pkg/pipeline)
 run_checkpoint='TestLease|TestBuilder_CommitErrLeaseLost'
-run_cmd='TestRunCrashPoints|TestRunCrash_Local$|TestRunZombie$'
+run_cmd='TestRunCrashPoints|TestRunCrash_Local$|TestRunZombie$|TestRunGCLoop$'
 
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
