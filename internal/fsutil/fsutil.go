@@ -4,7 +4,9 @@ package fsutil
 
 import (
 	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"syscall"
 )
@@ -29,3 +31,37 @@ func SyncDir(dir string) error {
 	}
 	return err
 }
+
+// MkdirAll is os.MkdirAll that makes the new directories durable: it
+// fsyncs the parent of every directory it creates, so that after a power
+// loss a file made durable inside them is not lost with the directory that
+// held it.
+func MkdirAll(dir string, perm os.FileMode) error {
+	// The directories to create, deepest first.
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, perm); err != nil {
+		return err
+	}
+	// Parents from the top down: each new entry is durable before the
+	// entries below it.
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := syncDir(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncDir is SyncDir; tests count its calls.
+var syncDir = SyncDir

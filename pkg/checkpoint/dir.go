@@ -80,7 +80,7 @@ func openDir(root string, create bool) (*DirStore, error) {
 			return nil, &Error{Op: "open store", Location: loc, Kind: ErrConfig, Err: errors.New("no such directory")}
 		}
 	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
+	if err := fsutil.MkdirAll(abs, 0o755); err != nil {
 		kind := ErrUnavailable
 		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
 			kind = ErrConfig
@@ -311,7 +311,7 @@ func fillTemp(ctx context.Context, f *os.File, r io.Reader, size int64) (ObjectI
 func createTemp(dir string) (*os.File, error) {
 	var err error
 	for range 5 {
-		if err = os.MkdirAll(dir, 0o755); err != nil {
+		if err = fsutil.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
 		var f *os.File

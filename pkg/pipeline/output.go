@@ -105,7 +105,7 @@ func (o *FileOutput) OwnsOutput(name string) bool {
 // Check creates the directories and makes sure they can be written, so a
 // misconfigured output fails before anything runs.
 func (o *FileOutput) Check() error {
-	if err := os.MkdirAll(filepath.Join(o.Dir, pendingDir), 0o755); err != nil {
+	if err := fsutil.MkdirAll(filepath.Join(o.Dir, pendingDir), 0o755); err != nil {
 		return fmt.Errorf("output %s: %w", o.Dir, err)
 	}
 	f, err := os.CreateTemp(filepath.Join(o.Dir, pendingDir), "probe-*")
