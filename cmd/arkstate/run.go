@@ -104,6 +104,9 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 		if err != nil {
 			return &usageError{err}
 		}
+		if cfg.State.Enabled && cfg.State.ExactlyOnce && s.Output.Type == config.OutputStdout {
+			log.Warn("stdout output is at-least-once: it writes records as they come, so a restart writes again what followed the last checkpoint; use file or s3 output for exactly-once", "stream", s.ID)
+		}
 		st, jobID := pipeline.StreamState(cfg, s)
 		mgr, err := pipeline.NewManager(ctx, st, jobID, log.With("stream", s.ID))
 		if err != nil {

@@ -52,6 +52,11 @@ type S3OutputOptions struct {
 	// and an epoch can hold up to 10000 parts. Concurrency and
 	// MultipartThreshold do not apply.
 	checkpoint.S3Options
+	// AtLeastOnce completes each epoch's uploads at its barrier instead of
+	// after the checkpoint that covers it (state.exactly_once: false): the
+	// objects appear sooner, and a restart writes again what followed the
+	// last checkpoint.
+	AtLeastOnce bool
 }
 
 // String describes the options without the secret key or session token.
@@ -129,7 +134,11 @@ func NewS3Output(ctx context.Context, cfg S3OutputOptions) (Output, error) {
 		open:     map[s3TxnKey]*s3Txn{},
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
-	return &s3Output{Output: TwoPhaseCommitOutput(name, t), t: t}, nil
+	out := TwoPhaseCommitOutput(name, t)
+	if cfg.AtLeastOnce {
+		out.(*twoPhaseOutput).atLeastOnce = true
+	}
+	return &s3Output{Output: out, t: t}, nil
 }
 
 func endpointName(endpoint string) string {

@@ -160,6 +160,66 @@ func TestS3Output_WordCount(t *testing.T) {
 	}
 }
 
+// With exactly_once: false the S3 output completes each epoch's uploads at
+// its barrier, as the file output renames its parts: a store that refuses
+// every checkpoint does not hold the output back. (Before, S3 output was
+// two-phase whatever exactly_once said.)
+func TestS3Output_AtLeastOnce(t *testing.T) {
+	srv, bucket := startS3(t)
+	dir := t.TempDir()
+	want := writeWords(t, filepath.Join(dir, "input.txt"), 2000, 100, 3)
+	spec := wordCountSpec(t, dir, 2)
+	opts := s3OutputOpts(srv, bucket, "alo/out")
+	opts.AtLeastOnce = true
+	out, err := NewS3Output(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { out.(io.Closer).Close() })
+	spec.Output = out
+	base, err := checkpoint.NewDir(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	store := &flakyStore{Store: base}
+	repo, err := checkpoint.InitRepo(context.Background(), store, "wordcount", 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.down.Store(true) // no checkpoint completes
+	spec.Input = &slowInput{Input: spec.Input, every: 20, pause: time.Millisecond}
+	r, err := NewRunner(spec, Options{Repo: repo, Interval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	deadline := time.After(time.Minute)
+	for len(objectKeys(t, srv, bucket, "alo/out/")) == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("run ended: %v", err)
+		case <-deadline:
+			t.Fatal("no object appeared while checkpoints failed")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if r.Stats().CheckpointsCompleted.Load() != 0 {
+		t.Fatal("a checkpoint completed although the store was down")
+	}
+	store.down.Store(false)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := readCounts(t, downloadParts(t, srv, bucket, "alo/out"))
+	for w, n := range want {
+		if got[w] != n {
+			t.Fatalf("word %s: %d, want %d", w, got[w], n)
+		}
+	}
+}
+
 // A run cancelled at random moments and restarted, with a new output (as a
 // new process would have) and another parallelism each time, commits every
 // count exactly once and leaves no upload open.

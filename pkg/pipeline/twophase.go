@@ -40,6 +40,8 @@ func TwoPhaseCommitOutput(name string, t Transactional) Output {
 type twoPhaseOutput struct {
 	name string
 	t    Transactional
+	// atLeastOnce commits each transaction at its pre-commit.
+	atLeastOnce bool
 }
 
 func (o *twoPhaseOutput) Name() string { return o.name }
@@ -94,7 +96,11 @@ func (s *twoPhaseSink) PreCommit(epoch uint64) ([]format.PendingTxn, error) {
 	if data == nil {
 		data = json.RawMessage("null")
 	}
-	return []format.PendingTxn{{Output: s.o.name, TxnID: id, Epoch: epoch, Data: data}}, nil
+	txn := format.PendingTxn{Output: s.o.name, TxnID: id, Epoch: epoch, Data: data}
+	if s.o.atLeastOnce {
+		return nil, s.o.Commit(context.Background(), []format.PendingTxn{txn})
+	}
+	return []format.PendingTxn{txn}, nil
 }
 
 func (s *twoPhaseSink) Close() error { return nil }

@@ -116,9 +116,26 @@ func (c *Config) check(crossField bool) *errorList {
 			k.checkProcessor(fmt.Sprintf("%s.pipeline.processors[%d]", path, j), &s.Pipeline.Processors[j])
 		}
 		k.checkOutput(path+".output", &s.Output)
+		if crossField {
+			k.checkDelivery(path, s, &c.State)
+		}
 	}
 	k.checkState("state", &c.State, crossField)
 	return &k.errs
+}
+
+// checkDelivery refuses file and s3 output without state on an input that
+// never ends: they commit at checkpoints, or at the end of a bounded input,
+// so nothing would ever become visible. (stdout with exactly_once is
+// allowed, as ArkFlow's state-management document shows it, and `run`
+// warns that it stays at-least-once.)
+func (k *checker) checkDelivery(path string, s *StreamConfig, st *EnhancedStateConfig) {
+	out := s.Output.Type
+	unbounded := (s.Input.Type == InputFile && s.Input.File != nil && s.Input.File.Follow) ||
+		(s.Input.Type == InputGenerate && s.Input.Generate != nil && s.Input.Generate.Count == 0)
+	if !st.Enabled && unbounded && (out == OutputFile || out == OutputS3) {
+		k.fail(path+".output", ErrBadValue, "%s output commits at checkpoints or at the end of the input; with state disabled and an input that never ends it would never commit: set state.enabled: true, or use stdout output", out)
+	}
 }
 
 // validID reports whether id can name a stream: it becomes part of object
