@@ -49,19 +49,26 @@ type coordinator struct {
 	// drops one: a failed checkpoint or commit leaves them for the next
 	// checkpoint to list and commit again (docs/EXACTLY-ONCE.md).
 	uncommitted []format.PendingTxn
-	// commitFailures counts output commits failed in a row.
+	// commitFailures counts output commits failed in a row, the first of
+	// them at failingSince.
 	commitFailures int
+	failingSince   time.Time
 }
 
-// MaxCommitFailures is how many output commits in a row may fail (one per
-// completed checkpoint) before the stream stops with an error: a commit
-// that keeps failing would otherwise hold all later output back while every
-// manifest lists more transactions.
-const MaxCommitFailures = 10
+// MinCommitFailures is how many output commits in a row (one per completed
+// checkpoint) must fail, over at least Options.CommitRetryFor, before the
+// stream stops with ErrCommitStuck: a commit that keeps failing would
+// otherwise hold all later output back while every manifest lists more
+// transactions, and a short outage must not end a job.
+const MinCommitFailures = 10
 
-// ErrCommitStuck ends a stream whose output commit failed
-// MaxCommitFailures times in a row. The transactions stay listed in the
-// last checkpoint, so a restart commits them.
+// DefaultCommitRetryFor is Options.CommitRetryFor when it is zero: the
+// larger of 5 minutes and 10 checkpoint intervals.
+const DefaultCommitRetryFor = 5 * time.Minute
+
+// ErrCommitStuck ends a stream whose output commit kept failing (see
+// MinCommitFailures). The transactions stay listed in the last checkpoint,
+// so a restart commits them.
 var ErrCommitStuck = errors.New("output commit keeps failing")
 
 // requestFinal asks for the checkpoint that ends a bounded input.
@@ -197,11 +204,19 @@ func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) (err,
 		// The checkpoint lists them, so a restart commits them; the next
 		// checkpoint lists them again and retries meanwhile.
 		c.commitFailures++
+		if c.commitFailures == 1 {
+			c.failingSince = time.Now()
+		}
 		c.r.stats.CommitFailures.Store(int64(c.commitFailures))
 		msg := err.Error()
 		c.r.stats.LastCommitError.Store(&msg)
-		if c.commitFailures >= MaxCommitFailures {
-			return nil, fmt.Errorf("%w: %d times in a row, the last after checkpoint %d: %w", ErrCommitStuck, c.commitFailures, id, err)
+		retryFor := c.r.opts.CommitRetryFor
+		if retryFor == 0 {
+			retryFor = max(DefaultCommitRetryFor, 10*c.r.opts.Interval)
+		}
+		if failing := time.Since(c.failingSince); c.commitFailures >= MinCommitFailures && failing >= retryFor {
+			return nil, fmt.Errorf("%w: %d times in a row over %v, the last after checkpoint %d: %w",
+				ErrCommitStuck, c.commitFailures, failing.Round(time.Millisecond), id, err)
 		}
 		c.r.log.Error("output commit failed; the next checkpoint retries it", "checkpoint", id, "err", err,
 			"failures_in_a_row", c.commitFailures, "uncommitted_transactions", len(c.uncommitted))

@@ -301,7 +301,7 @@ func TestRunner_CommitFailure(t *testing.T) {
 		out := &failingCommitOutput{FileOutput: spec.Output.(*FileOutput)}
 		out.failures.Store(-1)
 		spec.Output = out
-		r, err := NewRunner(spec, Options{Repo: repo, Interval: 5 * time.Millisecond})
+		r, err := NewRunner(spec, Options{Repo: repo, Interval: 5 * time.Millisecond, CommitRetryFor: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
