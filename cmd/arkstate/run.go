@@ -160,7 +160,11 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 	err = errors.Join(errs...)
 	if err != nil && errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
 		report.finish(nil)
-		log.Info("interrupted; state is as of the last checkpoint")
+		if cfg.State.Enabled {
+			log.Info("interrupted; state is as of the last checkpoint")
+		} else {
+			log.Info("interrupted; state is not kept (state disabled): the output written so far is committed, and a restart starts over")
+		}
 		return nil
 	}
 	report.finish(err)

@@ -307,6 +307,17 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		}
 	}
 	r.wg.Wait()
+	if r.coord == nil && errors.Is(context.Cause(r.ctx), context.Canceled) {
+		// Stopped (SIGINT, SIGTERM) without checkpoints: nothing can
+		// resume this run's position, so what it wrote is committed now,
+		// as at the end of a bounded input (at-least-once), rather than
+		// left half-written in a pending part.
+		for _, t := range r.stages[len(r.stages)-1].tasks {
+			if err := t.stopFlush(); err != nil {
+				r.log.Error("committing the output on stop failed", "err", err)
+			}
+		}
+	}
 	for _, t := range r.stages[len(r.stages)-1].tasks {
 		t.sink.Close()
 	}
@@ -752,6 +763,18 @@ func (t *task) finalFlush() error {
 		return err
 	}
 	return t.r.spec.Output.Commit(t.r.ctx, txns)
+}
+
+// stopFlush is finalFlush for a run stopped before the end of its input:
+// the run's context is cancelled, so the commit gets one of its own.
+func (t *task) stopFlush() error {
+	txns, err := t.sink.PreCommit(1)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return t.r.spec.Output.Commit(ctx, txns)
 }
 
 // runStage processes records from the task's input channel, aligning
