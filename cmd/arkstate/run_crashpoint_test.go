@@ -70,6 +70,23 @@ func (c crashRun) run(crashAt string) (killed bool) {
 	return false
 }
 
+// cli runs an arkstate command with crashAt armed and reports whether it
+// died of SIGKILL; any other failure fails the test.
+func (c crashRun) cli(crashAt string, args ...string) (killed bool) {
+	c.t.Helper()
+	cmd := exec.Command(arkstateBinary(c.t), args...)
+	cmd.Env = append(append(os.Environ(), c.env...), crashpoint.Env+"="+crashAt)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
+		return true
+	}
+	if err != nil {
+		c.t.Fatalf("%v with %s=%q: %v\n%s", args, crashpoint.Env, crashAt, err, out)
+	}
+	return false
+}
+
 // mustCrash runs with crashAt armed and fails unless the point killed it.
 func (c crashRun) mustCrash(crashAt string) {
 	c.t.Helper()
@@ -103,6 +120,7 @@ func TestRunCrashPoints(t *testing.T) {
 		point string
 		at    int
 		after string // a crash that must come first
+		gc    bool   // the point is armed in `checkpoint gc`, not in run
 	}{
 		{point: crashpoint.AfterPrepare, at: 3},
 		{point: crashpoint.AfterSegments, at: 3},
@@ -111,6 +129,8 @@ func TestRunCrashPoints(t *testing.T) {
 		{point: crashpoint.AfterCommit, at: 3},
 		{point: crashpoint.RecoverAfterCommit, at: 1, after: crashpoint.AfterManifest + ":3"},
 		{point: crashpoint.BetweenPruneDeletes, at: 2},
+		// A crash after the segments leaves orphans; gc dies deleting them.
+		{point: crashpoint.BetweenGCDeletes, at: 1, after: crashpoint.AfterSegments + ":3", gc: true},
 	}
 	n := 0
 	for _, store := range []string{"local", "s3"} {
@@ -135,7 +155,17 @@ func TestRunCrashPoints(t *testing.T) {
 					if p.after != "" {
 						c.mustCrash(p.after)
 					}
-					c.mustCrash(fmt.Sprintf("%s:%d", p.point, p.at))
+					if p.gc {
+						storeAddr := []string{filepath.Join(dir, "state")}
+						if store == "s3" {
+							storeAddr = []string{"s3://" + bucket + "/" + prefix + "/state", "--s3-endpoint", srv.Endpoint, "--s3-path-style"}
+						}
+						if !c.cli(fmt.Sprintf("%s:%d", p.point, p.at), append([]string{"checkpoint", "gc", "--grace", "0s"}, storeAddr...)...) {
+							t.Fatalf("gc ended without passing %s", p.point)
+						}
+					} else {
+						c.mustCrash(fmt.Sprintf("%s:%d", p.point, p.at))
+					}
 					if c.run("") {
 						t.Fatal("the recovery run was killed")
 					}
