@@ -15,7 +15,7 @@ import (
 	"github.com/arkstate/arkstate/internal/crashpoint"
 )
 
-// Exit codes of the CLI contract (DESIGN.md, "CLI contract").
+// Exit codes of the CLI contract (docs/CLI.md, "Exit codes").
 const (
 	exitOK       = 0
 	exitFindings = 1 // verification found damage, or a diff found differences with --exit-code

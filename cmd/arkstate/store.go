@@ -16,7 +16,7 @@ import (
 
 // storeFlags are the S3 settings every command that opens a store accepts.
 // Credentials come from the standard AWS chain (environment, shared files,
-// instance roles); the seed's ARKFLOW_STATE_S3_* variables fill what the
+// instance roles); the ARKFLOW_STATE_S3_* variables of ArkFlow's state-management document fill what the
 // flags leave unset.
 type storeFlags struct {
 	endpoint  string

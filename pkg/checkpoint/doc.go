@@ -4,13 +4,14 @@
 // Stores: the Store interface with its dir (local directory), s3, mem and
 // hybrid (local first, copied to S3 in the background) implementations, and
 // Open, which turns an address such as "/var/lib/arkstate",
-// "file:///var/lib/arkstate", "mem://test" or "s3://bucket/prefix" into a
+// "file:///var/lib/arkstate", "mem://test", "s3://bucket/prefix" or
+// "hybrid:///var/lib/arkstate?remote=s3://bucket/prefix" into a
 // Store. A Store has object-store semantics: flat slash-separated names,
 // whole-object atomic writes, conditional writes (create-only and
 // compare-and-swap on an ETag) and lexically ordered listing. Every
 // implementation passes the same conformance suite, storetest.Run.
 //
-// Checkpoints: Repo lays out a store as DESIGN.md describes (the ARKSTATE
+// Checkpoints: Repo lays out a store as docs/ARCHITECTURE.md describes (the ARKSTATE
 // marker, checkpoints/chk-<id>/MANIFEST, content-addressed segments/, the
 // writer lease under leases/). Builder writes a checkpoint — segments first,
 // the manifest last with a create-only write, which is the commit point —

@@ -40,7 +40,7 @@ const MarkerName = "ARKSTATE"
 // MarkerFormat identifies the marker's JSON.
 const MarkerFormat = "arkstate-store"
 
-// MarkerVersion1 is the store layout of DESIGN.md: checkpoints/, segments/,
+// MarkerVersion1 is the store layout of docs/ARCHITECTURE.md: checkpoints/, segments/,
 // txlog/ and leases/ under one root.
 const MarkerVersion1 = 1
 
@@ -56,7 +56,7 @@ type Marker struct {
 	KeyGroups uint32    `json:"key_groups"`
 }
 
-// Repo is a checkpoint store: the layout of DESIGN.md over a Store.
+// Repo is a checkpoint store: the layout of docs/ARCHITECTURE.md over a Store.
 type Repo struct {
 	store  Store
 	marker Marker

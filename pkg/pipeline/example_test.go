@@ -166,7 +166,7 @@ func ExampleNewManager() {
 	}
 	defer os.RemoveAll(dir)
 	ctx := context.Background()
-	// The seed's EnhancedStateConfig: a local checkpoint store.
+	// EnhancedStateConfig of ArkFlow's state-management document: a local checkpoint store.
 	cfg := config.DefaultState()
 	cfg.Enabled = true
 	cfg.BackendType = config.StateBackendLocal

@@ -16,7 +16,7 @@ import (
 )
 
 // Manager owns a job's checkpoint store as the `state` block configures it
-// (the seed's EnhancedStateManager): it opens the backend, checks that the
+// (EnhancedStateManager of ArkFlow's state-management document): it opens the backend, checks that the
 // store belongs to this job, and hands runners their checkpoint options.
 type Manager struct {
 	cfg   config.EnhancedStateConfig
@@ -155,7 +155,7 @@ func (m *Manager) Close() error {
 	return m.store.Close()
 }
 
-// warnIgnoredPerformance says which of the seed's performance settings were
+// warnIgnoredPerformance says which performance settings of ArkFlow's state-management document were
 // changed from their defaults but have no effect here, rather than letting a
 // user believe they took: segments are always zstd-compressed (the format
 // checksums and indexes compressed blocks), a checkpoint already writes one

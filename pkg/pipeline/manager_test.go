@@ -16,7 +16,7 @@ import (
 )
 
 // The performance block's zstd level reaches the segment writer, and the
-// seed's settings that have no effect here say so in the log instead of
+// settings of ArkFlow's state-management document that have no effect here say so in the log instead of
 // being silently dropped.
 func TestManager_Performance(t *testing.T) {
 	for _, c := range []struct {

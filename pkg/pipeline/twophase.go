@@ -29,8 +29,8 @@ type Transactional interface {
 	AbortExcept(ctx context.Context, keep []string) error
 }
 
-// TwoPhaseCommitOutput turns a Transactional into an Output (the seed's
-// TwoPhaseCommitOutput): each epoch is pre-committed at its barrier,
+// TwoPhaseCommitOutput turns a Transactional into an Output (TwoPhaseCommitOutput of
+// ArkFlow's state-management document): each epoch is pre-committed at its barrier,
 // recorded in the checkpoint, and committed when the checkpoint completes;
 // a restored pipeline commits what its checkpoint lists and aborts the rest.
 func TwoPhaseCommitOutput(name string, t Transactional) Output {
@@ -114,7 +114,7 @@ type StatefulFunc interface {
 }
 
 // ExactlyOnceProcessor wraps a user's stateful step as a keyed processor
-// (the seed's ExactlyOnceProcessor): records are routed by key, the state
+// (ExactlyOnceProcessor of ArkFlow's state-management document): records are routed by key, the state
 // the step keeps in its backend is checkpointed with the pipeline's barriers
 // and restored after a failure, so its effects are applied exactly once.
 // operatorID must stay stable across restarts; newFunc makes one instance

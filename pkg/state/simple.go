@@ -2,8 +2,8 @@ package state
 
 import "fmt"
 
-// SimpleMemoryState is the plain in-memory key/value state of the seed
-// document: string keys, typed values through PutTyped and GetTyped. It is a
+// SimpleMemoryState is the plain in-memory key/value state of ArkFlow's
+// state-management document: string keys, typed values through PutTyped and GetTyped. It is a
 // Backend with one byte-valued state, so it snapshots and restores like any
 // other.
 type SimpleMemoryState struct {

@@ -21,7 +21,8 @@ const (
 	// MaxKeyGroups bounds key_groups; a checkpoint manifest lists key-group
 	// ranges, and more groups than this only add overhead.
 	MaxKeyGroups = 32768
-	// DefaultCheckpointIntervalMS is the seed's default checkpoint interval.
+	// DefaultCheckpointIntervalMS is the default checkpoint interval of
+	// ArkFlow's state-management document.
 	DefaultCheckpointIntervalMS = 60000
 	// MinCheckpointIntervalMS keeps checkpoints from being taken back to
 	// back; below it barrier alignment dominates processing.
@@ -40,7 +41,8 @@ const (
 	// DefaultGenerateWordsPerLine is how many words a generated line holds.
 	DefaultGenerateWordsPerLine = 8
 
-	// DefaultBatchSizeBytes is the seed's example batch size (4 MiB).
+	// DefaultBatchSizeBytes is the example batch size of ArkFlow's state-management document
+	// (4 MiB).
 	DefaultBatchSizeBytes = 4 << 20
 	// MaxBatchSizeBytes bounds a batch so one upload cannot need unbounded
 	// memory.
@@ -68,8 +70,8 @@ const (
 type Config struct {
 	// Streams are the pipelines to run; at least one, with unique ids.
 	Streams []StreamConfig `yaml:"streams"`
-	// State configures the state backend and checkpoints (the seed's
-	// EnhancedStateConfig).
+	// State configures the state backend and checkpoints
+	// (EnhancedStateConfig of ArkFlow's state-management document).
 	State EnhancedStateConfig `yaml:"state"`
 
 	// File is the name the configuration was parsed from, as given to Load
@@ -363,7 +365,7 @@ const (
 
 var backendTypes = []StateBackendType{StateBackendMemory, StateBackendLocal, StateBackendS3, StateBackendHybrid}
 
-// EnhancedStateConfig is the seed's `state` block.
+// EnhancedStateConfig is the `state` block of ArkFlow's state-management document.
 type EnhancedStateConfig struct {
 	// Enabled turns on checkpointing; without it state lives only in
 	// memory and a restart starts from nothing (default false).
@@ -413,7 +415,7 @@ type S3StateBackendConfig struct {
 	// servers need.
 	PathStyle bool `yaml:"path_style"`
 	// UseSSL selects https for an Endpoint without a scheme; nil means true,
-	// as in the seed. Use UsesSSL to read it.
+	// as in ArkFlow's state-management document. Use UsesSSL to read it.
 	UseSSL *bool `yaml:"use_ssl,omitempty"`
 	// AccessKeyID and SecretAccessKey replace the AWS credential chain when
 	// set. They are never printed.
@@ -421,8 +423,8 @@ type S3StateBackendConfig struct {
 	SecretAccessKey Secret `yaml:"secret_access_key,omitempty"`
 }
 
-// PerformanceConfig is the seed's performance block. Every field is parsed
-// and validated so that the seed's files load; CompressionLevel and
+// PerformanceConfig is the performance block of ArkFlow's state-management document. Every field is parsed
+// and validated so that ArkFlow's files load; CompressionLevel and
 // MaxConcurrentUploads take effect, and the pipeline's Manager logs a warning
 // for the others when they differ from their defaults (docs/CONFIG.md says
 // why each has nothing to act on).
@@ -451,7 +453,7 @@ func Default() *Config {
 	return &Config{State: DefaultState()}
 }
 
-// DefaultState returns the seed's defaults: disabled, memory backend, a
+// DefaultState returns the defaults of ArkFlow's state-management document: disabled, memory backend, a
 // checkpoint a minute, five retained, at-least-once, 128 key groups.
 func DefaultState() EnhancedStateConfig {
 	return EnhancedStateConfig{

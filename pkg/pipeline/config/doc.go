@@ -1,6 +1,6 @@
 // Package config owns the configuration of `arkstate run`: the YAML file in
 // ArkFlow's shape (a list of streams, each an input, a chain of processors
-// and an output) plus the seed's `state` block (EnhancedStateConfig with its
+// and an output) plus the `state` block of ArkFlow's state-management document (EnhancedStateConfig with its
 // S3StateBackendConfig and PerformanceConfig), the ARKFLOW_STATE_*
 // environment variables that override that block, and the checks that make a
 // configuration runnable.
