@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -198,7 +197,7 @@ func (h *HybridStore) Local() Store { return h.local }
 // Remote returns the remote store.
 func (h *HybridStore) Remote() Store { return h.remote }
 
-func isLease(name string) bool { return strings.HasPrefix(name, leasePrefix) }
+func isLease(name string) bool { return format.IsLeasePath(name) }
 
 func (h *HybridStore) fail(op, name string, err error) error {
 	return &Error{Op: op, Location: h.location, Name: name, Err: err}
@@ -708,7 +707,7 @@ func (h *HybridStore) copy(ctx context.Context, job copyJob) error {
 	defer obj.Close()
 	size := obj.Size()
 	var r io.Reader = io.NewSectionReader(obj, 0, size)
-	hash, isSegment := segmentHashOf(job.name)
+	hash, isSegment := format.ParseSegmentPath(job.name)
 	if isSegment {
 		// A segment is named by its SHA-256: bytes that do not hash to
 		// the name are damage, and copying them would replace what may be
@@ -800,7 +799,7 @@ func (h *HybridStore) scan(ctx context.Context) error {
 		switch {
 		case l.Name == MarkerName:
 			first = append(first, copyJob{name: l.Name, size: l.Size, create: true})
-		case path.Base(l.Name) == "MANIFEST":
+		case path.Base(l.Name) == format.ManifestName:
 			last = append(last, copyJob{name: l.Name, size: l.Size, create: true})
 		default:
 			middle = append(middle, copyJob{name: l.Name, size: l.Size})

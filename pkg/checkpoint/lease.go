@@ -26,7 +26,7 @@ var (
 )
 
 // leasePrefix is where leases live in the store layout.
-const leasePrefix = "leases/"
+const leasePrefix = format.LeasesPrefix
 
 // maxLeaseSize bounds a lease object read.
 const maxLeaseSize = 64 << 10

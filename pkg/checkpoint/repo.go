@@ -9,7 +9,6 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/arkstate/arkstate/pkg/format"
@@ -144,15 +143,11 @@ func readSmall(ctx context.Context, s Store, name string, limit int64) ([]byte, 
 // not listed (gc reports it).
 func (r *Repo) IDs(ctx context.Context) ([]uint64, error) {
 	var ids []uint64
-	for info, err := range r.store.List(ctx, "checkpoints/") {
+	for info, err := range r.store.List(ctx, format.CheckpointsPrefix) {
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint: list checkpoints: %w", err)
 		}
-		dir, file, ok := strings.Cut(strings.TrimPrefix(info.Name, "checkpoints/"), "/")
-		if !ok || file != "MANIFEST" {
-			continue
-		}
-		if id, ok := format.ParseCheckpointDir(dir); ok {
+		if id, file, ok := format.ParseCheckpointObject(info.Name); ok && file == format.ManifestName {
 			ids = append(ids, id)
 		}
 	}

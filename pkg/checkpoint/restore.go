@@ -219,7 +219,7 @@ func planRestore(ctx context.Context, src *Repo, id uint64) (*restoreSource, err
 	stored := map[string]int64{}
 	listed := map[string]bool{}
 	for _, ref := range src2.segments {
-		dir := "segments/" + ref.Hash[:2] + "/"
+		dir := format.SegmentFanoutPrefix(ref.Hash)
 		if listed[dir] {
 			continue
 		}

@@ -156,11 +156,11 @@ func gc(ctx context.Context, repo *Repo, opts GCOptions, gone map[uint64]bool) (
 			rep.Orphans = append(rep.Orphans, Orphan{Name: info.Name, Kind: OrphanUnfinished, Reason: reasonUnfinished, Bytes: info.Size, ModTime: info.ModTime})
 		}
 	}
-	for info, err := range repo.store.List(ctx, "segments/") {
+	for info, err := range repo.store.List(ctx, format.SegmentsPrefix) {
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint: gc: %w", err)
 		}
-		hash, ok := segmentHashOf(info.Name)
+		hash, ok := format.ParseSegmentPath(info.Name)
 		switch {
 		case !ok:
 			rep.Orphans = append(rep.Orphans, Orphan{Name: info.Name, Kind: OrphanUnknown, Reason: reasonUnknown, Bytes: info.Size, ModTime: info.ModTime, Action: ActionUnknown})
@@ -189,7 +189,7 @@ func gc(ctx context.Context, repo *Repo, opts GCOptions, gone map[uint64]bool) (
 		return nil, err
 	}
 	rep.Orphans = slices.DeleteFunc(rep.Orphans, func(o Orphan) bool {
-		if hash, ok := segmentHashOf(o.Name); ok && o.Kind == OrphanSegment && g.refs[hash] {
+		if hash, ok := format.ParseSegmentPath(o.Name); ok && o.Kind == OrphanSegment && g.refs[hash] {
 			rep.Referenced++
 			return true
 		}
@@ -264,16 +264,15 @@ type checkpointDir struct {
 func (g *gcRun) readManifests() ([]checkpointDir, error) {
 	var ids []uint64
 	others := map[uint64][]ObjectInfo{}
-	for info, err := range g.repo.store.List(g.ctx, "checkpoints/") {
+	for info, err := range g.repo.store.List(g.ctx, format.CheckpointsPrefix) {
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint: gc: %w", err)
 		}
-		dir, file, ok := strings.Cut(strings.TrimPrefix(info.Name, "checkpoints/"), "/")
-		id, valid := format.ParseCheckpointDir(dir)
+		id, file, ok := format.ParseCheckpointObject(info.Name)
 		switch {
-		case !ok || !valid || g.gone[id]:
+		case !ok || g.gone[id]:
 			// Not a checkpoint directory, or pruned in this dry run.
-		case file == "MANIFEST":
+		case file == format.ManifestName:
 			ids = append(ids, id)
 		default:
 			others[id] = append(others[id], info)
@@ -313,17 +312,6 @@ func (g *gcRun) readManifests() ([]checkpointDir, error) {
 		}
 	}
 	return dirs, nil
-}
-
-// segmentHashOf returns the hash of a segment object's name, which must be
-// exactly SegmentPath(hash).
-func segmentHashOf(name string) (string, bool) {
-	base := name[strings.LastIndexByte(name, '/')+1:]
-	hash, ok := strings.CutSuffix(base, ".seg")
-	if !ok || format.SegmentPath(hash) != name {
-		return "", false
-	}
-	return hash, true
 }
 
 // PruneOptions configure Prune.
@@ -457,7 +445,7 @@ func deleteCheckpoint(ctx context.Context, s Store, id uint64) error {
 		return err
 	}
 	crashpoint.Hit(crashpoint.BetweenPruneDeletes)
-	prefix := "checkpoints/" + format.CheckpointDir(id) + "/"
+	prefix := format.CheckpointPrefix(id)
 	var names []string
 	for info, err := range s.List(ctx, prefix) {
 		if err != nil {

@@ -298,7 +298,7 @@ func (r *Repo) RestoreBackend(ctx context.Context, m *format.Manifest, op string
 	for {
 		err := r.restoreBackend(ctx, m, op, be, hybrid, fromRemote)
 		var ce *format.CorruptError
-		if err == nil || hybrid == nil || !errors.As(err, &ce) || !strings.HasPrefix(ce.File, "segments/") || fromRemote[ce.File] {
+		if err == nil || hybrid == nil || !errors.As(err, &ce) || !strings.HasPrefix(ce.File, format.SegmentsPrefix) || fromRemote[ce.File] {
 			return err
 		}
 		hybrid.noteLocalDamage(ce.File, err)

@@ -701,58 +701,6 @@ func IsSegmentHash(s string) bool {
 	return true
 }
 
-// SegmentPath returns the store-relative path of the segment with the given
-// hash: "segments/<first 2 hex>/<hash>.seg". The two-digit fan-out keeps
-// directory listings small on local disks. It returns "" when hash is not a
-// valid segment hash, so a damaged manifest cannot name a path outside
-// segments/.
-func SegmentPath(hash string) string {
-	if !IsSegmentHash(hash) {
-		return ""
-	}
-	return "segments/" + hash[:2] + "/" + hash + ".seg"
-}
-
-// checkpointDirPrefix and checkpointDirDigits define "chk-<20 digits>": 20
-// digits hold any uint64, and zero-padding makes lexical order numeric order,
-// which is what a store listing returns.
-const (
-	checkpointDirPrefix = "chk-"
-	checkpointDirDigits = 20
-)
-
-// CheckpointDir returns the directory name of checkpoint id,
-// "chk-<20-digit zero-padded id>".
-func CheckpointDir(id uint64) string {
-	return fmt.Sprintf("%s%0*d", checkpointDirPrefix, checkpointDirDigits, id)
-}
-
-// ManifestPath returns the store-relative path of checkpoint id's manifest:
-// "checkpoints/chk-<20-digit zero-padded id>/MANIFEST".
-func ManifestPath(id uint64) string {
-	return "checkpoints/" + CheckpointDir(id) + "/MANIFEST"
-}
-
-// ParseCheckpointDir is the inverse of CheckpointDir. It accepts only the
-// canonical form (prefix, exactly 20 digits, id > 0), so that every accepted
-// name maps back to itself and stray directories are ignored by listings.
-func ParseCheckpointDir(name string) (uint64, bool) {
-	digits, ok := strings.CutPrefix(name, checkpointDirPrefix)
-	if !ok || len(digits) != checkpointDirDigits {
-		return 0, false
-	}
-	for i := 0; i < len(digits); i++ {
-		if digits[i] < '0' || digits[i] > '9' {
-			return 0, false
-		}
-	}
-	id, err := strconv.ParseUint(digits, 10, 64)
-	if err != nil || id == 0 {
-		return 0, false
-	}
-	return id, true
-}
-
 // LogicalBytes is the size of every segment layer the manifest lists, as a
 // restore reads them: a segment shared by several ranges counts once per
 // range.
