@@ -2,14 +2,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -22,44 +16,15 @@ import (
 
 // Helpers shared by the tests of diff, restore, prune and gc.
 
-// opsCLI runs arkstate with args as main does and returns its stdout,
-// stderr and exit code.
+// opsCLI runs arkstate with args as main does.
 func opsCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	root := newRootCmd()
-	root.SetArgs(args)
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	err := root.ExecuteContext(context.Background())
-	var findings *findingsError
-	if err != nil && !errors.As(err, &findings) {
-		fmt.Fprintf(&errb, "arkstate: %v\n", err)
-	}
-	return out.String(), errb.String(), exitCode(err)
+	r := cliRun(t, "", args...)
+	return r.stdout, r.stderr, r.code
 }
 
 // opsTree maps each file below root to its SHA-256; a missing root is empty.
-func opsTree(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) && p == root {
-			return fs.SkipAll
-		}
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		sum := sha256.Sum256(b)
-		out[p] = hex.EncodeToString(sum[:])
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
+func opsTree(t *testing.T, root string) map[string]string { return fileHashes(t, root) }
 
 // opsStandard writes the standard three-checkpoint history into a new
 // directory and returns the directory and the live job.

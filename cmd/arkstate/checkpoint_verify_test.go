@@ -3,12 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -69,50 +66,22 @@ func inspectCases(t *testing.T) []inspectCase {
 	return append([]inspectCase{{Name: "good", Checkpoint: 3}}, damaged...)
 }
 
-// inspectCLI runs arkstate with args the way main does, returning what it
-// wrote to stdout and stderr and its exit code.
+// inspectCLI runs arkstate with args as main does.
 func inspectCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	root := newRootCmd()
-	root.SetArgs(args)
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	err := root.ExecuteContext(context.Background())
-	code = exitCode(err)
-	var findings *findingsError
-	if err != nil && !errors.As(err, &findings) {
-		fmt.Fprintf(&errb, "arkstate: %v\n", err)
-	}
-	return out.String(), errb.String(), code
-}
-
-// inspectTree returns the SHA-256 of every file under root, the dir
-// store's own files included: a read-only command must not create a lock.
-func inspectTree(t *testing.T, root string) map[string][32]byte {
-	t.Helper()
-	files := make(map[string][32]byte)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		files[p] = sha256.Sum256(data)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
+	r := cliRun(t, "", args...)
+	return r.stdout, r.stderr, r.code
 }
 
 // inspectReadOnly runs arkstate with args and fails t if the store
 // directory changed.
 func inspectReadOnly(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	before := inspectTree(t, dir)
+	// The dir store's own files count too: a read-only command must not
+	// create a lock.
+	before := fileHashes(t, dir)
 	stdout, stderr, code = inspectCLI(t, args...)
-	after := inspectTree(t, dir)
+	after := fileHashes(t, dir)
 	for p, sum := range before {
 		if after[p] != sum {
 			t.Errorf("%v changed or removed %s", args, p)
@@ -260,20 +229,7 @@ func TestCheckpointVerifyCmd_ErrUnreachable(t *testing.T) {
 
 // inspectAWSEnv gives the CLI static credentials and keeps it away from the
 // machine's AWS configuration and instance metadata.
-func inspectAWSEnv(t *testing.T, key, secret string) {
-	dir := t.TempDir()
-	t.Setenv("AWS_ACCESS_KEY_ID", key)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_REGION", s3test.Region)
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	for _, v := range []string{"ARKFLOW_STATE_S3_ENDPOINT", "ARKFLOW_STATE_S3_REGION", "ARKFLOW_STATE_S3_PATH_STYLE", "ARKFLOW_STATE_S3_USE_SSL"} {
-		t.Setenv(v, "")
-		os.Unsetenv(v)
-	}
-}
+func inspectAWSEnv(t *testing.T, key, secret string) { opsAWSEnv(t, key, secret) }
 
 // TestCheckpointInspectCmds_S3 runs ls, show and verify against a store
 // written into a real S3 server.

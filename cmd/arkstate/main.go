@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -30,14 +31,24 @@ func main() {
 	os.Exit(code)
 }
 
-// run executes the root command with args and maps its error to an exit code.
+// run executes arkstate with args on the process's standard streams.
 func run(ctx context.Context, args []string) int {
-	root := newRootCmd()
+	return Main(ctx, args, os.Stdin, os.Stdout, os.Stderr)
+}
+
+// Main executes the root command with args and the given standard streams,
+// prints an error that has no report of its own as one line on stderr, and
+// returns the exit code of the CLI contract. Tests run the CLI through it.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := crashpoint.Init(); err != nil {
-		fmt.Fprintf(root.ErrOrStderr(), "arkstate: %v\n", err)
+		fmt.Fprintf(stderr, "arkstate: %v\n", err)
 		return exitUsage
 	}
+	root := newRootCmd()
 	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
@@ -45,7 +56,7 @@ func run(ctx context.Context, args []string) int {
 	code := exitCode(err)
 	var findings *findingsError
 	if !errors.As(err, &findings) {
-		fmt.Fprintf(root.ErrOrStderr(), "arkstate: %v\n", err)
+		fmt.Fprintf(stderr, "arkstate: %v\n", err)
 	}
 	return code
 }

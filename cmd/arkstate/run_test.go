@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,20 +8,12 @@ import (
 	"testing"
 )
 
-// runCLI runs the root command in-process and returns its exit code and
-// stderr.
+// runCLI runs arkstate with args as main does and returns its exit code
+// and stderr.
 func runCLI(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	root := newRootCmd()
-	var stdout, stderr bytes.Buffer
-	root.SetOut(&stdout)
-	root.SetErr(&stderr)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	if err != nil {
-		stderr.WriteString("arkstate: " + err.Error() + "\n")
-	}
-	return exitCode(err), stderr.String()
+	r := cliRun(t, "", args...)
+	return r.code, r.stderr
 }
 
 // goodPipeline is the crash tests' word count on a local store.

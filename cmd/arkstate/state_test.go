@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,24 +17,11 @@ import (
 	"github.com/arkstate/arkstate/pkg/state"
 )
 
-// stateCLI runs the root command as main does, with stdin, and returns the
-// exit code and what it wrote.
+// stateCLI runs arkstate with args and stdin as main does.
 func stateCLI(t testing.TB, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	root := newRootCmd()
-	var out, errOut bytes.Buffer
-	root.SetArgs(args)
-	root.SetIn(strings.NewReader(stdin))
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	err := root.ExecuteContext(context.Background())
-	code = exitCode(err)
-	if err != nil {
-		if _, ok := err.(*findingsError); !ok {
-			fmt.Fprintf(&errOut, "arkstate: %v\n", err)
-		}
-	}
-	return code, out.String(), errOut.String()
+	r := cliRun(t, stdin, args...)
+	return r.code, r.stdout, r.stderr
 }
 
 // stateStandardDir writes the synthetic job's three checkpoints into a new
@@ -53,24 +37,13 @@ func stateStandardDir(t *testing.T) (string, *checkpointtest.Job) {
 	return root, checkpointtest.Standard(t, s)
 }
 
-// stateTree hashes every file under root.
+// stateTree hashes every file under root, as one comparable string.
 func stateTree(t testing.TB, root string) string {
 	t.Helper()
 	var b strings.Builder
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(data)
-		fmt.Fprintf(&b, "%s %s\n", p, hex.EncodeToString(sum[:]))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	h := fileHashes(t, root)
+	for _, p := range slices.Sorted(maps.Keys(h)) {
+		b.WriteString(p + " " + h[p] + "\n")
 	}
 	return b.String()
 }

@@ -2,12 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,48 +77,15 @@ func txlogFixture(t *testing.T, n int) (string, []string) {
 // files under dir changed: every txlog command only reads.
 func txlogCLI(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	before := txlogTree(t, dir)
-	var out, errb bytes.Buffer
-	root := newRootCmd()
-	root.SetArgs(args)
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	err := root.ExecuteContext(context.Background())
-	code = exitCode(err)
-	var findings *findingsError
-	if err != nil && !errors.As(err, &findings) {
-		fmt.Fprintf(&errb, "arkstate: %v\n", err)
+	var before map[string]string
+	if dir != "" {
+		before = fileHashes(t, dir)
 	}
-	after := txlogTree(t, dir)
-	if len(before) != len(after) {
+	r := cliRun(t, "", args...)
+	if dir != "" && !maps.Equal(before, fileHashes(t, dir)) {
 		t.Errorf("%v changed the files under %s", args, dir)
 	}
-	for p, sum := range before {
-		if after[p] != sum {
-			t.Errorf("%v changed %s", args, p)
-		}
-	}
-	return out.String(), errb.String(), code
-}
-
-func txlogTree(t *testing.T, root string) map[string][32]byte {
-	t.Helper()
-	files := map[string][32]byte{}
-	if root == "" {
-		return files
-	}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		files[p] = sha256.Sum256(data)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
+	return r.stdout, r.stderr, r.code
 }
 
 func txlogFlip(t *testing.T, path string, off int64) {
