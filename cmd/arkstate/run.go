@@ -60,29 +60,10 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 	// elsewhere the summary is one log record; --quiet drops all three.
 	report := newRunReport(cmd.ErrOrStderr(), !opts.quiet && isTerminal(cmd.ErrOrStderr()), level)
 	log := report.log
-	cfg, err := config.Load(opts.configFile)
+	cfg, err := loadRunConfig(opts.configFile)
 	if err != nil {
-		return &usageError{err}
+		return err
 	}
-	if err := config.ApplyEnv(cfg, os.Environ()); err != nil {
-		return &usageError{err}
-	}
-	if err := cfg.Validate(); err != nil {
-		return &usageError{err}
-	}
-
-	// Build everything first: a bad input, output or store fails here,
-	// before any stream starts writing.
-	type job struct {
-		mgr    *pipeline.Manager
-		runner *pipeline.Runner
-	}
-	var jobs []job
-	defer func() {
-		for _, j := range jobs {
-			j.mgr.Close()
-		}
-	}()
 	// The monitor's address is taken first: one that cannot be listened on
 	// is a usage error, and must fail before the store is touched.
 	var mon *monitor.Monitor
@@ -95,14 +76,71 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 		defer ln.Close() // in case a stream fails to build; Serve owns it after
 		mon, monLn = monitor.New(currentBuildInfo().Version), ln
 	}
+	jobs, err := buildRunJobs(ctx, cmd, cfg, opts, report, mon)
+	defer func() {
+		for _, j := range jobs {
+			j.mgr.Close()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	if mon != nil {
+		for i, j := range jobs {
+			mon.Add(cfg.Streams[i].ID, j.runner.Status)
+		}
+		defer serveMonitor(monLn, mon, log)()
+	}
+	err = runJobs(ctx, cfg, jobs, report)
+	if err != nil && errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
+		report.finish(nil)
+		if cfg.State.Enabled {
+			log.Info("interrupted; state is as of the last checkpoint")
+		} else {
+			log.Info("interrupted; state is not kept (state disabled): the output written so far is committed, and a restart starts over")
+		}
+		return nil
+	}
+	report.finish(err)
+	return err
+}
+
+// loadRunConfig reads the configuration, applies the ARKFLOW_STATE_*
+// variables and validates the result; every failure is a usage error.
+func loadRunConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, &usageError{err}
+	}
+	if err := config.ApplyEnv(cfg, os.Environ()); err != nil {
+		return nil, &usageError{err}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, &usageError{err}
+	}
+	return cfg, nil
+}
+
+// runJob is one stream: its store and its runner.
+type runJob struct {
+	mgr    *pipeline.Manager
+	runner *pipeline.Runner
+}
+
+// buildRunJobs builds every stream before any starts: a bad input, output
+// or store fails here, before any stream writes. The caller closes the
+// managers of the jobs returned, also with an error.
+func buildRunJobs(ctx context.Context, cmd *cobra.Command, cfg *config.Config, opts runOptions, report *runReport, mon *monitor.Monitor) ([]runJob, error) {
+	var jobs []runJob
 	owner := leaseOwner()
+	log := report.log
 	for _, s := range cfg.Streams {
 		spec, err := pipeline.BuildSpec(ctx, cfg, s, cmd.InOrStdin(), cmd.OutOrStdout())
 		if errors.Is(err, checkpoint.ErrUnavailable) {
-			return err // an S3 output that cannot be reached: exit 3
+			return jobs, err // an S3 output that cannot be reached: exit 3
 		}
 		if err != nil {
-			return &usageError{err}
+			return jobs, &usageError{err}
 		}
 		if cfg.State.Enabled && cfg.State.ExactlyOnce && s.Output.Type == config.OutputStdout {
 			log.Warn("stdout output is at-least-once: it writes records as they come, so a restart writes again what followed the last checkpoint; use file or s3 output for exactly-once", "stream", s.ID)
@@ -110,7 +148,7 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 		st, jobID := pipeline.StreamState(cfg, s)
 		mgr, err := pipeline.NewManager(ctx, st, jobID, log.With("stream", s.ID))
 		if err != nil {
-			return err
+			return jobs, err
 		}
 		ropts := mgr.Options(owner)
 		var sr *streamReport
@@ -126,49 +164,34 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 		r, err := pipeline.NewRunner(spec, ropts)
 		if err != nil {
 			mgr.Close()
-			return &usageError{err}
+			return jobs, &usageError{err}
 		}
 		if sr != nil {
 			sr.stats = r.Stats()
 		}
-		jobs = append(jobs, job{mgr, r})
+		jobs = append(jobs, runJob{mgr, r})
 	}
+	return jobs, nil
+}
 
-	if mon != nil {
-		for i, j := range jobs {
-			mon.Add(cfg.Streams[i].ID, j.runner.Status)
-		}
-		defer serveMonitor(monLn, mon, log)()
-	}
-
+// runJobs runs the streams side by side; the first that fails stops the
+// others.
+func runJobs(ctx context.Context, cfg *config.Config, jobs []runJob, report *runReport) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	report.startProgress()
 	var wg sync.WaitGroup
 	errs := make([]error, len(jobs))
 	for i, j := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := j.runner.Run(ctx); err != nil {
 				errs[i] = fmt.Errorf("stream %s: %w", cfg.Streams[i].ID, err)
 				cancel(err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	err = errors.Join(errs...)
-	if err != nil && errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
-		report.finish(nil)
-		if cfg.State.Enabled {
-			log.Info("interrupted; state is as of the last checkpoint")
-		} else {
-			log.Info("interrupted; state is not kept (state disabled): the output written so far is committed, and a restart starts over")
-		}
-		return nil
-	}
-	report.finish(err)
-	return err
+	return errors.Join(errs...)
 }
 
 // serveMonitor serves mon on ln until stop is called.
