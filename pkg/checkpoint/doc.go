@@ -1,7 +1,7 @@
 // Package checkpoint owns where arkstate's checkpoints live and everything
 // done to them as a whole.
 //
-// Stores: the Store interface with its dir (local directory), s3, mem and
+// Stores: implementations of the Store interface of pkg/store: dir (local directory), s3, mem and
 // hybrid (local first, copied to S3 in the background) implementations, and
 // Open, which turns an address such as "/var/lib/arkstate",
 // "file:///var/lib/arkstate", "mem://test", "s3://bucket/prefix" or

@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // S3 limits and the defaults chosen within them.
@@ -136,7 +138,7 @@ func NewS3(ctx context.Context, bucket, prefix string, opts S3Options) (*S3Store
 		return nil, configErr(err)
 	}
 	if prefix != "" {
-		if err := checkPath(prefix, false); err != nil {
+		if err := store.PathProblem(prefix); err != nil {
 			return nil, configErr(fmt.Errorf("prefix %q: %s", prefix, err))
 		}
 		prefix += "/"

@@ -17,7 +17,7 @@
 //   - SegmentReader, the bounded decoder of one segment file: header, records
 //     and LSN continuity, with damage reported as *format.CorruptError.
 //   - Streams, Segments, Replay and Verify, which read a log through any
-//     checkpoint.Store, so they work on the writer's directory and on copies
+//     store.Store, so they work on the writer's directory and on copies
 //     in S3 alike.
 //   - Upload, which copies sealed segments from the writer's directory to a
 //     Store.

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // Segment is one segment object in a store, as listed.
@@ -25,7 +25,7 @@ type Segment struct {
 
 // Streams returns the names of the streams that have objects under txlog/
 // in store, sorted.
-func Streams(ctx context.Context, store checkpoint.Store) ([]string, error) {
+func Streams(ctx context.Context, store store.Store) ([]string, error) {
 	var streams []string
 	for info, err := range store.List(ctx, logPrefix) {
 		if err != nil {
@@ -47,13 +47,13 @@ func Streams(ctx context.Context, store checkpoint.Store) ([]string, error) {
 // Segments returns stream's segments in store, in LSN order. Objects in the
 // stream's directory that are not canonically named segments are left out
 // (Verify reports them). A stream without segments gives an empty slice.
-func Segments(ctx context.Context, store checkpoint.Store, stream string) ([]Segment, error) {
+func Segments(ctx context.Context, store store.Store, stream string) ([]Segment, error) {
 	segs, _, err := listStream(ctx, store, stream)
 	return segs, err
 }
 
 // listStream lists the stream's segments and the other objects beside them.
-func listStream(ctx context.Context, store checkpoint.Store, stream string) (segs []Segment, strays []checkpoint.ObjectInfo, err error) {
+func listStream(ctx context.Context, store store.Store, stream string) (segs []Segment, strays []store.ObjectInfo, err error) {
 	if err := ValidateStream(stream); err != nil {
 		return nil, nil, err
 	}
@@ -75,13 +75,13 @@ func listStream(ctx context.Context, store checkpoint.Store, stream string) (seg
 
 // segmentScan reads one segment object from a store.
 type segmentScan struct {
-	obj checkpoint.Object
+	obj store.Object
 	sr  *SegmentReader
 }
 
 // openScan opens seg and checks its header against its name and stream.
 // Header damage is a *format.CorruptError; a store failure is wrapped.
-func openScan(ctx context.Context, store checkpoint.Store, seg Segment) (*segmentScan, error) {
+func openScan(ctx context.Context, store store.Store, seg Segment) (*segmentScan, error) {
 	obj, err := store.Open(ctx, seg.Name)
 	if err != nil {
 		return nil, fmt.Errorf("txlog: open %s: %w", seg.Name, err)
@@ -118,7 +118,7 @@ func (s *segmentScan) tornAt(err error) (bool, error) {
 // appending to it or may have crashed; any other damage, and a gap between
 // segments, is a *format.CorruptError. A stream without segments is
 // ErrStreamNotFound.
-func Replay(ctx context.Context, store checkpoint.Store, stream string, from, to uint64, until time.Time, fn func(*format.Record) error) error {
+func Replay(ctx context.Context, store store.Store, stream string, from, to uint64, until time.Time, fn func(*format.Record) error) error {
 	if to != 0 && from > to {
 		return fmt.Errorf("txlog: replay %q: from %d is after to %d", stream, from, to)
 	}
@@ -167,7 +167,7 @@ func Replay(ctx context.Context, store checkpoint.Store, stream string, from, to
 
 // replaySegment replays one segment. done means a bound was reached. last is
 // the segment's last LSN (first - 1 when empty).
-func replaySegment(ctx context.Context, store checkpoint.Store, seg Segment, isLast bool, from, to uint64, untilNano int64, fn func(*format.Record) error) (done bool, last uint64, err error) {
+func replaySegment(ctx context.Context, store store.Store, seg Segment, isLast bool, from, to uint64, untilNano int64, fn func(*format.Record) error) (done bool, last uint64, err error) {
 	scan, err := openScan(ctx, store, seg)
 	if err != nil {
 		return false, 0, err
@@ -296,7 +296,7 @@ const (
 // segment, and stray objects. Damage goes into the report, not the error;
 // the error is for a store that cannot be read, an invalid stream name, or
 // ErrStreamNotFound when the stream has no objects at all.
-func Verify(ctx context.Context, store checkpoint.Store, stream string) (*Report, error) {
+func Verify(ctx context.Context, store store.Store, stream string) (*Report, error) {
 	segs, strays, err := listStream(ctx, store, stream)
 	if err != nil {
 		return nil, err
@@ -353,7 +353,7 @@ func continuity(prev, cur SegmentSummary) []Problem {
 }
 
 // verifySegment reads one segment to its end or its first damage.
-func verifySegment(ctx context.Context, store checkpoint.Store, seg Segment, isLast bool) (SegmentSummary, []Problem, error) {
+func verifySegment(ctx context.Context, store store.Store, seg Segment, isLast bool) (SegmentSummary, []Problem, error) {
 	sum := SegmentSummary{Segment: seg, LastLSN: seg.FirstLSN - 1, Status: StatusOK}
 	scan, err := openScan(ctx, store, seg)
 	var ce *format.CorruptError

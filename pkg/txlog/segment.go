@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // A segment is a fixed header followed by records exactly as
@@ -190,7 +190,7 @@ func parseSegmentFile(file string) (uint64, bool) {
 
 // ValidateStream reports whether stream can name a transaction-log stream:
 // a single path element that is valid in object names on every store
-// (checkpoint.ValidateName) and within the manifest's identifier rule. The
+// (store.ValidateName) and within the manifest's identifier rule. The
 // error wraps ErrInvalidStream.
 func ValidateStream(stream string) error {
 	switch {
@@ -201,7 +201,7 @@ func ValidateStream(stream string) error {
 	case strings.ContainsAny(stream, `/\`):
 		return fmt.Errorf("%w: %q is not a single path element", ErrInvalidStream, stream)
 	}
-	if err := checkpoint.ValidateName(SegmentName(stream, 1)); err != nil {
+	if err := store.ValidateName(SegmentName(stream, 1)); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidStream, err)
 	}
 	return nil

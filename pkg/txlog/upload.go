@@ -10,7 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // UploadResult says what Upload did.
@@ -31,7 +31,7 @@ type UploadResult struct {
 // continuity) before it is copied, so damage is reported as a
 // *format.CorruptError rather than spread. A segment that Truncate deletes
 // meanwhile is skipped.
-func Upload(ctx context.Context, dir string, store checkpoint.Store) (*UploadResult, error) {
+func Upload(ctx context.Context, dir string, store store.Store) (*UploadResult, error) {
 	ents, err := os.ReadDir(filepath.Join(dir, "txlog"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return &UploadResult{}, nil
@@ -51,7 +51,7 @@ func Upload(ctx context.Context, dir string, store checkpoint.Store) (*UploadRes
 	return res, nil
 }
 
-func uploadStream(ctx context.Context, dir, stream string, store checkpoint.Store, res *UploadResult) error {
+func uploadStream(ctx context.Context, dir, stream string, store store.Store, res *UploadResult) error {
 	sdir := filepath.Join(dir, "txlog", stream)
 	ents, err := os.ReadDir(sdir)
 	if err != nil {
@@ -92,7 +92,7 @@ func uploadStream(ctx context.Context, dir, stream string, store checkpoint.Stor
 // uploadSegment checks one sealed segment file and puts it unless the store
 // holds it already. A file that vanished (truncated meanwhile) counts as
 // present: there is nothing left to copy.
-func uploadSegment(ctx context.Context, path, name, stream string, first uint64, store checkpoint.Store, sizes map[string]int64) (bool, error) {
+func uploadSegment(ctx context.Context, path, name, stream string, first uint64, store store.Store, sizes map[string]int64) (bool, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil

@@ -1,0 +1,54 @@
+package store
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestNames(t *testing.T) {
+	for _, name := range []string{"a", "checkpoints/chk-00000000000000000001/MANIFEST", "segments/ab/x.seg"} {
+		if err := ValidateName(name); err != nil {
+			t.Errorf("ValidateName(%q) = %v", name, err)
+		}
+	}
+	for name, why := range map[string]string{
+		"":                       "empty",
+		"/abs":                   "absolute",
+		"a//b":                   "empty path segment",
+		"a/../b":                 `".."`,
+		"a/.arkstate-x":          "reserved",
+		"a/nul.seg":              "Windows device",
+		"a/b.":                   "dot or space",
+		"a\\b":                   "not allowed",
+		strings.Repeat("x", 901): "longer than",
+	} {
+		err := ValidateName(name)
+		if !errors.Is(err, ErrInvalidName) || !strings.Contains(err.Error(), why) {
+			t.Errorf("ValidateName(%.20q) = %v; want ErrInvalidName saying %q", name, err, why)
+		}
+		if p := PathProblem(name); p == nil || errors.Is(p, ErrInvalidName) {
+			t.Errorf("PathProblem(%.20q) = %v; want the bare reason", name, p)
+		}
+	}
+	if err := ValidatePrefix("checkpoints/chk-"); err != nil {
+		t.Errorf("a partial last segment is a valid prefix: %v", err)
+	}
+	if err := ValidatePrefix(""); err != nil {
+		t.Errorf("the empty prefix lists everything: %v", err)
+	}
+	if err := ValidatePrefix("a//"); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("ValidatePrefix(a//) = %v", err)
+	}
+}
+
+func TestError(t *testing.T) {
+	cause := errors.New("dial tcp:\n  connection refused")
+	e := &Error{Op: "put", Location: "s3://b/p", Name: "x", Kind: ErrUnavailable, Err: cause}
+	if got, want := e.Error(), `put "x" in s3://b/p: store unavailable: dial tcp: connection refused`; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if !errors.Is(e, ErrUnavailable) || !errors.Is(e, cause) {
+		t.Error("errors.Is misses the kind or the cause")
+	}
+}
