@@ -115,6 +115,9 @@ func dirLocation(abs string) string {
 // Location returns the store's directory as a file URL.
 func (s *DirStore) Location() string { return s.location }
 
+// ReadsAreLocal implements store.LocalReads.
+func (s *DirStore) ReadsAreLocal() {}
+
 // Close marks the store closed and releases the lock file.
 func (s *DirStore) Close() error {
 	if s.closed.Swap(true) {

@@ -139,7 +139,26 @@ type HybridStore struct {
 	closeErr  error
 }
 
-var _ Store = (*HybridStore)(nil)
+var (
+	_ Store          = (*HybridStore)(nil)
+	_ remoteFallback = (*HybridStore)(nil)
+	_ Replicator     = (*HybridStore)(nil)
+)
+
+// remoteFallback is a store with a second copy of every segment to read
+// when the first is damaged: restores ask for it with store.As.
+type remoteFallback interface {
+	Store
+	Remote() Store
+	noteLocalDamage(name string, err error)
+}
+
+// Replicator is a store that copies its objects to another in the
+// background (the hybrid store); a job's status reports its Stats.
+type Replicator interface {
+	Store
+	Stats() HybridStats
+}
 
 // copyJob is one queued copy of a local object to the remote store.
 type copyJob struct {

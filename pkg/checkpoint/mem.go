@@ -42,6 +42,9 @@ func NewMem(name string) *MemStore {
 // Location returns "mem://name".
 func (s *MemStore) Location() string { return "mem://" + s.name }
 
+// ReadsAreLocal implements store.LocalReads.
+func (s *MemStore) ReadsAreLocal() {}
+
 // Close drops the contents.
 func (s *MemStore) Close() error {
 	s.mu.Lock()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // Errors of Restore.
@@ -231,7 +232,7 @@ func planRestore(ctx context.Context, src *Repo, id uint64) (*restoreSource, err
 			stored[info.Name] = info.Size
 		}
 	}
-	hybrid, _ := src.store.(*HybridStore)
+	hybrid, _ := store.As[remoteFallback](src.store)
 	for _, ref := range src2.segments {
 		name := format.SegmentPath(ref.Hash)
 		size, ok := stored[name]
@@ -413,7 +414,7 @@ feed:
 // store logs and counts it, and the local copy is left for verify to report.
 func copySegment(ctx context.Context, src *Repo, dst Store, ref format.SegmentRef, spoolDir string, progress func(int64)) error {
 	err := copySegmentFrom(ctx, src.store, dst, ref, spoolDir, progress)
-	hybrid, ok := src.store.(*HybridStore)
+	hybrid, ok := store.As[remoteFallback](src.store)
 	var ce *format.CorruptError
 	if err == nil || !ok || !errors.As(err, &ce) || ce.File != format.SegmentPath(ref.Hash) {
 		return err
@@ -423,8 +424,7 @@ func copySegment(ctx context.Context, src *Repo, dst Store, ref format.SegmentRe
 }
 
 func copySegmentFrom(ctx context.Context, src Store, dst Store, ref format.SegmentRef, spoolDir string, progress func(int64)) error {
-	switch src.(type) {
-	case *DirStore, *MemStore:
+	if _, local := store.As[store.LocalReads](src); local {
 		return copySegmentInPlace(ctx, src, dst, ref, progress)
 	}
 	return copySegmentSpooled(ctx, src, dst, ref, spoolDir, progress)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/arkstate/arkstate/internal/crashpoint"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // ErrUnreadableManifest means retention found a manifest it could not read
@@ -172,7 +173,7 @@ func gc(ctx context.Context, repo *Repo, opts GCOptions, gone map[uint64]bool) (
 		}
 		rep.Segments++
 	}
-	temps, _ := repo.store.(temporaryStore)
+	temps, _ := store.As[temporaryStore](repo.store)
 	if temps != nil {
 		ts, err := temps.temporaries(ctx)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/state"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // DefaultMaxChain is how many layers a key-group range may reference before
@@ -293,7 +294,7 @@ func (r *Repo) RestoreBackend(ctx context.Context, m *format.Manifest, op string
 	// the restore starts over reading it from there (a failed Restore leaves
 	// the backend empty), once per damaged segment, and the store logs and
 	// counts it. Damage on both sides is reported as usual.
-	hybrid, _ := r.store.(*HybridStore)
+	hybrid, _ := store.As[remoteFallback](r.store)
 	fromRemote := map[string]bool{}
 	for {
 		err := r.restoreBackend(ctx, m, op, be, hybrid, fromRemote)
@@ -306,7 +307,7 @@ func (r *Repo) RestoreBackend(ctx context.Context, m *format.Manifest, op string
 	}
 }
 
-func (r *Repo) restoreBackend(ctx context.Context, m *format.Manifest, op string, be *state.Backend, hybrid *HybridStore, fromRemote map[string]bool) error {
+func (r *Repo) restoreBackend(ctx context.Context, m *format.Manifest, op string, be *state.Backend, hybrid remoteFallback, fromRemote map[string]bool) error {
 	var descs []format.StateDescriptor
 	var segs []*format.SegmentReader
 	var objs []io.Closer

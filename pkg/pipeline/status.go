@@ -5,6 +5,7 @@ import (
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/monitor"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // Status reports the runner's state for a monitor: it reads only atomics, so
@@ -42,7 +43,7 @@ func (r *Runner) Status() monitor.Status {
 		}
 	}
 	if r.opts.Repo != nil {
-		if h, ok := r.opts.Repo.Store().(*checkpoint.HybridStore); ok {
+		if h, ok := store.As[checkpoint.Replicator](r.opts.Repo.Store()); ok {
 			hs := h.Stats()
 			s.Replication = &monitor.Replication{Queued: hs.Queued, QueuedBytes: hs.QueuedBytes, Copied: hs.Copied,
 				CopiedBytes: hs.CopiedBytes, Failed: hs.Failed, ReadFromRemote: hs.ReadFromRemote, LastError: hs.LastError}

@@ -52,3 +52,32 @@ func TestError(t *testing.T) {
 		t.Error("errors.Is misses the kind or the cause")
 	}
 }
+
+type fakeStore struct{ Store }
+
+type localStore struct{ fakeStore }
+
+func (localStore) ReadsAreLocal() {}
+
+type wrapper struct {
+	Store
+	inner Store
+}
+
+func (w wrapper) Unwrap() Store { return w.inner }
+
+func TestAs(t *testing.T) {
+	local := localStore{}
+	if _, ok := As[LocalReads](local); !ok {
+		t.Error("As misses the store itself")
+	}
+	if got, ok := As[LocalReads](wrapper{inner: wrapper{inner: local}}); !ok || got != LocalReads(local) {
+		t.Error("As misses a store two wrappers down")
+	}
+	if _, ok := As[LocalReads](wrapper{inner: fakeStore{}}); ok {
+		t.Error("As finds an ability no store in the chain has")
+	}
+	if _, ok := As[LocalReads](nil); ok {
+		t.Error("As of nil")
+	}
+}
