@@ -6,12 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/pipeline/config"
 )
 
 // storeFlags are the S3 settings every command that opens a store accepts.
@@ -59,32 +59,38 @@ func (f *storeFlags) address(address string) (string, error) {
 // reads it).
 var schemePrefix = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]+:`)
 
-// options builds the store options from the flags, then the environment.
+// options builds the store options from the flags, then the
+// ARKFLOW_STATE_S3_* variables. The variables are read by the same parser as
+// `run`'s (config.ApplyEnv), so a value means the same to both; the
+// credential variables are left to `run`, and the CLI takes credentials
+// from the AWS chain.
 func (f *storeFlags) options(cmd *cobra.Command) (checkpoint.OpenOptions, error) {
-	o := checkpoint.S3Options{Endpoint: f.endpoint, Region: f.region, PathStyle: f.pathStyle, DisableSSL: f.noSSL}
-	if o.Endpoint == "" {
-		o.Endpoint = os.Getenv("ARKFLOW_STATE_S3_ENDPOINT")
-	}
-	if o.Region == "" {
-		o.Region = os.Getenv("ARKFLOW_STATE_S3_REGION")
-	}
-	if !cmd.Flags().Changed("s3-path-style") {
-		if v, ok := os.LookupEnv("ARKFLOW_STATE_S3_PATH_STYLE"); ok {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return checkpoint.OpenOptions{}, usageErrorf("ARKFLOW_STATE_S3_PATH_STYLE=%q is not a boolean", v)
+	var env []string
+	for _, kv := range os.Environ() {
+		for _, v := range []string{"ARKFLOW_STATE_S3_ENDPOINT=", "ARKFLOW_STATE_S3_REGION=", "ARKFLOW_STATE_S3_PATH_STYLE=", "ARKFLOW_STATE_S3_USE_SSL="} {
+			if strings.HasPrefix(kv, v) {
+				env = append(env, kv)
 			}
-			o.PathStyle = b
 		}
 	}
-	if !cmd.Flags().Changed("s3-no-ssl") {
-		if v, ok := os.LookupEnv("ARKFLOW_STATE_S3_USE_SSL"); ok {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return checkpoint.OpenOptions{}, usageErrorf("ARKFLOW_STATE_S3_USE_SSL=%q is not a boolean", v)
-			}
-			o.DisableSSL = !b
-		}
+	c := &config.Config{State: config.EnhancedStateConfig{S3Config: &config.S3StateBackendConfig{}}}
+	if err := config.ApplyEnv(c, env); err != nil {
+		return checkpoint.OpenOptions{}, &usageError{err}
+	}
+	fromEnv := c.State.S3Config
+	o := checkpoint.S3Options{Endpoint: fromEnv.Endpoint, Region: fromEnv.Region, PathStyle: fromEnv.PathStyle,
+		DisableSSL: fromEnv.UseSSL != nil && !*fromEnv.UseSSL}
+	if f.endpoint != "" {
+		o.Endpoint = f.endpoint
+	}
+	if f.region != "" {
+		o.Region = f.region
+	}
+	if cmd.Flags().Changed("s3-path-style") {
+		o.PathStyle = f.pathStyle
+	}
+	if cmd.Flags().Changed("s3-no-ssl") {
+		o.DisableSSL = f.noSSL
 	}
 	return checkpoint.OpenOptions{S3: o}, nil
 }

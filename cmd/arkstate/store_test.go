@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 
 	"github.com/arkstate/arkstate/internal/s3test"
 	"github.com/arkstate/arkstate/pkg/checkpoint"
@@ -101,4 +104,34 @@ func TestStoreCmds_Hybrid(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The CLI reads the ARKFLOW_STATE_S3_* variables with run's parser: values
+// are trimmed, a bad one names the variable (exit 2), flags win, and the
+// variables of other settings are none of its business.
+func TestStoreFlags_Env(t *testing.T) {
+	t.Setenv("ARKFLOW_STATE_S3_PATH_STYLE", " true ")
+	t.Setenv("ARKFLOW_STATE_S3_USE_SSL", "false")
+	t.Setenv("ARKFLOW_STATE_S3_REGION", "eu-west-1")
+	t.Setenv("ARKFLOW_STATE_KEY_GROUPS", "not a number")
+	var f storeFlags
+	cmd := &cobra.Command{Use: "x"}
+	f.addFlags(cmd)
+	o, err := f.options(cmd)
+	if err != nil || !o.S3.PathStyle || !o.S3.DisableSSL || o.S3.Region != "eu-west-1" {
+		t.Fatalf("options = %+v, %v", o.S3, err)
+	}
+	if err := cmd.Flags().Set("s3-region", "us-east-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Flags().Set("s3-path-style", "false"); err != nil {
+		t.Fatal(err)
+	}
+	if o, err = f.options(cmd); err != nil || o.S3.PathStyle || o.S3.Region != "us-east-1" {
+		t.Fatalf("options with flags = %+v, %v; want the flags to win", o.S3, err)
+	}
+	t.Setenv("ARKFLOW_STATE_S3_USE_SSL", "nope")
+	if _, err := f.options(cmd); exitCode(err) != exitUsage || !strings.Contains(fmt.Sprint(err), "ARKFLOW_STATE_S3_USE_SSL") {
+		t.Fatalf("a bad variable: %v (exit %d); want exit 2 naming it", err, exitCode(err))
+	}
 }
