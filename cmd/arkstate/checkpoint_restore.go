@@ -175,7 +175,7 @@ func restoreHasDotDot(address string) bool {
 
 // restoreLocalTarget returns the directory a plain path or file:// address names.
 func restoreLocalTarget(address string) (string, bool) {
-	if strings.HasPrefix(address, "file://") {
+	if strings.HasPrefix(strings.ToLower(address), "file://") {
 		u, err := url.Parse(address)
 		if err != nil {
 			return "", false

@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"net/url"
 	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -40,24 +37,12 @@ func (f *storeFlags) address(address string) (string, error) {
 	if f.remote == "" {
 		return address, nil
 	}
-	if m := schemePrefix.FindString(address); m != "" && !strings.EqualFold(m, "file:") {
-		return "", usageErrorf("--remote makes %q the local side of a hybrid store, so it must be a directory, not a %s// address", address, m)
-	}
-	local := address
-	if strings.HasPrefix(strings.ToLower(local), "file://") {
-		u, err := url.Parse(local)
-		if err != nil {
-			return "", usageErrorf("malformed file:// address %q", local)
-		}
-		local = filepath.FromSlash(u.Path)
+	local, isDir := restoreLocalTarget(address)
+	if scheme, ok := checkpoint.AddressScheme(address); !isDir || (ok && scheme != "file") {
+		return "", usageErrorf("--remote makes %q the local side of a hybrid store, so it must be a directory, not a %s:// address", address, scheme)
 	}
 	return checkpoint.HybridAddress(local, f.remote)
 }
-
-// schemePrefix matches the scheme of a store address (two characters at
-// least, so a Windows drive letter reads as a path, as checkpoint.Open
-// reads it).
-var schemePrefix = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]+:`)
 
 // options builds the store options from the flags, then the
 // ARKFLOW_STATE_S3_* variables. The variables are read by the same parser as

@@ -25,9 +25,6 @@ var (
 	ErrLeaseLost = errors.New("lease lost")
 )
 
-// leasePrefix is where leases live in the store layout.
-const leasePrefix = format.LeasesPrefix
-
 // maxLeaseSize bounds a lease object read.
 const maxLeaseSize = 64 << 10
 
@@ -89,7 +86,7 @@ func (r *Repo) AcquireLease(ctx context.Context, name, owner string, opts LeaseO
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	l := &Lease{repo: r, name: leasePrefix + name, ttl: opts.TTL, clock: opts.Now}
+	l := &Lease{repo: r, name: format.LeasesPrefix + name, ttl: opts.TTL, clock: opts.Now}
 	if err := ValidateName(l.name); err != nil {
 		return nil, err
 	}
@@ -319,11 +316,11 @@ type Maintenance struct {
 // naming the holder, while a writer holds any of the leases.
 func (r *Repo) AcquireMaintenance(ctx context.Context, owner string, opts LeaseOptions) (*Maintenance, error) {
 	names := map[string]bool{r.marker.JobID: true}
-	for info, err := range r.store.List(ctx, leasePrefix) {
+	for info, err := range r.store.List(ctx, format.LeasesPrefix) {
 		if err != nil {
 			return nil, err
 		}
-		names[strings.TrimPrefix(info.Name, leasePrefix)] = true
+		names[strings.TrimPrefix(info.Name, format.LeasesPrefix)] = true
 	}
 	m := &Maintenance{}
 	for _, name := range slices.Sorted(maps.Keys(names)) {

@@ -44,6 +44,16 @@ func schemes() map[string]opener {
 // drive letter ("C:\state") reads as a path.
 var schemeRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]+):`)
 
+// AddressScheme returns the scheme of a store address, lowercased, and
+// false for a plain path (a Windows drive letter is a path).
+func AddressScheme(address string) (string, bool) {
+	m := schemeRE.FindStringSubmatch(address)
+	if m == nil {
+		return "", false
+	}
+	return strings.ToLower(m[1]), true
+}
+
 // Open opens the store at address: a plain path or file:///path (a local
 // directory, created if missing), mem://name (a new, empty memory store),
 // s3://bucket/prefix, or hybrid:///local/dir?remote=ADDRESS (a local

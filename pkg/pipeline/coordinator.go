@@ -166,7 +166,7 @@ func (c *coordinator) run(ctx context.Context) error {
 // its manifest is durable, commits what the output pre-committed. A failed
 // checkpoint (err) is logged and counted; processing goes on and the next
 // checkpoint retries. A failed commit (commitErr) is retried after the next
-// checkpoint; the MaxCommitFailures-th in a row is ErrCommitStuck.
+// checkpoint; one that keeps failing (MinCommitFailures) is ErrCommitStuck.
 func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) (err, commitErr error) {
 	// The transactions are the coordinator's from here on, whatever fails.
 	for _, a := range acks {

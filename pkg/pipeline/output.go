@@ -64,8 +64,8 @@ type FileOutput struct {
 	Dir         string
 	ExactlyOnce bool
 
-	writerOnce sync.Once
-	writer     string
+	identOnce sync.Once
+	id        fileIdent
 }
 
 const pendingDir = ".pending"
@@ -73,14 +73,35 @@ const pendingDir = ".pending"
 // Name implements Output: "file:" and the directory's absolute, cleaned
 // path, so that the name a checkpoint records does not depend on how the
 // configuration's path was spelled or which directory the run started in.
-func (o *FileOutput) Name() string { return "file:" + o.absDir() }
+func (o *FileOutput) Name() string { return "file:" + o.ident().absDir }
 
-func (o *FileOutput) absDir() string {
-	abs, err := filepath.Abs(o.Dir)
-	if err != nil {
-		return filepath.Clean(o.Dir)
-	}
-	return abs
+// ident works out, once, what names this output and its parts: the
+// directory's absolute path (filepath.Abs asks for the working directory
+// each time), a random writer id, and the host.
+func (o *FileOutput) ident() *fileIdent {
+	o.identOnce.Do(func() {
+		id := &o.id
+		var err error
+		if id.absDir, err = filepath.Abs(o.Dir); err != nil {
+			id.absDir = filepath.Clean(o.Dir)
+		}
+		b := make([]byte, 4)
+		_, _ = rand.Read(b) // never fails
+		id.writer = hex.EncodeToString(b)
+		id.host, _ = os.Hostname()
+	})
+	return &o.id
+}
+
+// fileIdent is what FileOutput.ident works out.
+type fileIdent struct {
+	absDir string
+	// writer is the random part of this process's part names. It keeps
+	// two processes that believe they write the same epoch (a frozen
+	// writer that thaws after a standby took over) from truncating each
+	// other's pending parts.
+	writer string
+	host   string
 }
 
 // OwnsOutput reports whether name, an output name from a manifest, is this
@@ -99,7 +120,7 @@ func (o *FileOutput) OwnsOutput(name string) bool {
 		}
 		dir = abs
 	}
-	return filepath.Clean(dir) == o.absDir()
+	return filepath.Clean(dir) == o.ident().absDir
 }
 
 // Check creates the directories and makes sure they can be written, so a
@@ -127,7 +148,7 @@ type filePart struct {
 
 // missingPart is the error for a listed part that exists in neither place.
 func (o *FileOutput) missingPart(t format.PendingTxn, p filePart) error {
-	if host, _ := os.Hostname(); p.Host != "" && p.Host != host {
+	if host := o.ident().host; p.Host != "" && p.Host != host {
 		return fmt.Errorf("output %s: transaction %s was written on host %q and this is %q: file output is local to one machine, so a standby on another machine cannot commit it; use the s3 output (or a shared directory) for a job that moves between machines: %w",
 			o.Dir, t.TxnID, p.Host, host, ErrOutputUnreachable)
 	}
@@ -138,17 +159,6 @@ func (o *FileOutput) missingPart(t format.PendingTxn, p filePart) error {
 // process cannot reach: written on another machine, or by an output this
 // configuration does not have. Recovery stops rather than abort them.
 var ErrOutputUnreachable = errors.New("the checkpoint's pending output cannot be reached from here")
-
-// writerID returns the random part of this output's part names, the same
-// for every sink of the process.
-func (o *FileOutput) writerID() string {
-	o.writerOnce.Do(func() {
-		b := make([]byte, 4)
-		_, _ = rand.Read(b) // never fails
-		o.writer = hex.EncodeToString(b)
-	})
-	return o.writer
-}
 
 // NewSink implements Output.
 func (o *FileOutput) NewSink(subtask int) (Sink, error) {
@@ -169,10 +179,7 @@ func (s *fileSink) Begin(epoch uint64) { s.epoch = epoch }
 
 func (s *fileSink) Write(rec Record) error {
 	if s.f == nil {
-		// The writer part keeps two processes that believe they write
-		// the same epoch (a frozen writer that thaws after a standby took
-		// over) from truncating each other's pending parts.
-		s.name = fmt.Sprintf("part-%020d-%04d-%s.jsonl", s.epoch, s.subtask, s.o.writerID())
+		s.name = fmt.Sprintf("part-%020d-%04d-%s.jsonl", s.epoch, s.subtask, s.o.ident().writer)
 		f, err := os.OpenFile(filepath.Join(s.o.Dir, pendingDir, s.name), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 		if err != nil {
 			return fmt.Errorf("output %s: %w", s.o.Dir, err)
@@ -200,8 +207,7 @@ func (s *fileSink) PreCommit(epoch uint64) ([]format.PendingTxn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output %s: pre-commit epoch %d: %w", s.o.Dir, epoch, err)
 	}
-	host, _ := os.Hostname()
-	data, _ := json.Marshal(filePart{Pending: filepath.ToSlash(filepath.Join(pendingDir, s.name)), Final: s.name, Host: host})
+	data, _ := json.Marshal(filePart{Pending: filepath.ToSlash(filepath.Join(pendingDir, s.name)), Final: s.name, Host: s.o.ident().host})
 	txn := format.PendingTxn{Output: s.o.Name(), TxnID: strings.TrimSuffix(s.name, ".jsonl"), Epoch: epoch, Data: data}
 	if !s.o.ExactlyOnce {
 		txns := []format.PendingTxn{txn}

@@ -758,22 +758,24 @@ func (t *task) finalFlush() error {
 	if t.r.coord != nil {
 		return nil
 	}
-	txns, err := t.sink.PreCommit(1)
-	if err != nil {
-		return err
-	}
-	return t.r.spec.Output.Commit(t.r.ctx, txns)
+	return t.commitOutput(t.r.ctx)
 }
 
 // stopFlush is finalFlush for a run stopped before the end of its input:
 // the run's context is cancelled, so the commit gets one of its own.
 func (t *task) stopFlush() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return t.commitOutput(ctx)
+}
+
+// commitOutput pre-commits and commits what the sink of a run without
+// checkpoints holds: it all belongs to epoch 1.
+func (t *task) commitOutput(ctx context.Context) error {
 	txns, err := t.sink.PreCommit(1)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	return t.r.spec.Output.Commit(ctx, txns)
 }
 

@@ -134,11 +134,7 @@ func NewS3Output(ctx context.Context, cfg S3OutputOptions) (Output, error) {
 		open:     map[s3TxnKey]*s3Txn{},
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
-	out := TwoPhaseCommitOutput(name, t)
-	if cfg.AtLeastOnce {
-		out.(*twoPhaseOutput).atLeastOnce = true
-	}
-	return &s3Output{Output: out, t: t}, nil
+	return &s3Output{Output: &twoPhaseOutput{name: name, t: t, atLeastOnce: cfg.AtLeastOnce}, t: t}, nil
 }
 
 func endpointName(endpoint string) string {
