@@ -48,6 +48,17 @@ func opsCounts(t *testing.T, s checkpoint.Store, j *checkpointtest.Job) {
 	}
 }
 
+// opsDirCounts is opsCounts on the directory store at dir.
+func opsDirCounts(t *testing.T, dir string, j *checkpointtest.Job) {
+	t.Helper()
+	s, err := checkpoint.NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	opsCounts(t, s, j)
+}
+
 // opsVerify runs `checkpoint verify --all --deep` on a store.
 func opsVerify(t *testing.T, args ...string) {
 	t.Helper()
@@ -80,12 +91,7 @@ func TestCheckpointRestoreCmd(t *testing.T) {
 			t.Fatalf("plan %+v", p)
 		}
 		opsVerify(t, to)
-		s, err := checkpoint.NewDir(to)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		opsCounts(t, s, j)
+		opsDirCounts(t, to, j)
 	})
 
 	t.Run("OKTable", func(t *testing.T) {
@@ -132,12 +138,7 @@ func TestCheckpointRestoreCmd(t *testing.T) {
 			t.Fatalf("S3 to dir: exit %d: %s%s", code, stdout, stderr)
 		}
 		opsVerify(t, back)
-		s, err := checkpoint.NewDir(back)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		opsCounts(t, s, j)
+		opsDirCounts(t, back, j)
 	})
 
 	t.Run("ErrTargetNotEmpty", func(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/arkstate/arkstate/internal/s3test"
 )
 
 // The CLI test harness: every in-process run of the command goes through
@@ -52,4 +54,42 @@ func fileHashes(t testing.TB, root string) map[string]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// writePipeline writes yaml as dir/pipeline.yaml and returns its path.
+func writePipeline(t testing.TB, dir, yaml string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "pipeline.yaml")
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// referenceCounts runs the word-count pipeline yaml once, uninterrupted, in
+// a new directory and returns its committed counts: what a run with faults
+// must end with.
+func referenceCounts(t *testing.T, yaml string) map[string]uint64 {
+	t.Helper()
+	ref := t.TempDir()
+	writePipeline(t, ref, yaml)
+	if (crashRun{t: t, dir: ref}).run("") {
+		t.Fatal("the reference run was killed")
+	}
+	return committed(t, filepath.Join(ref, "out"))
+}
+
+// startS3Env starts a real S3 server for the test and returns it, a new
+// bucket, and the environment that gives the arkstate binary its
+// credentials and keeps it from the machine's AWS configuration.
+func startS3Env(t *testing.T) (*s3test.Server, string, []string) {
+	t.Helper()
+	srv, err := s3test.Start(context.Background())
+	if err != nil {
+		t.Fatalf("s3test: real S3 server unavailable: %v", err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	env := []string{"AWS_ACCESS_KEY_ID=" + srv.AccessKey, "AWS_SECRET_ACCESS_KEY=" + srv.SecretKey,
+		"AWS_REGION=" + s3test.Region, "AWS_EC2_METADATA_DISABLED=true"}
+	return srv, srv.NewBucket(t), env
 }

@@ -96,23 +96,9 @@ func (c crashRun) mustCrash(crashAt string) {
 }
 
 func TestRunCrashPoints(t *testing.T) {
-	ref := t.TempDir()
-	if err := os.WriteFile(filepath.Join(ref, "pipeline.yaml"), []byte(fmt.Sprintf(crashpointConfig, "{type: file, path: out/}", "local", "")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if (crashRun{t: t, dir: ref}).run("") {
-		t.Fatal("the reference run was killed")
-	}
-	want := committed(t, filepath.Join(ref, "out"))
+	want := referenceCounts(t, fmt.Sprintf(crashpointConfig, "{type: file, path: out/}", "local", ""))
 
-	srv, err := s3test.Start(context.Background())
-	if err != nil {
-		t.Fatalf("s3test: real S3 server unavailable: %v", err)
-	}
-	t.Cleanup(func() { srv.Stop() })
-	bucket := srv.NewBucket(t)
-	env := []string{"AWS_ACCESS_KEY_ID=" + srv.AccessKey, "AWS_SECRET_ACCESS_KEY=" + srv.SecretKey,
-		"AWS_REGION=" + s3test.Region, "AWS_EC2_METADATA_DISABLED=true"}
+	srv, bucket, env := startS3Env(t)
 
 	// Each point with the passage that is armed; recovery's point is
 	// reached on the run after a crash that left output to commit.
@@ -148,9 +134,7 @@ func TestRunCrashPoints(t *testing.T) {
 					if store == "s3" {
 						extra = fmt.Sprintf("  s3_config: {bucket: %s, prefix: %s/state, region: %s, endpoint: %q, path_style: true, use_ssl: false}\n", bucket, prefix, s3test.Region, srv.Endpoint)
 					}
-					if err := os.WriteFile(filepath.Join(dir, "pipeline.yaml"), []byte(fmt.Sprintf(crashpointConfig, out, store, extra)), 0o644); err != nil {
-						t.Fatal(err)
-					}
+					writePipeline(t, dir, fmt.Sprintf(crashpointConfig, out, store, extra))
 					c := crashRun{t: t, dir: dir, env: env}
 					if p.after != "" {
 						c.mustCrash(p.after)

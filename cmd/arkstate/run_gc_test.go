@@ -2,7 +2,6 @@ package main
 
 import (
 	"maps"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -33,20 +32,10 @@ state:
 // nothing deleted), so every checkpoint stays restorable and the output
 // equals an uninterrupted run's; once the job has stopped they run.
 func TestRunGCLoop(t *testing.T) {
-	ref := t.TempDir()
-	if err := os.WriteFile(filepath.Join(ref, "pipeline.yaml"), []byte(gcLoopConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if (crashRun{t: t, dir: ref}).run("") {
-		t.Fatal("the reference run was killed")
-	}
-	want := committed(t, filepath.Join(ref, "out"))
+	want := referenceCounts(t, gcLoopConfig)
 
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "pipeline.yaml")
-	if err := os.WriteFile(cfg, []byte(gcLoopConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := writePipeline(t, dir, gcLoopConfig)
 	job := exec.Command(arkstateBinary(t), "run", "-c", cfg, "-q")
 	var jobErr lockedBuffer
 	job.Stderr = &jobErr

@@ -16,7 +16,6 @@ import (
 // .pending and nothing was committed.)
 func TestRunNoState_Interrupt(t *testing.T) {
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "pipeline.yaml")
 	yaml := `streams:
   - id: w
     input: {type: generate, count: 50000, rate: 5000}
@@ -27,9 +26,7 @@ func TestRunNoState_Interrupt(t *testing.T) {
         - {type: count, key: word}
     output: {type: file, path: out/}
 `
-	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := writePipeline(t, dir, yaml)
 	cmd := exec.Command(arkstateBinary(t), "run", "-c", cfg, "-q")
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr

@@ -19,7 +19,6 @@ import (
 func reportConfig(t *testing.T, count, rate int) (dir, cfg string) {
 	t.Helper()
 	dir = t.TempDir()
-	cfg = filepath.Join(dir, "pipeline.yaml")
 	yaml := fmt.Sprintf(`streams:
   - id: words
     input: {type: generate, count: %d, rate: %d}
@@ -36,10 +35,7 @@ state:
   checkpoint_interval_ms: 200
   exactly_once: true
 `, count, rate)
-	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir, cfg
+	return dir, writePipeline(t, dir, yaml)
 }
 
 // TestRun_ReportNoTerminal runs the real binary with stderr on a pipe: no

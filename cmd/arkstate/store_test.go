@@ -47,12 +47,7 @@ func TestStoreCmds_Hybrid(t *testing.T) {
 		if _, stderr, code := opsCLI(t, append([]string{"checkpoint", "restore", addr, "3", "--to", back}, s3flags...)...); code != exitOK {
 			t.Fatalf("restore from %s: exit %d: %s", addr, code, stderr)
 		}
-		s, err := checkpoint.NewDir(back)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		opsCounts(t, s, j)
+		opsDirCounts(t, back, j)
 	})
 
 	t.Run("DamagedLocal", func(t *testing.T) {
@@ -80,12 +75,7 @@ func TestStoreCmds_Hybrid(t *testing.T) {
 		if _, stderr, code := opsCLI(t, args...); code != exitOK {
 			t.Fatalf("restore through the damaged local side: exit %d: %s", code, stderr)
 		}
-		s, err := checkpoint.NewDir(back)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		opsCounts(t, s, j)
+		opsDirCounts(t, back, j)
 	})
 
 	t.Run("ErrUsage", func(t *testing.T) {

@@ -80,21 +80,45 @@ func (s *flakyStore) PutIf(ctx context.Context, name string, r io.Reader, size i
 	return s.Store.PutIf(ctx, name, r, size, c)
 }
 
-// A failed checkpoint does not stop processing and commits no output; the
-// next checkpoint succeeds and commits what the failed one could not.
-func TestRunner_CheckpointFailure(t *testing.T) {
-	dir := t.TempDir()
-	want := writeWords(t, filepath.Join(dir, "input.txt"), 3000, 200, 9)
+// flakyRepo opens the word count's store under dir/state behind a
+// flakyStore.
+func flakyRepo(t *testing.T, dir string) (*flakyStore, *checkpoint.Repo) {
+	t.Helper()
 	base, err := checkpoint.NewDir(filepath.Join(dir, "state"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer base.Close()
+	t.Cleanup(func() { base.Close() })
 	store := &flakyStore{Store: base}
 	repo, err := checkpoint.InitRepo(context.Background(), store, "wordcount", 128)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return store, repo
+}
+
+// waitWhileRunning polls cond until it holds. The run ending first (done)
+// or a minute passing fails t with what was awaited.
+func waitWhileRunning(t *testing.T, done <-chan error, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	for !cond() {
+		select {
+		case err := <-done:
+			t.Fatalf("run ended before %s: %v", what, err)
+		case <-deadline:
+			t.Fatalf("no %s within a minute", what)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// A failed checkpoint does not stop processing and commits no output; the
+// next checkpoint succeeds and commits what the failed one could not.
+func TestRunner_CheckpointFailure(t *testing.T) {
+	dir := t.TempDir()
+	want := writeWords(t, filepath.Join(dir, "input.txt"), 3000, 200, 9)
+	store, repo := flakyRepo(t, dir)
 	spec := wordCountSpec(t, dir, 2)
 	// A slow input keeps the run going long enough to see checkpoints fail
 	// and recover.
@@ -109,16 +133,7 @@ func TestRunner_CheckpointFailure(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(context.Background()) }()
 
-	deadline := time.After(time.Minute)
-	for r.Stats().CheckpointsFailed.Load() < 2 {
-		select {
-		case err := <-done:
-			t.Fatalf("run ended while the store was down: %v", err)
-		case <-deadline:
-			t.Fatal("no checkpoint failed")
-		case <-time.After(time.Millisecond):
-		}
-	}
+	waitWhileRunning(t, done, "two failed checkpoints", func() bool { return r.Stats().CheckpointsFailed.Load() >= 2 })
 	if n := len(readCounts(t, filepath.Join(dir, "out"))); n != 0 {
 		t.Fatalf("%d keys committed while no checkpoint could complete", n)
 	}
@@ -171,16 +186,7 @@ func TestRunner_CheckpointFailure(t *testing.T) {
 func TestRunner_CheckpointFailureWithLease(t *testing.T) {
 	dir := t.TempDir()
 	want := writeWords(t, filepath.Join(dir, "input.txt"), 3000, 200, 11)
-	base, err := checkpoint.NewDir(filepath.Join(dir, "state"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer base.Close()
-	store := &flakyStore{Store: base}
-	repo, err := checkpoint.InitRepo(context.Background(), store, "wordcount", 128)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, repo := flakyRepo(t, dir)
 	spec := wordCountSpec(t, dir, 2)
 	spec.Input = &slowInput{Input: spec.Input, every: 20, pause: time.Millisecond}
 	r, err := NewRunner(spec, Options{Repo: repo, Interval: 5 * time.Millisecond, Owner: "test-owner", LeaseTTL: time.Minute})
@@ -189,28 +195,11 @@ func TestRunner_CheckpointFailureWithLease(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- r.Run(context.Background()) }()
-	deadline := time.After(time.Minute)
-	for r.Stats().CheckpointsCompleted.Load() < 1 {
-		select {
-		case err := <-done:
-			t.Fatalf("run ended before its first checkpoint: %v", err)
-		case <-deadline:
-			t.Fatal("no checkpoint completed")
-		case <-time.After(time.Millisecond):
-		}
-	}
+	waitWhileRunning(t, done, "a completed checkpoint", func() bool { return r.Stats().CheckpointsCompleted.Load() >= 1 })
 	// Reads and writes fail for a few checkpoints, as S3 answering 503.
 	store.readsDown.Store(true)
 	store.down.Store(true)
-	for r.Stats().CheckpointsFailed.Load() < 3 {
-		select {
-		case err := <-done:
-			t.Fatalf("run ended while the store was down: %v", err)
-		case <-deadline:
-			t.Fatal("no checkpoint failed")
-		case <-time.After(time.Millisecond):
-		}
-	}
+	waitWhileRunning(t, done, "three failed checkpoints", func() bool { return r.Stats().CheckpointsFailed.Load() >= 3 })
 	store.readsDown.Store(false)
 	store.down.Store(false)
 	if err := <-done; err != nil {

@@ -177,16 +177,7 @@ func TestS3Output_AtLeastOnce(t *testing.T) {
 	}
 	t.Cleanup(func() { out.(io.Closer).Close() })
 	spec.Output = out
-	base, err := checkpoint.NewDir(filepath.Join(dir, "state"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer base.Close()
-	store := &flakyStore{Store: base}
-	repo, err := checkpoint.InitRepo(context.Background(), store, "wordcount", 128)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, repo := flakyRepo(t, dir)
 	store.down.Store(true) // no checkpoint completes
 	spec.Input = &slowInput{Input: spec.Input, every: 20, pause: time.Millisecond}
 	r, err := NewRunner(spec, Options{Repo: repo, Interval: 5 * time.Millisecond})
@@ -195,16 +186,9 @@ func TestS3Output_AtLeastOnce(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- r.Run(context.Background()) }()
-	deadline := time.After(time.Minute)
-	for len(objectKeys(t, srv, bucket, "alo/out/")) == 0 {
-		select {
-		case err := <-done:
-			t.Fatalf("run ended: %v", err)
-		case <-deadline:
-			t.Fatal("no object appeared while checkpoints failed")
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	waitWhileRunning(t, done, "an object while checkpoints failed", func() bool {
+		return len(objectKeys(t, srv, bucket, "alo/out/")) > 0
+	})
 	if r.Stats().CheckpointsCompleted.Load() != 0 {
 		t.Fatal("a checkpoint completed although the store was down")
 	}
