@@ -12,6 +12,7 @@ import (
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // Helpers shared by the tests of diff, restore, prune and gc.
@@ -31,7 +32,7 @@ func opsTree(t *testing.T, root string) map[string]string { return fileHashes(t,
 func opsStandard(t *testing.T) (string, *checkpointtest.Job) {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := checkpoint.NewDir(dir)
+	s, err := store.NewDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // opsLongHistory writes 10 checkpoints into a new directory: 1 full, 2..8
@@ -16,7 +17,7 @@ import (
 func opsLongHistory(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := checkpoint.NewDir(dir)
+	s, err := store.NewDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/arkstate/arkstate/internal/units"
 	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // checkpointRestoreOptions are the flags and arguments of `checkpoint restore`.
@@ -30,7 +31,7 @@ type checkpointRestoreOptions struct {
 	stderr io.Writer // where the progress bar goes, if it is a terminal
 
 	openRepo  func(context.Context) (*checkpoint.Repo, error)
-	openStore func(ctx context.Context, address string) (checkpoint.Store, error)
+	openStore func(ctx context.Context, address string) (store.Store, error)
 }
 
 func (o *checkpointRestoreOptions) addFlags(cmd *cobra.Command) {
@@ -72,7 +73,7 @@ empty, 3 when a store cannot be read or written.`,
 			opts.openRepo = func(ctx context.Context) (*checkpoint.Repo, error) {
 				return opts.store.openRepo(ctx, cmd, args[0])
 			}
-			opts.openStore = func(ctx context.Context, address string) (checkpoint.Store, error) {
+			opts.openStore = func(ctx context.Context, address string) (store.Store, error) {
 				return opts.store.openTarget(ctx, cmd, address)
 			}
 			return runCheckpointRestore(cmd.Context(), &opts, cmd.OutOrStdout())
@@ -107,7 +108,7 @@ func runCheckpointRestore(ctx context.Context, opts *checkpointRestoreOptions, o
 
 	// A dry run must not create the target directory, which opening a
 	// directory store does; a missing one is an empty target.
-	var dst checkpoint.Store
+	var dst store.Store
 	if dir, local := restoreLocalTarget(opts.to); !opts.dryRun || !local || restorePathExists(dir) {
 		dst, err = opts.openStore(ctx, opts.to)
 		if err != nil {

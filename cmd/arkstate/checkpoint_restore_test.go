@@ -13,11 +13,12 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
 	"github.com/arkstate/arkstate/pkg/state"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // opsCounts restores operator "count" of checkpoint 3 from the store at dir
 // and compares it with the live job.
-func opsCounts(t *testing.T, s checkpoint.Store, j *checkpointtest.Job) {
+func opsCounts(t *testing.T, s store.Store, j *checkpointtest.Job) {
 	t.Helper()
 	ctx := context.Background()
 	r, err := checkpoint.OpenRepo(ctx, s)
@@ -51,7 +52,7 @@ func opsCounts(t *testing.T, s checkpoint.Store, j *checkpointtest.Job) {
 // opsDirCounts is opsCounts on the directory store at dir.
 func opsDirCounts(t *testing.T, dir string, j *checkpointtest.Job) {
 	t.Helper()
-	s, err := checkpoint.NewDir(dir)
+	s, err := store.NewDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,12 +10,13 @@ import (
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 func TestCheckpointShowCmd(t *testing.T) {
 	dir := filepath.Join(inspectFixtures, "good")
 	ctx := context.Background()
-	s, err := checkpoint.NewDir(dir)
+	s, err := store.NewDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

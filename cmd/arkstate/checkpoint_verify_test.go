@@ -16,6 +16,7 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // The data-driven CLI tests run ls, show and verify over the damage matrix
@@ -241,7 +242,7 @@ func TestCheckpointInspectCmds_S3(t *testing.T) {
 	}
 	t.Cleanup(func() { srv.Stop() })
 	bucket := srv.NewBucket(t)
-	s, err := checkpoint.NewS3(ctx, bucket, "job", checkpoint.S3Options{
+	s, err := store.NewS3(ctx, bucket, "job", store.S3Options{
 		Endpoint: srv.Endpoint, Region: s3test.Region, PathStyle: true, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey,
 	})
 	if err != nil {

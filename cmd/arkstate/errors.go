@@ -7,6 +7,7 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/pipeline"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // usageError marks a bad flag, argument or configuration: exit 2.
@@ -39,8 +40,8 @@ func exitCode(err error) int {
 	case errors.As(err, &findings), errors.As(err, &corrupt):
 		return exitFindings
 	case errors.As(err, &usage),
-		errors.Is(err, checkpoint.ErrConfig),
-		errors.Is(err, checkpoint.ErrInvalidName),
+		errors.Is(err, store.ErrConfig),
+		errors.Is(err, store.ErrInvalidName),
 		errors.Is(err, checkpoint.ErrNotRepo),
 		errors.Is(err, checkpoint.ErrJobMismatch),
 		errors.Is(err, checkpoint.ErrCheckpointNotFound),

@@ -13,10 +13,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/monitor"
 	"github.com/arkstate/arkstate/pkg/pipeline"
 	"github.com/arkstate/arkstate/pkg/pipeline/config"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 type runOptions struct {
@@ -136,7 +136,7 @@ func buildRunJobs(ctx context.Context, cmd *cobra.Command, cfg *config.Config, o
 	log := report.log
 	for _, s := range cfg.Streams {
 		spec, err := pipeline.BuildSpec(ctx, cfg, s, cmd.InOrStdin(), cmd.OutOrStdout())
-		if errors.Is(err, checkpoint.ErrUnavailable) {
+		if errors.Is(err, store.ErrUnavailable) {
 			return jobs, err // an S3 output that cannot be reached: exit 3
 		}
 		if err != nil {

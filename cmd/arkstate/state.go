@@ -14,6 +14,7 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/pipeline/config"
 	"github.com/arkstate/arkstate/pkg/state"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // newStateCmd groups the commands that read and write a checkpoint's keyed
@@ -131,7 +132,7 @@ type stateImportOptions struct {
 	address     string
 	openRepo    func(context.Context) (*checkpoint.Repo, error)
 	// openNew opens the store to create, which may not exist yet.
-	openNew func(context.Context) (checkpoint.Store, error)
+	openNew func(context.Context) (store.Store, error)
 	// keyGroupsSet says whether --key-groups was given.
 	keyGroupsSet bool
 }
@@ -191,7 +192,7 @@ same id makes the import fail.`,
 			opts.openRepo = func(ctx context.Context) (*checkpoint.Repo, error) {
 				return opts.store.openRepo(ctx, cmd, args[0])
 			}
-			opts.openNew = func(ctx context.Context) (checkpoint.Store, error) {
+			opts.openNew = func(ctx context.Context) (store.Store, error) {
 				return opts.store.openStore(ctx, cmd, args[0])
 			}
 			return runStateImport(cmd.Context(), &opts, cmd.OutOrStdout())
@@ -322,7 +323,7 @@ func bootstrapImport(ctx context.Context, opts *stateImportOptions, in io.Reader
 	case opts.incremental:
 		return nil, usageErrorf("%s is not an arkstate store yet: an incremental import has no checkpoint to extend; create the store with a full import", opts.address)
 	}
-	mem, err := checkpoint.InitRepo(ctx, checkpoint.NewMem("import"), opts.jobID, opts.keyGroups)
+	mem, err := checkpoint.InitRepo(ctx, store.NewMem("import"), opts.jobID, opts.keyGroups)
 	if err != nil {
 		return nil, &usageError{fmt.Errorf("--job-id %q, --key-groups %d: %w", opts.jobID, opts.keyGroups, err)}
 	}

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/arkstate/arkstate/internal/s3test"
-	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // bootstrapSource dumps the standard job and writes its descriptors, as a
@@ -88,7 +88,7 @@ func TestStateImport_Bootstrap(t *testing.T) {
 		{"EmptyDir", func(t *testing.T) string { return t.TempDir() }, nil},
 		{"EmptyS3Prefix", func(t *testing.T) string { return "s3://" + bucket + "/" + strings.ReplaceAll(t.Name(), "/", "-") }, s3flags},
 		{"Hybrid", func(t *testing.T) string {
-			a, err := checkpoint.HybridAddress(filepath.Join(t.TempDir(), "local"), "s3://"+bucket+"/hybrid")
+			a, err := store.HybridAddress(filepath.Join(t.TempDir(), "local"), "s3://"+bucket+"/hybrid")
 			if err != nil {
 				t.Fatal(err)
 			}

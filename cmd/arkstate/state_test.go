@@ -15,6 +15,7 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
 	"github.com/arkstate/arkstate/pkg/state"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // stateCLI runs arkstate with args and stdin as main does.
@@ -29,7 +30,7 @@ func stateCLI(t testing.TB, stdin string, args ...string) (code int, stdout, std
 func stateStandardDir(t *testing.T) (string, *checkpointtest.Job) {
 	t.Helper()
 	root := t.TempDir()
-	s, err := checkpoint.NewDir(root)
+	s, err := store.NewDir(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +208,7 @@ func TestStateImport(t *testing.T) {
 		root, _ := stateStandardDir(t)
 		_, a, _ := stateCLI(t, "", "state", "dump", root, "latest", "--operator", "dedupe")
 		empty := t.TempDir()
-		s, err := checkpoint.NewDir(empty)
+		s, err := store.NewDir(empty)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +233,7 @@ func TestStateImport(t *testing.T) {
 		}
 		t.Cleanup(func() { srv.Stop() })
 		bucket := srv.NewBucket(t)
-		s, err := checkpoint.NewS3(context.Background(), bucket, "job", checkpoint.S3Options{
+		s, err := store.NewS3(context.Background(), bucket, "job", store.S3Options{
 			Endpoint: srv.Endpoint, Region: s3test.Region, PathStyle: true, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey,
 			MaxBackoff: 20 * time.Millisecond,
 		})

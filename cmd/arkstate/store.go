@@ -9,6 +9,7 @@ import (
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/pipeline/config"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // storeFlags are the S3 settings every command that opens a store accepts.
@@ -38,10 +39,10 @@ func (f *storeFlags) address(address string) (string, error) {
 		return address, nil
 	}
 	local, isDir := restoreLocalTarget(address)
-	if scheme, ok := checkpoint.AddressScheme(address); !isDir || (ok && scheme != "file") {
+	if scheme, ok := store.AddressScheme(address); !isDir || (ok && scheme != "file") {
 		return "", usageErrorf("--remote makes %q the local side of a hybrid store, so it must be a directory, not a %s:// address", address, scheme)
 	}
-	return checkpoint.HybridAddress(local, f.remote)
+	return store.HybridAddress(local, f.remote)
 }
 
 // options builds the store options from the flags, then the
@@ -49,7 +50,7 @@ func (f *storeFlags) address(address string) (string, error) {
 // `run`'s (config.ApplyEnv), so a value means the same to both; the
 // credential variables are left to `run`, and the CLI takes credentials
 // from the AWS chain.
-func (f *storeFlags) options(cmd *cobra.Command) (checkpoint.OpenOptions, error) {
+func (f *storeFlags) options(cmd *cobra.Command) (store.OpenOptions, error) {
 	var env []string
 	for _, kv := range os.Environ() {
 		for _, v := range []string{"ARKFLOW_STATE_S3_ENDPOINT=", "ARKFLOW_STATE_S3_REGION=", "ARKFLOW_STATE_S3_PATH_STYLE=", "ARKFLOW_STATE_S3_USE_SSL="} {
@@ -60,10 +61,10 @@ func (f *storeFlags) options(cmd *cobra.Command) (checkpoint.OpenOptions, error)
 	}
 	c := &config.Config{State: config.EnhancedStateConfig{S3Config: &config.S3StateBackendConfig{}}}
 	if err := config.ApplyEnv(c, env); err != nil {
-		return checkpoint.OpenOptions{}, &usageError{err}
+		return store.OpenOptions{}, &usageError{err}
 	}
 	fromEnv := c.State.S3Config
-	o := checkpoint.S3Options{Endpoint: fromEnv.Endpoint, Region: fromEnv.Region, PathStyle: fromEnv.PathStyle,
+	o := store.S3Options{Endpoint: fromEnv.Endpoint, Region: fromEnv.Region, PathStyle: fromEnv.PathStyle,
 		DisableSSL: fromEnv.UseSSL != nil && !*fromEnv.UseSSL}
 	if f.endpoint != "" {
 		o.Endpoint = f.endpoint
@@ -77,12 +78,12 @@ func (f *storeFlags) options(cmd *cobra.Command) (checkpoint.OpenOptions, error)
 	if cmd.Flags().Changed("s3-no-ssl") {
 		o.DisableSSL = f.noSSL
 	}
-	return checkpoint.OpenOptions{S3: o}, nil
+	return store.OpenOptions{S3: o}, nil
 }
 
 // openStore opens the store at address, as the local side of a hybrid
 // store when --remote is given.
-func (f *storeFlags) openStore(ctx context.Context, cmd *cobra.Command, address string) (checkpoint.Store, error) {
+func (f *storeFlags) openStore(ctx context.Context, cmd *cobra.Command, address string) (store.Store, error) {
 	if _, err := f.options(cmd); err != nil {
 		return nil, err
 	}
@@ -95,7 +96,7 @@ func (f *storeFlags) openStore(ctx context.Context, cmd *cobra.Command, address 
 
 // openTarget opens the store at address as given: --remote names the
 // remote of the store a command reads, not of one it writes to.
-func (f *storeFlags) openTarget(ctx context.Context, cmd *cobra.Command, address string) (checkpoint.Store, error) {
+func (f *storeFlags) openTarget(ctx context.Context, cmd *cobra.Command, address string) (store.Store, error) {
 	opts, err := f.options(cmd)
 	if err != nil {
 		return nil, err

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/arkstate/arkstate/internal/s3test"
-	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // TestStoreCmds_Hybrid opens hybrid stores from the CLI, by address and by
@@ -34,7 +34,7 @@ func TestStoreCmds_Hybrid(t *testing.T) {
 
 	t.Run("EmptyLocal", func(t *testing.T) {
 		local := filepath.Join(t.TempDir(), "local")
-		addr, err := checkpoint.HybridAddress(local, remote)
+		addr, err := store.HybridAddress(local, remote)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,8 +16,8 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 
-	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 	"github.com/arkstate/arkstate/pkg/txlog"
 )
 
@@ -63,7 +63,7 @@ func txlogUsage(err error) error {
 
 // txlogVerifyAll verifies the one stream asked for, or every stream. No
 // stream at all is a usage error: a wrong address must not pass as clean.
-func txlogVerifyAll(ctx context.Context, s checkpoint.Store, stream string) ([]*txlog.Report, error) {
+func txlogVerifyAll(ctx context.Context, s store.Store, stream string) ([]*txlog.Report, error) {
 	streams := []string{stream}
 	if stream == "" {
 		var err error

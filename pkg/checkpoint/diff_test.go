@@ -14,6 +14,7 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // keyChange is a KeyChange with its key copied, comparable.
@@ -145,7 +146,7 @@ func TestDiff(t *testing.T) {
 
 	t.Run("OKIdentical", func(t *testing.T) {
 		ctx := context.Background()
-		s, err := checkpoint.NewDir(t.TempDir())
+		s, err := store.NewDir(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +173,7 @@ func TestDiff(t *testing.T) {
 
 	t.Run("OKSkipsUnchangedRanges", func(t *testing.T) {
 		ctx := context.Background()
-		s, err := checkpoint.NewDir(t.TempDir())
+		s, err := store.NewDir(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,7 +304,7 @@ func TestDiff(t *testing.T) {
 // the heap is allowed to grow, with every key of one in ten reported.
 func TestDiff_Memory(t *testing.T) {
 	ctx := context.Background()
-	s, err := checkpoint.NewDir(t.TempDir())
+	s, err := store.NewDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,15 +1,9 @@
 // Package checkpoint owns where arkstate's checkpoints live and everything
 // done to them as a whole.
 //
-// Stores: implementations of the Store interface of pkg/store: dir (local directory), s3, mem and
-// hybrid (local first, copied to S3 in the background) implementations, and
-// Open, which turns an address such as "/var/lib/arkstate",
-// "file:///var/lib/arkstate", "mem://test", "s3://bucket/prefix" or
-// "hybrid:///var/lib/arkstate?remote=s3://bucket/prefix" into a
-// Store. A Store has object-store semantics: flat slash-separated names,
-// whole-object atomic writes, conditional writes (create-only and
-// compare-and-swap on an ETag) and lexically ordered listing. Every
-// implementation passes the same conformance suite, storetest.Run.
+// Stores are pkg/store's. Open opens one for holding checkpoints: it is
+// store.Open with the rules a hybrid store needs for this layout
+// (HybridLayout).
 //
 // Checkpoints: Repo lays out a store as docs/ARCHITECTURE.md describes (the ARKSTATE
 // marker, checkpoints/chk-<id>/MANIFEST, content-addressed segments/, the
@@ -22,9 +16,7 @@
 // store, Prune and GC by reference counting, and Dump and Import of state as
 // JSON lines.
 //
-// Errors wrap the sentinels of errors.go: ErrNotExist and
-// ErrPreconditionFailed for the expected outcomes, and ErrConfig or
-// ErrUnavailable on an *Error so that callers can tell a wrong address or
-// credentials from a store that cannot be reached; damaged data is a
-// *format.CorruptError.
+// Errors wrap the sentinels of pkg/store (ErrNotExist, ErrConfig,
+// ErrUnavailable, ...) and of this package (ErrNoCheckpoints,
+// ErrLeaseHeld, ...); damaged data is a *format.CorruptError.
 package checkpoint

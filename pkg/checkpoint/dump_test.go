@@ -21,6 +21,7 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/state"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // dumpAll runs Dump and returns the records and their lines.
@@ -76,7 +77,7 @@ func dumpTree(t testing.TB, root string) map[string]string {
 
 func TestDump(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
-		j := checkpointtest.Standard(t, checkpoint.NewMem("dump"))
+		j := checkpointtest.Standard(t, store.NewMem("dump"))
 		recs, _ := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
 		counts := map[string]int{}
 		for _, r := range recs {
@@ -109,7 +110,7 @@ func TestDump(t *testing.T) {
 		}
 	})
 	t.Run("OKFilters", func(t *testing.T) {
-		j := checkpointtest.Standard(t, checkpoint.NewMem("dump"))
+		j := checkpointtest.Standard(t, store.NewMem("dump"))
 		all, _ := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
 		cases := []struct {
 			name string
@@ -143,7 +144,7 @@ func TestDump(t *testing.T) {
 	})
 	t.Run("OKReadOnly", func(t *testing.T) {
 		root := t.TempDir()
-		s, err := checkpoint.NewDir(root)
+		s, err := store.NewDir(root)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,28 +158,28 @@ func TestDump(t *testing.T) {
 		}
 	})
 	t.Run("ErrCheckpointNotFound", func(t *testing.T) {
-		j := checkpointtest.Standard(t, checkpoint.NewMem("dump"))
+		j := checkpointtest.Standard(t, store.NewMem("dump"))
 		err := checkpoint.Dump(context.Background(), j.Repo, 9, checkpoint.DumpFilter{}, func(checkpoint.DumpRecord) error { return nil })
 		if !errors.Is(err, checkpoint.ErrCheckpointNotFound) {
 			t.Fatalf("err = %v, want ErrCheckpointNotFound", err)
 		}
 	})
 	t.Run("ErrOperatorNotFound", func(t *testing.T) {
-		j := checkpointtest.Standard(t, checkpoint.NewMem("dump"))
+		j := checkpointtest.Standard(t, store.NewMem("dump"))
 		err := checkpoint.Dump(context.Background(), j.Repo, 3, checkpoint.DumpFilter{Operator: "nope"}, func(checkpoint.DumpRecord) error { return nil })
 		if !errors.Is(err, checkpoint.ErrOperatorNotFound) {
 			t.Fatalf("err = %v, want ErrOperatorNotFound", err)
 		}
 	})
 	t.Run("ErrStateNotFound", func(t *testing.T) {
-		j := checkpointtest.Standard(t, checkpoint.NewMem("dump"))
+		j := checkpointtest.Standard(t, store.NewMem("dump"))
 		err := checkpoint.Dump(context.Background(), j.Repo, 3, checkpoint.DumpFilter{Operator: "dedupe", State: "count"}, func(checkpoint.DumpRecord) error { return nil })
 		if !errors.Is(err, checkpoint.ErrStateNotFound) {
 			t.Fatalf("err = %v, want ErrStateNotFound", err)
 		}
 	})
 	t.Run("ErrEmit", func(t *testing.T) {
-		j := checkpointtest.Standard(t, checkpoint.NewMem("dump"))
+		j := checkpointtest.Standard(t, store.NewMem("dump"))
 		stop := errors.New("stop")
 		n := 0
 		err := checkpoint.Dump(context.Background(), j.Repo, 3, checkpoint.DumpFilter{}, func(checkpoint.DumpRecord) error {
@@ -202,7 +203,7 @@ func TestDump(t *testing.T) {
 			[]format.StateDescriptor{{Name: "m", Kind: "map", Codec: "string/bytes"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := impRepo(t, checkpoint.NewMem("dump"))
+			r := impRepo(t, store.NewMem("dump"))
 			impWriteRaw(t, r, 1, "op", tc.descs, []format.Entry{tc.entry})
 			err := checkpoint.Dump(context.Background(), r, 1, checkpoint.DumpFilter{}, func(checkpoint.DumpRecord) error { return nil })
 			var ce *format.CorruptError
@@ -328,7 +329,7 @@ func TestDumpRecord_UnmarshalJSON(t *testing.T) {
 }
 
 // impRepo initialises a store for the synthetic job's id and key groups.
-func impRepo(t testing.TB, s checkpoint.Store) *checkpoint.Repo {
+func impRepo(t testing.TB, s store.Store) *checkpoint.Repo {
 	t.Helper()
 	r, err := checkpoint.InitRepo(context.Background(), s, checkpointtest.JobID, checkpointtest.KeyGroups)
 	if err != nil {
@@ -549,7 +550,7 @@ func impWriteRich(t testing.TB, r *checkpoint.Repo, id uint64) *format.Manifest 
 
 func TestDump_Rich(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
-		r := impRepo(t, checkpoint.NewMem("rich"))
+		r := impRepo(t, store.NewMem("rich"))
 		impWriteRich(t, r, 1)
 		recs, lines := dumpAll(t, r, 1, checkpoint.DumpFilter{})
 		// One record per state and key, and a second map key in "m".

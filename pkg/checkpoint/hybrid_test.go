@@ -20,49 +20,51 @@ import (
 	"github.com/arkstate/arkstate/internal/s3test"
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
-	"github.com/arkstate/arkstate/pkg/checkpoint/storetest"
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/state"
+	"github.com/arkstate/arkstate/pkg/store"
+	"github.com/arkstate/arkstate/pkg/store/storetest"
 )
 
 // hybridOpts retries failed copies quickly, so fault tests run in
 // milliseconds.
-var hybridOpts = checkpoint.HybridOptions{
+var hybridOpts = store.HybridOptions{
+	Layout:       checkpoint.HybridLayout(),
 	MinBackoff:   2 * time.Millisecond,
 	MaxBackoff:   20 * time.Millisecond,
 	CloseTimeout: time.Minute,
 }
 
 // newHybrid opens a hybrid store over a dir store at root and remote.
-func newHybrid(t *testing.T, root string, remote checkpoint.Store, opts checkpoint.HybridOptions) *checkpoint.HybridStore {
+func newHybrid(t *testing.T, root string, remote store.Store, opts store.HybridOptions) *store.HybridStore {
 	t.Helper()
-	local, err := checkpoint.NewDir(root)
+	local, err := store.NewDir(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := checkpoint.NewHybridWithOptions(local, remote, opts)
+	h := store.NewHybridWithOptions(local, remote, opts)
 	t.Cleanup(func() { h.Close() })
 	return h
 }
 
 // proxiedS3 returns an S3 store of bucket/prefix whose requests pass
 // through a fault proxy.
-func proxiedS3(t *testing.T, srv *s3test.Server, bucket, prefix string) (*checkpoint.S3Store, *faults.Proxy) {
+func proxiedS3(t *testing.T, srv *s3test.Server, bucket, prefix string) (*store.S3Store, *faults.Proxy) {
 	t.Helper()
 	p, err := faults.New(srv.Endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
-	opts := s3Opts(srv)
+	opts := storetest.S3Options(srv)
 	opts.Endpoint = p.URL
 	opts.MaxAttempts = 2
 	opts.MaxBackoff = time.Millisecond
-	return newS3(t, bucket, prefix, opts), p
+	return storetest.NewS3(t, bucket, prefix, opts), p
 }
 
 // hybridObjects lists a store's names outside leases/.
-func hybridObjects(t *testing.T, s checkpoint.Store) []string {
+func hybridObjects(t *testing.T, s store.Store) []string {
 	t.Helper()
 	var names []string
 	for info, err := range s.List(context.Background(), "") {
@@ -76,7 +78,7 @@ func hybridObjects(t *testing.T, s checkpoint.Store) []string {
 	return names
 }
 
-func objectBytes(t *testing.T, s checkpoint.Store, name string) []byte {
+func objectBytes(t *testing.T, s store.Store, name string) []byte {
 	t.Helper()
 	rc, _, err := s.Get(context.Background(), name)
 	if err != nil {
@@ -92,11 +94,11 @@ func objectBytes(t *testing.T, s checkpoint.Store, name string) []byte {
 
 // checkReplicated flushes h and checks that its remote store holds exactly
 // the local objects with the same bytes. A closed store is left alone.
-func checkReplicated(t *testing.T, h *checkpoint.HybridStore) {
+func checkReplicated(t *testing.T, h *store.HybridStore) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := h.Flush(ctx); errors.Is(err, checkpoint.ErrClosed) {
+	if err := h.Flush(ctx); errors.Is(err, store.ErrClosed) {
 		return
 	} else if err != nil {
 		t.Fatalf("Flush: %v", err)
@@ -122,8 +124,8 @@ func TestHybridStore(t *testing.T) {
 	srv := s3Server.Get(t)
 	bucket := srv.NewBucket(t)
 	var n atomic.Int64
-	storetest.Run(t, func(t *testing.T) checkpoint.Store {
-		remote := newS3(t, bucket, fmt.Sprintf("hybrid/%d", n.Add(1)), s3Opts(srv))
+	storetest.Run(t, func(t *testing.T) store.Store {
+		remote := storetest.NewS3(t, bucket, fmt.Sprintf("hybrid/%d", n.Add(1)), storetest.S3Options(srv))
 		h := newHybrid(t, t.TempDir(), remote, hybridOpts)
 		// Cleanups run last first: this one before the Close above.
 		t.Cleanup(func() { checkReplicated(t, h) })
@@ -133,8 +135,8 @@ func TestHybridStore(t *testing.T) {
 
 func TestHybridStore_Location(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
-		local, remote := checkpoint.NewMem("local"), checkpoint.NewMem("remote")
-		h := checkpoint.NewHybrid(local, remote)
+		local, remote := store.NewMem("local"), store.NewMem("remote")
+		h := store.NewHybrid(local, remote)
 		defer h.Close()
 		if got, want := h.Location(), "hybrid("+local.Location()+" + "+remote.Location()+")"; got != want {
 			t.Fatalf("Location() = %q; want %q", got, want)
@@ -203,7 +205,7 @@ func TestHybridStore_Restore(t *testing.T) {
 		srv := s3Server.Get(t)
 		bucket := srv.NewBucket(t)
 		root := t.TempDir()
-		h := newHybrid(t, root, newS3(t, bucket, "job", s3Opts(srv)), hybridOpts)
+		h := newHybrid(t, root, storetest.NewS3(t, bucket, "job", storetest.S3Options(srv)), hybridOpts)
 		j := checkpointtest.Standard(t, h)
 		if err := h.Flush(ctx); err != nil {
 			t.Fatal(err)
@@ -220,7 +222,7 @@ func TestHybridStore_Restore(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		fresh := newHybrid(t, t.TempDir(), newS3(t, bucket, "job", s3Opts(srv)), hybridOpts)
+		fresh := newHybrid(t, t.TempDir(), storetest.NewS3(t, bucket, "job", storetest.S3Options(srv)), hybridOpts)
 		if _, err := checkpoint.InitRepo(ctx, fresh, "another-job", checkpointtest.KeyGroups); !errors.Is(err, checkpoint.ErrJobMismatch) {
 			t.Fatalf("InitRepo of another job over the S3 copy: %v; want ErrJobMismatch", err)
 		}
@@ -275,7 +277,7 @@ func TestHybridStore_Restore(t *testing.T) {
 		if err := fresh.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-		s3Only, err := checkpoint.OpenRepo(ctx, newS3(t, bucket, "job", s3Opts(srv)))
+		s3Only, err := checkpoint.OpenRepo(ctx, storetest.NewS3(t, bucket, "job", storetest.S3Options(srv)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -294,7 +296,7 @@ func TestHybridStore_RestoreLocalDamage(t *testing.T) {
 	srv := s3Server.Get(t)
 	bucket := srv.NewBucket(t)
 	root := t.TempDir()
-	remote := newS3(t, bucket, "job", s3Opts(srv))
+	remote := storetest.NewS3(t, bucket, "job", storetest.S3Options(srv))
 	h := newHybrid(t, root, remote, hybridOpts)
 	j := checkpointtest.Standard(t, h)
 	if err := h.Flush(ctx); err != nil {
@@ -317,7 +319,7 @@ func TestHybridStore_RestoreLocalDamage(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A plain directory store over the same files refuses it.
-	dir, err := checkpoint.OpenDir(root)
+	dir, err := store.OpenDir(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +364,7 @@ func TestHybridStore_ScanKeepsRemoteCopy(t *testing.T) {
 	srv := s3Server.Get(t)
 	bucket := srv.NewBucket(t)
 	root := t.TempDir()
-	remote := newS3(t, bucket, "job", s3Opts(srv))
+	remote := storetest.NewS3(t, bucket, "job", storetest.S3Options(srv))
 	h := newHybrid(t, root, remote, hybridOpts)
 	j := checkpointtest.Standard(t, h)
 	if err := h.Flush(ctx); err != nil {
@@ -379,7 +381,7 @@ func TestHybridStore_ScanKeepsRemoteCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h2 := newHybrid(t, root, newS3(t, bucket, "job", s3Opts(srv)), hybridOpts)
+	h2 := newHybrid(t, root, storetest.NewS3(t, bucket, "job", storetest.S3Options(srv)), hybridOpts)
 	if err := h2.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -448,7 +450,7 @@ func (l *putLog) names() []string {
 // checkManifestOrder checks that every manifest in puts follows the puts of
 // all the segments it names that were not on S3 before (in already),
 // reading the manifests from s.
-func checkManifestOrder(t *testing.T, s checkpoint.Store, already, puts []string) {
+func checkManifestOrder(t *testing.T, s store.Store, already, puts []string) {
 	t.Helper()
 	ctx := context.Background()
 	r, err := checkpoint.OpenRepo(ctx, s)
@@ -492,7 +494,7 @@ func manifestID(name string) (uint64, bool) {
 
 // checkS3Complete checks what S3 holds right now: every manifest listed
 // names only segments that are there already.
-func checkS3Complete(t *testing.T, s checkpoint.Store) {
+func checkS3Complete(t *testing.T, s store.Store) {
 	t.Helper()
 	ctx := context.Background()
 	r, err := checkpoint.OpenRepo(ctx, s)
@@ -525,7 +527,7 @@ func TestHybridStore_Faults(t *testing.T) {
 		srv := s3Server.Get(t)
 		bucket := srv.NewBucket(t)
 		remote, p := proxiedS3(t, srv, bucket, "job")
-		direct := newS3(t, bucket, "job", s3Opts(srv))
+		direct := storetest.NewS3(t, bucket, "job", storetest.S3Options(srv))
 		// S3 refuses every upload while the job writes its checkpoints.
 		down := &putLog{prefix: "/" + bucket + "/job/", fail: func(int) bool { return true }}
 		p.Add(down.rule())
@@ -570,17 +572,17 @@ func TestHybridStore_Copy(t *testing.T) {
 	// twoWriters commits name with content a through a hybrid store whose
 	// uploads fail, then with content b through another over the same S3
 	// prefix, and lets the first one's uploads through again.
-	twoWriters := func(t *testing.T, a, b string) (first *checkpoint.HybridStore, direct *checkpoint.S3Store) {
+	twoWriters := func(t *testing.T, a, b string) (first *store.HybridStore, direct *store.S3Store) {
 		srv := s3Server.Get(t)
 		bucket := srv.NewBucket(t)
 		remote, p := proxiedS3(t, srv, bucket, "job")
 		p.Add(faults.Rule{Method: http.MethodPut, Fault: faults.SlowDown})
 		first = newHybrid(t, t.TempDir(), remote, hybridOpts)
-		second := newHybrid(t, t.TempDir(), newS3(t, bucket, "job", s3Opts(srv)), hybridOpts)
-		if _, err := first.PutIf(ctx, name, strings.NewReader(a), int64(len(a)), checkpoint.Condition{IfNoneMatch: true}); err != nil {
+		second := newHybrid(t, t.TempDir(), storetest.NewS3(t, bucket, "job", storetest.S3Options(srv)), hybridOpts)
+		if _, err := first.PutIf(ctx, name, strings.NewReader(a), int64(len(a)), store.Condition{IfNoneMatch: true}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := second.PutIf(ctx, name, strings.NewReader(b), int64(len(b)), checkpoint.Condition{IfNoneMatch: true}); err != nil {
+		if _, err := second.PutIf(ctx, name, strings.NewReader(b), int64(len(b)), store.Condition{IfNoneMatch: true}); err != nil {
 			t.Fatal(err)
 		}
 		if err := second.Flush(ctx); err != nil {
@@ -590,12 +592,12 @@ func TestHybridStore_Copy(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		p.Clear()
-		return first, newS3(t, bucket, "job", s3Opts(srv))
+		return first, storetest.NewS3(t, bucket, "job", storetest.S3Options(srv))
 	}
 	t.Run("ErrConflict", func(t *testing.T) {
 		first, direct := twoWriters(t, "first writer", "second writer")
 		err := first.Flush(ctx)
-		if !errors.Is(err, checkpoint.ErrPreconditionFailed) || !strings.Contains(err.Error(), name) {
+		if !errors.Is(err, store.ErrPreconditionFailed) || !strings.Contains(err.Error(), name) {
 			t.Fatalf("Flush after a lost create-only copy: %v; want ErrPreconditionFailed naming %s", err, name)
 		}
 		if st := first.Stats(); st.Conflicts != 1 || st.Queued != 0 || !strings.Contains(st.LastError, name) {
@@ -627,13 +629,13 @@ func TestHybridStore_Copy(t *testing.T) {
 		// A create-only write loses against an object only S3 holds.
 		srv := s3Server.Get(t)
 		bucket := srv.NewBucket(t)
-		direct := newS3(t, bucket, "job", s3Opts(srv))
+		direct := storetest.NewS3(t, bucket, "job", storetest.S3Options(srv))
 		if err := direct.Put(ctx, name, strings.NewReader("on s3"), 5); err != nil {
 			t.Fatal(err)
 		}
-		h := newHybrid(t, t.TempDir(), newS3(t, bucket, "job", s3Opts(srv)), hybridOpts)
-		_, err := h.PutIf(ctx, name, strings.NewReader("local"), 5, checkpoint.Condition{IfNoneMatch: true})
-		if !errors.Is(err, checkpoint.ErrPreconditionFailed) {
+		h := newHybrid(t, t.TempDir(), storetest.NewS3(t, bucket, "job", storetest.S3Options(srv)), hybridOpts)
+		_, err := h.PutIf(ctx, name, strings.NewReader("local"), 5, store.Condition{IfNoneMatch: true})
+		if !errors.Is(err, store.ErrPreconditionFailed) {
 			t.Fatalf("create-only write over an S3 object: %v; want ErrPreconditionFailed", err)
 		}
 		if got := hybridObjects(t, h.Local()); len(got) != 0 {
@@ -644,7 +646,7 @@ func TestHybridStore_Copy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.PutIf(ctx, name, strings.NewReader("swapped"), 7, checkpoint.Condition{IfMatch: info.ETag}); err != nil {
+		if _, err := h.PutIf(ctx, name, strings.NewReader("swapped"), 7, store.Condition{IfMatch: info.ETag}); err != nil {
 			t.Fatalf("compare-and-swap with the S3 ETag: %v", err)
 		}
 		if got := string(objectBytes(t, direct, name)); got != "swapped" {
@@ -669,10 +671,10 @@ func TestHybridStore_Close(t *testing.T) {
 		checkpointtest.Standard(t, h)
 		local := hybridObjects(t, h.Local())
 		err := h.Close()
-		if !errors.Is(err, checkpoint.ErrUnavailable) || !strings.Contains(err.Error(), "abandoned") {
+		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "abandoned") {
 			t.Fatalf("Close with S3 refusing uploads: %v; want ErrUnavailable about abandoned copies", err)
 		}
-		direct := newS3(t, bucket, "job", s3Opts(srv))
+		direct := storetest.NewS3(t, bucket, "job", storetest.S3Options(srv))
 		if got := hybridObjects(t, direct); len(got) != 0 {
 			t.Fatalf("S3 holds %q", got)
 		}
@@ -710,11 +712,11 @@ func TestHybridStore_Close(t *testing.T) {
 		checkReplicated(t, h2)
 	})
 	t.Run("ErrClosed", func(t *testing.T) {
-		h := checkpoint.NewHybrid(checkpoint.NewMem("l"), checkpoint.NewMem("r"))
+		h := store.NewHybrid(store.NewMem("l"), store.NewMem("r"))
 		if err := h.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if err := h.Flush(context.Background()); !errors.Is(err, checkpoint.ErrClosed) {
+		if err := h.Flush(context.Background()); !errors.Is(err, store.ErrClosed) {
 			t.Fatalf("Flush after Close: %v; want ErrClosed", err)
 		}
 	})
@@ -722,9 +724,9 @@ func TestHybridStore_Close(t *testing.T) {
 
 // mustDir opens another dir store over root for reading what a closed
 // hybrid store left there.
-func mustDir(t *testing.T, root string) *checkpoint.DirStore {
+func mustDir(t *testing.T, root string) *store.DirStore {
 	t.Helper()
-	s, err := checkpoint.NewDir(root)
+	s, err := store.NewDir(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -739,8 +741,8 @@ func TestHybridStore_Lease(t *testing.T) {
 		ctx := context.Background()
 		srv := s3Server.Get(t)
 		bucket := srv.NewBucket(t)
-		a := newHybrid(t, t.TempDir(), newS3(t, bucket, "job", s3Opts(srv)), hybridOpts)
-		b := newHybrid(t, t.TempDir(), newS3(t, bucket, "job", s3Opts(srv)), hybridOpts)
+		a := newHybrid(t, t.TempDir(), storetest.NewS3(t, bucket, "job", storetest.S3Options(srv)), hybridOpts)
+		b := newHybrid(t, t.TempDir(), storetest.NewS3(t, bucket, "job", storetest.S3Options(srv)), hybridOpts)
 		ra, err := checkpoint.InitRepo(ctx, a, "job", 16)
 		if err != nil {
 			t.Fatal(err)
@@ -759,7 +761,7 @@ func TestHybridStore_Lease(t *testing.T) {
 		if _, err := rb.AcquireLease(ctx, "writer", "machine-b", checkpoint.LeaseOptions{}); !errors.Is(err, checkpoint.ErrLeaseHeld) {
 			t.Fatalf("second machine's AcquireLease: %v; want ErrLeaseHeld", err)
 		}
-		for _, h := range []*checkpoint.HybridStore{a, b} {
+		for _, h := range []*store.HybridStore{a, b} {
 			for info, err := range h.Local().List(ctx, "leases/") {
 				t.Fatalf("lease written to the local store: %q, %v", info.Name, err)
 			}
@@ -780,23 +782,23 @@ func BenchmarkHybridStore_Checkpoint(b *testing.B) {
 	srv := s3Server.Get(b)
 	bucket := srv.NewBucket(b)
 	var n atomic.Int64
-	newRemote := func(b *testing.B) *checkpoint.S3Store {
-		return newS3(b, bucket, fmt.Sprintf("bench/%d", n.Add(1)), s3Opts(srv))
+	newRemote := func(b *testing.B) *store.S3Store {
+		return storetest.NewS3(b, bucket, fmt.Sprintf("bench/%d", n.Add(1)), storetest.S3Options(srv))
 	}
-	newLocal := func(b *testing.B) *checkpoint.DirStore {
-		s, err := checkpoint.NewDir(b.TempDir())
+	newLocal := func(b *testing.B) *store.DirStore {
+		s, err := store.NewDir(b.TempDir())
 		if err != nil {
 			b.Fatal(err)
 		}
 		return s
 	}
-	run := func(b *testing.B, open func(b *testing.B) checkpoint.Store, flush bool) {
+	run := func(b *testing.B, open func(b *testing.B) store.Store, flush bool) {
 		for b.Loop() {
 			b.StopTimer()
 			s := open(b)
 			b.StartTimer()
 			checkpointtest.Standard(b, s)
-			if h, ok := s.(*checkpoint.HybridStore); ok && flush {
+			if h, ok := s.(*store.HybridStore); ok && flush {
 				if err := h.Flush(context.Background()); err != nil {
 					b.Fatal(err)
 				}
@@ -809,19 +811,19 @@ func BenchmarkHybridStore_Checkpoint(b *testing.B) {
 		}
 	}
 	b.Run("dir", func(b *testing.B) {
-		run(b, func(b *testing.B) checkpoint.Store { return newLocal(b) }, false)
+		run(b, func(b *testing.B) store.Store { return newLocal(b) }, false)
 	})
 	b.Run("s3", func(b *testing.B) {
-		run(b, func(b *testing.B) checkpoint.Store { return newRemote(b) }, false)
+		run(b, func(b *testing.B) store.Store { return newRemote(b) }, false)
 	})
 	b.Run("hybrid", func(b *testing.B) {
-		run(b, func(b *testing.B) checkpoint.Store {
-			return checkpoint.NewHybridWithOptions(newLocal(b), newRemote(b), hybridOpts)
+		run(b, func(b *testing.B) store.Store {
+			return store.NewHybridWithOptions(newLocal(b), newRemote(b), hybridOpts)
 		}, false)
 	})
 	b.Run("hybrid-flushed", func(b *testing.B) {
-		run(b, func(b *testing.B) checkpoint.Store {
-			return checkpoint.NewHybridWithOptions(newLocal(b), newRemote(b), hybridOpts)
+		run(b, func(b *testing.B) store.Store {
+			return store.NewHybridWithOptions(newLocal(b), newRemote(b), hybridOpts)
 		}, true)
 	})
 }

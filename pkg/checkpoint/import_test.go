@@ -15,6 +15,7 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/state"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // impEntry is a resolved entry with its operator, owning its bytes.
@@ -86,7 +87,7 @@ func impMust(t testing.TB, r *checkpoint.Repo, lines string, opts checkpoint.Imp
 
 // impObjects lists the store's object names, to show a failed import
 // wrote nothing.
-func impObjects(t testing.TB, s checkpoint.Store) []string {
+func impObjects(t testing.TB, s store.Store) []string {
 	t.Helper()
 	var names []string
 	for info, err := range s.List(context.Background(), "") {
@@ -149,7 +150,7 @@ func impRestoreStandard(t testing.TB, r *checkpoint.Repo, m *format.Manifest) st
 func TestImport(t *testing.T) {
 	ctx := context.Background()
 	t.Run("OKRoundTrip", func(t *testing.T) {
-		s := checkpoint.NewMem("imp")
+		s := store.NewMem("imp")
 		j := checkpointtest.Standard(t, s)
 		_, a := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
 		res := impMust(t, j.Repo, a, checkpoint.ImportOptions{})
@@ -176,7 +177,7 @@ func TestImport(t *testing.T) {
 		}
 	})
 	t.Run("OKRoundTripRich", func(t *testing.T) {
-		r := impRepo(t, checkpoint.NewMem("imp"))
+		r := impRepo(t, store.NewMem("imp"))
 		impWriteRich(t, r, 1)
 		_, a := dumpAll(t, r, 1, checkpoint.DumpFilter{})
 		impMust(t, r, a, checkpoint.ImportOptions{})
@@ -225,7 +226,7 @@ func TestImport(t *testing.T) {
 		}
 	})
 	t.Run("OKIncremental", func(t *testing.T) {
-		j := checkpointtest.Standard(t, checkpoint.NewMem("imp"))
+		j := checkpointtest.Standard(t, store.NewMem("imp"))
 		recs, _ := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
 		upserts := `{"operator":"count","state":"count","key":"word-00001","value":99}
 {"operator":"count","state":"count","key":"brand-new","value":1}
@@ -277,7 +278,7 @@ func TestImport(t *testing.T) {
 		}
 	})
 	t.Run("OKIncrementalCompacts", func(t *testing.T) {
-		j := checkpointtest.NewJob(t, checkpoint.NewMem("imp"))
+		j := checkpointtest.NewJob(t, store.NewMem("imp"))
 		for round := range checkpoint.DefaultMaxChain {
 			j.Apply(t, round*10, round*10+50)
 			j.Checkpoint(t)
@@ -312,7 +313,7 @@ func TestImport(t *testing.T) {
 		impSameEntries(t, impEntries(t, j.Repo, last+1), before)
 	})
 	t.Run("OKDelete", func(t *testing.T) {
-		j := checkpointtest.Standard(t, checkpoint.NewMem("imp"))
+		j := checkpointtest.Standard(t, store.NewMem("imp"))
 		recs, _ := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
 		keyOf := func(r checkpoint.DumpRecord) string {
 			return r.Operator + "\x00" + r.State + "\x00" + r.Key + "\x00" + string(r.MapKey)
@@ -375,7 +376,7 @@ func TestImport(t *testing.T) {
 		impSameEntries(t, impEntries(t, j.Repo, 5), impEntries(t, j.Repo, 4))
 	})
 	t.Run("OKDeleteCompacts", func(t *testing.T) {
-		j := checkpointtest.NewJob(t, checkpoint.NewMem("imp"))
+		j := checkpointtest.NewJob(t, store.NewMem("imp"))
 		for round := range checkpoint.DefaultMaxChain {
 			j.Apply(t, round*10, round*10+50)
 			j.Checkpoint(t)
@@ -401,7 +402,7 @@ func TestImport(t *testing.T) {
 		impSameEntries(t, impEntries(t, j.Repo, last+1), want)
 	})
 	t.Run("OKIncrementalNewOperator", func(t *testing.T) {
-		j := checkpointtest.Standard(t, checkpoint.NewMem("imp"))
+		j := checkpointtest.Standard(t, store.NewMem("imp"))
 		states := []format.OperatorState{{ID: "extra", States: []format.StateDescriptor{{Name: "flag", Kind: "value", Codec: "bool"}}}}
 		res := impMust(t, j.Repo, `{"operator":"extra","state":"flag","key":"k","value":true}`, checkpoint.ImportOptions{Incremental: true, States: states})
 		m := res.Manifest
@@ -417,7 +418,7 @@ func TestImport(t *testing.T) {
 		}
 	})
 	t.Run("OKGapRanges", func(t *testing.T) {
-		r := impRepo(t, checkpoint.NewMem("imp"))
+		r := impRepo(t, store.NewMem("imp"))
 		descs := []format.StateDescriptor{{Name: "s", Kind: "value", Codec: "string"}}
 		var low, high string
 		for i := 0; low == "" || high == ""; i++ {
@@ -441,7 +442,7 @@ func TestImport(t *testing.T) {
 		}
 	})
 	t.Run("OKOperator", func(t *testing.T) {
-		j := checkpointtest.Standard(t, checkpoint.NewMem("imp"))
+		j := checkpointtest.Standard(t, store.NewMem("imp"))
 		_, all := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
 		// Keep every other dedupe line: the operator's state shrinks.
 		var in strings.Builder
@@ -469,7 +470,7 @@ func TestImport(t *testing.T) {
 		}
 	})
 	t.Run("OKFullReplacesOperators", func(t *testing.T) {
-		j := checkpointtest.Standard(t, checkpoint.NewMem("imp"))
+		j := checkpointtest.Standard(t, store.NewMem("imp"))
 		_, counts := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{Operator: "count"})
 		res := impMust(t, j.Repo, counts, checkpoint.ImportOptions{})
 		if len(res.Manifest.Operators) != 1 || res.Manifest.Operators[0].ID != "count" {
@@ -477,10 +478,10 @@ func TestImport(t *testing.T) {
 		}
 	})
 	t.Run("OKEmptyStoreWithStates", func(t *testing.T) {
-		src := impRepo(t, checkpoint.NewMem("src"))
+		src := impRepo(t, store.NewMem("src"))
 		m := impWriteRich(t, src, 1)
 		_, a := dumpAll(t, src, 1, checkpoint.DumpFilter{})
-		dst := impRepo(t, checkpoint.NewMem("dst"))
+		dst := impRepo(t, store.NewMem("dst"))
 		res := impMust(t, dst, a, checkpoint.ImportOptions{States: m.Operators})
 		if res.Manifest.CheckpointID != 1 || len(res.Manifest.Operators[0].Ranges) != 1 {
 			t.Fatalf("checkpoint %d with ranges %v, want checkpoint 1 with one range", res.Manifest.CheckpointID, res.Manifest.Operators[0].Ranges)
@@ -488,7 +489,7 @@ func TestImport(t *testing.T) {
 		impSameEntries(t, impEntries(t, dst, 1), impEntries(t, src, 1))
 	})
 	t.Run("OKReencode", func(t *testing.T) {
-		j := checkpointtest.Standard(t, checkpoint.NewMem("imp"))
+		j := checkpointtest.Standard(t, store.NewMem("imp"))
 		_, a := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{Operator: "count", State: "count"})
 		states := []format.OperatorState{{ID: "count", States: []format.StateDescriptor{{Name: "count", Kind: "value", Codec: "int32"}}}}
 		res := impMust(t, j.Repo, a, checkpoint.ImportOptions{States: states, Operator: "count"})
@@ -536,7 +537,7 @@ func TestImport(t *testing.T) {
 	}
 	for _, tc := range errCases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := checkpoint.NewMem("imp")
+			s := store.NewMem("imp")
 			j := checkpointtest.Standard(t, s)
 			before := impObjects(t, s)
 			_, err := impRun(t, j.Repo, tc.lines, tc.opts)
@@ -553,14 +554,14 @@ func TestImport(t *testing.T) {
 		})
 	}
 	t.Run("ErrIncrementalEmptyStore", func(t *testing.T) {
-		r := impRepo(t, checkpoint.NewMem("imp"))
+		r := impRepo(t, store.NewMem("imp"))
 		_, err := impRun(t, r, `{"operator":"count","state":"count","key":"a","value":1}`, checkpoint.ImportOptions{Incremental: true})
 		if !errors.Is(err, checkpoint.ErrNoCheckpoints) {
 			t.Fatalf("err = %v, want ErrNoCheckpoints", err)
 		}
 	})
 	t.Run("ErrNoDescriptors", func(t *testing.T) {
-		r := impRepo(t, checkpoint.NewMem("imp"))
+		r := impRepo(t, store.NewMem("imp"))
 		_, err := impRun(t, r, `{"operator":"count","state":"count","key":"a","value":1}`, checkpoint.ImportOptions{})
 		var ie *checkpoint.ImportError
 		if !errors.As(err, &ie) || ie.Field != "operator" || !strings.Contains(err.Error(), "no checkpoint") {
@@ -568,7 +569,7 @@ func TestImport(t *testing.T) {
 		}
 	})
 	t.Run("ErrIncrementalConflict", func(t *testing.T) {
-		j := checkpointtest.Standard(t, checkpoint.NewMem("imp"))
+		j := checkpointtest.Standard(t, store.NewMem("imp"))
 		states := []format.OperatorState{{ID: "count", States: []format.StateDescriptor{{Name: "count", Kind: "value", Codec: "int32"}}}}
 		_, err := impRun(t, j.Repo, `{"operator":"count","state":"count","key":"a","value":1}`, checkpoint.ImportOptions{Incremental: true, States: states})
 		if !errors.Is(err, state.ErrStateConflict) {
@@ -611,7 +612,7 @@ func TestDecodeStateDescriptors(t *testing.T) {
 // [0, n): about 2.3 entries per word over three states.
 func impBenchJob(b *testing.B, n int) *checkpointtest.Job {
 	b.Helper()
-	j := checkpointtest.NewJob(b, checkpoint.NewMem("bench"))
+	j := checkpointtest.NewJob(b, store.NewMem("bench"))
 	j.Apply(b, 0, n)
 	j.Checkpoint(b)
 	return j

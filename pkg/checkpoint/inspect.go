@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // Offline inspection: what `arkstate checkpoint ls` and `show` print, and
@@ -200,7 +201,7 @@ func (r *Repo) inspectManifests(ctx context.Context, ids []uint64, limit int) (o
 // failure to read the store, which stops an offline operation.
 func isInspectDamage(err error) bool {
 	var ce *format.CorruptError
-	return errors.As(err, &ce) || errors.Is(err, ErrNotExist) || errors.Is(err, ErrCheckpointNotFound)
+	return errors.As(err, &ce) || errors.Is(err, store.ErrNotExist) || errors.Is(err, ErrCheckpointNotFound)
 }
 
 // ShowOptions configure Show.

@@ -13,18 +13,20 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
+	"github.com/arkstate/arkstate/pkg/store/storetest"
 )
 
 // vfGetFailStore fails every Get of names with prefix as an unreachable
 // store would.
 type vfGetFailStore struct {
-	checkpoint.Store
+	store.Store
 	prefix string
 }
 
-func (g vfGetFailStore) Get(ctx context.Context, name string) (io.ReadCloser, checkpoint.ObjectInfo, error) {
+func (g vfGetFailStore) Get(ctx context.Context, name string) (io.ReadCloser, store.ObjectInfo, error) {
 	if strings.HasPrefix(name, g.prefix) {
-		return nil, checkpoint.ObjectInfo{}, &checkpoint.Error{Op: "get", Name: name, Kind: checkpoint.ErrUnavailable, Err: errors.New("connection reset")}
+		return nil, store.ObjectInfo{}, &store.Error{Op: "get", Name: name, Kind: store.ErrUnavailable, Err: errors.New("connection reset")}
 	}
 	return g.Store.Get(ctx, name)
 }
@@ -74,7 +76,7 @@ func vfExpectedSizes(t *testing.T, r *checkpoint.Repo, id uint64, others ...uint
 func TestList(t *testing.T) {
 	ctx := context.Background()
 	t.Run("OK", func(t *testing.T) {
-		s := checkpoint.NewMem("list")
+		s := store.NewMem("list")
 		j := checkpointtest.Standard(t, s)
 		list, err := checkpoint.List(ctx, j.Repo)
 		if err != nil {
@@ -111,7 +113,7 @@ func TestList(t *testing.T) {
 		}
 	})
 	t.Run("OKEmpty", func(t *testing.T) {
-		r, err := checkpoint.InitRepo(ctx, checkpoint.NewMem("empty"), "job", 8)
+		r, err := checkpoint.InitRepo(ctx, store.NewMem("empty"), "job", 8)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +123,7 @@ func TestList(t *testing.T) {
 		}
 	})
 	t.Run("OKDamaged", func(t *testing.T) {
-		s := checkpoint.NewMem("damaged")
+		s := store.NewMem("damaged")
 		j := checkpointtest.Standard(t, s)
 		// Checkpoint 4's manifest is garbage, checkpoint 2's is gone.
 		garbage := []byte(`{"format": "arkstate-manifest"`)
@@ -162,13 +164,13 @@ func TestList(t *testing.T) {
 		}
 	})
 	t.Run("ErrUnavailable", func(t *testing.T) {
-		s := checkpoint.NewMem("unavailable")
+		s := store.NewMem("unavailable")
 		checkpointtest.Standard(t, s)
 		r, err := checkpoint.OpenRepo(ctx, vfGetFailStore{Store: s, prefix: "checkpoints/"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := checkpoint.List(ctx, r); !errors.Is(err, checkpoint.ErrUnavailable) {
+		if _, err := checkpoint.List(ctx, r); !errors.Is(err, store.ErrUnavailable) {
 			t.Fatalf("err %v, want ErrUnavailable", err)
 		}
 	})
@@ -176,7 +178,7 @@ func TestList(t *testing.T) {
 
 func TestList_S3(t *testing.T) {
 	srv := s3Server.Get(t)
-	s := newS3(t, srv.NewBucket(t), "list", s3Opts(srv))
+	s := storetest.NewS3(t, srv.NewBucket(t), "list", storetest.S3Options(srv))
 	j := checkpointtest.Standard(t, s)
 	list, err := checkpoint.List(context.Background(), j.Repo)
 	if err != nil {
@@ -189,7 +191,7 @@ func TestList_S3(t *testing.T) {
 
 func TestShow(t *testing.T) {
 	ctx := context.Background()
-	s := checkpoint.NewMem("show")
+	s := store.NewMem("show")
 	j := checkpointtest.Standard(t, s)
 	t.Run("OK", func(t *testing.T) {
 		for _, ref := range []string{"latest", "3", format.CheckpointDir(3)} {
@@ -245,7 +247,7 @@ func TestShow(t *testing.T) {
 		}
 	})
 	t.Run("ErrCorrupt", func(t *testing.T) {
-		s := checkpoint.NewMem("corrupt")
+		s := store.NewMem("corrupt")
 		j := checkpointtest.Standard(t, s)
 		name := format.ManifestPath(2)
 		if err := s.Put(ctx, name, strings.NewReader("{}"), 2); err != nil {
@@ -280,7 +282,7 @@ func TestShow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := checkpoint.Show(ctx, r, "3", checkpoint.ShowOptions{Segments: true}); !errors.Is(err, checkpoint.ErrUnavailable) {
+		if _, err := checkpoint.Show(ctx, r, "3", checkpoint.ShowOptions{Segments: true}); !errors.Is(err, store.ErrUnavailable) {
 			t.Fatalf("err %v, want ErrUnavailable", err)
 		}
 	})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // Errors of the single-writer lease.
@@ -87,17 +88,17 @@ func (r *Repo) AcquireLease(ctx context.Context, name, owner string, opts LeaseO
 		opts.Now = time.Now
 	}
 	l := &Lease{repo: r, name: format.LeasesPrefix + name, ttl: opts.TTL, clock: opts.Now}
-	if err := ValidateName(l.name); err != nil {
+	if err := store.ValidateName(l.name); err != nil {
 		return nil, err
 	}
 	// A lost race means someone else changed the lease between our read
 	// and write: read again and decide again, a few times.
 	for range 5 {
 		cur, etag, err := l.read(ctx)
-		cond := Condition{IfNoneMatch: true}
+		cond := store.Condition{IfNoneMatch: true}
 		next := LeaseRecord{Owner: owner, Token: 1, ExpiresAt: l.clock().Add(l.ttl).UTC()}
 		switch {
-		case errors.Is(err, ErrNotExist):
+		case errors.Is(err, store.ErrNotExist):
 		case err != nil:
 			return nil, err
 		default:
@@ -105,7 +106,7 @@ func (r *Repo) AcquireLease(ctx context.Context, name, owner string, opts LeaseO
 			if cur.Owner != owner && l.clock().Before(cur.ExpiresAt) && !abandoned {
 				return nil, fmt.Errorf("%w: %s is held by %q (token %d) until %s", ErrLeaseHeld, l.name, cur.Owner, cur.Token, cur.ExpiresAt.Format(time.RFC3339))
 			}
-			cond = Condition{IfMatch: etag}
+			cond = store.Condition{IfMatch: etag}
 			next.Token = cur.Token + 1
 			if !cur.Released && !abandoned {
 				prev := cur
@@ -115,7 +116,7 @@ func (r *Repo) AcquireLease(ctx context.Context, name, owner string, opts LeaseO
 			}
 		}
 		err = l.write(ctx, next, cond)
-		if errors.Is(err, ErrPreconditionFailed) {
+		if errors.Is(err, store.ErrPreconditionFailed) {
 			continue
 		}
 		if err != nil {
@@ -143,13 +144,13 @@ func (l *Lease) read(ctx context.Context) (LeaseRecord, string, error) {
 	return rec, info.ETag, nil
 }
 
-func (l *Lease) write(ctx context.Context, rec LeaseRecord, cond Condition) error {
+func (l *Lease) write(ctx context.Context, rec LeaseRecord, cond store.Condition) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
 	info, err := l.repo.store.PutIf(ctx, l.name, bytes.NewReader(data), int64(len(data)), cond)
-	if errors.Is(err, ErrPreconditionFailed) && cond.IfMatch != "" {
+	if errors.Is(err, store.ErrPreconditionFailed) && cond.IfMatch != "" {
 		// A retried request whose first attempt succeeded unseen fails
 		// its condition against its own result: the lease then holds
 		// exactly rec, and that is a success.
@@ -210,8 +211,8 @@ func (l *Lease) Renew(ctx context.Context) error {
 	cur, etag := l.state()
 	next := cur
 	next.ExpiresAt = l.clock().Add(l.ttl).UTC()
-	if err := l.write(ctx, next, Condition{IfMatch: etag}); err != nil {
-		if errors.Is(err, ErrPreconditionFailed) {
+	if err := l.write(ctx, next, store.Condition{IfMatch: etag}); err != nil {
+		if errors.Is(err, store.ErrPreconditionFailed) {
 			return fmt.Errorf("%w: %s (token %d) was taken over by %s", ErrLeaseLost, l.name, cur.Token, l.Holder(ctx))
 		}
 		return err
@@ -227,7 +228,7 @@ func (l *Lease) Check(ctx context.Context) error {
 		return fmt.Errorf("%w: %s (token %d) expired at %s", ErrLeaseLost, l.name, rec.Token, rec.ExpiresAt.Format(time.RFC3339))
 	}
 	info, err := l.repo.store.Stat(ctx, l.name)
-	if errors.Is(err, ErrNotExist) || (err == nil && info.ETag != etag) {
+	if errors.Is(err, store.ErrNotExist) || (err == nil && info.ETag != etag) {
 		return fmt.Errorf("%w: %s (token %d) was taken over by %s", ErrLeaseLost, l.name, rec.Token, l.Holder(ctx))
 	}
 	return err
@@ -240,8 +241,8 @@ func (l *Lease) Release(ctx context.Context) error {
 	next := cur
 	next.ExpiresAt = l.clock().UTC()
 	next.Released = true
-	err := l.write(ctx, next, Condition{IfMatch: etag})
-	if errors.Is(err, ErrPreconditionFailed) {
+	err := l.write(ctx, next, store.Condition{IfMatch: etag})
+	if errors.Is(err, store.ErrPreconditionFailed) {
 		return nil
 	}
 	return err

@@ -11,6 +11,8 @@ import (
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
+	"github.com/arkstate/arkstate/pkg/store"
+	"github.com/arkstate/arkstate/pkg/store/storetest"
 )
 
 type testClock struct {
@@ -30,19 +32,19 @@ func (c *testClock) add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func leaseStores(t *testing.T) map[string]func(t *testing.T) checkpoint.Store {
-	return map[string]func(t *testing.T) checkpoint.Store{
-		"dir": func(t *testing.T) checkpoint.Store {
-			s, err := checkpoint.NewDir(t.TempDir())
+func leaseStores(t *testing.T) map[string]func(t *testing.T) store.Store {
+	return map[string]func(t *testing.T) store.Store{
+		"dir": func(t *testing.T) store.Store {
+			s, err := store.NewDir(t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { s.Close() })
 			return s
 		},
-		"s3": func(t *testing.T) checkpoint.Store {
+		"s3": func(t *testing.T) store.Store {
 			srv := s3Server.Get(t)
-			return newS3(t, srv.NewBucket(t), "job", s3Opts(srv))
+			return storetest.NewS3(t, srv.NewBucket(t), "job", storetest.S3Options(srv))
 		},
 	}
 }
@@ -110,7 +112,7 @@ func TestLease_Acquire(t *testing.T) {
 // A writer whose lease was taken over cannot commit.
 func TestBuilder_CommitErrLeaseLost(t *testing.T) {
 	ctx := context.Background()
-	s := checkpoint.NewMem("lease")
+	s := store.NewMem("lease")
 	j := checkpointtest.NewJob(t, s)
 	clk := &testClock{t: time.Now()}
 	opts := checkpoint.LeaseOptions{TTL: time.Second, Now: clk.now}
@@ -211,7 +213,7 @@ func TestLease_Fence(t *testing.T) {
 // the new holder resumes from everything committed.
 func TestLease_FenceCopiesLateCheckpoint(t *testing.T) {
 	ctx := context.Background()
-	j := checkpointtest.Standard(t, checkpoint.NewMem("fence"))
+	j := checkpointtest.Standard(t, store.NewMem("fence"))
 	clk := &testClock{t: time.Now()}
 	opts := checkpoint.LeaseOptions{TTL: time.Second, Now: clk.now}
 	if _, err := j.Repo.AcquireLease(ctx, "job", "old", opts); err != nil {
@@ -242,22 +244,22 @@ func TestLease_FenceCopiesLateCheckpoint(t *testing.T) {
 // a failed precondition, as a retried request whose first attempt
 // succeeded unseen does.
 type putIfLostReply struct {
-	checkpoint.Store
+	store.Store
 	armed bool
 }
 
-func (s *putIfLostReply) PutIf(ctx context.Context, name string, r io.Reader, size int64, c checkpoint.Condition) (checkpoint.ObjectInfo, error) {
+func (s *putIfLostReply) PutIf(ctx context.Context, name string, r io.Reader, size int64, c store.Condition) (store.ObjectInfo, error) {
 	info, err := s.Store.PutIf(ctx, name, r, size, c)
 	if err == nil && s.armed {
 		s.armed = false
-		return checkpoint.ObjectInfo{}, &checkpoint.Error{Op: "put", Name: name, Kind: checkpoint.ErrPreconditionFailed, Err: errors.New("injected: 412 on the retry of a write that succeeded")}
+		return store.ObjectInfo{}, &store.Error{Op: "put", Name: name, Kind: store.ErrPreconditionFailed, Err: errors.New("injected: 412 on the retry of a write that succeeded")}
 	}
 	return info, err
 }
 
 func TestLease_RenewAfterLostReply(t *testing.T) {
 	ctx := context.Background()
-	s := &putIfLostReply{Store: checkpoint.NewMem("lease")}
+	s := &putIfLostReply{Store: store.NewMem("lease")}
 	r, err := checkpoint.InitRepo(ctx, s, "job", 128)
 	if err != nil {
 		t.Fatal(err)

@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
-// Errors of the checkpoint layer (the Store's own are in errors.go).
+// Errors of the checkpoint layer (the Store's own are pkg/store's).
 var (
 	// ErrNotRepo means the store has no ARKSTATE marker: it is empty or not
 	// an arkstate checkpoint store.
@@ -57,12 +58,12 @@ type Marker struct {
 
 // Repo is a checkpoint store: the layout of docs/ARCHITECTURE.md over a Store.
 type Repo struct {
-	store  Store
+	store  store.Store
 	marker Marker
 }
 
 // Store returns the underlying store.
-func (r *Repo) Store() Store { return r.store }
+func (r *Repo) Store() store.Store { return r.store }
 
 // Marker returns the store's marker.
 func (r *Repo) Marker() Marker { return r.marker }
@@ -71,7 +72,7 @@ func (r *Repo) Marker() Marker { return r.marker }
 // is new. An existing store must belong to jobID with keyGroups key groups:
 // restoring a job's state into another job, or with another key-group count,
 // would silently misplace every key.
-func InitRepo(ctx context.Context, s Store, jobID string, keyGroups uint32) (*Repo, error) {
+func InitRepo(ctx context.Context, s store.Store, jobID string, keyGroups uint32) (*Repo, error) {
 	if jobID == "" || keyGroups == 0 {
 		return nil, fmt.Errorf("checkpoint: init store %s: job id and key-group count are required", s.Location())
 	}
@@ -81,8 +82,8 @@ func InitRepo(ctx context.Context, s Store, jobID string, keyGroups uint32) (*Re
 		return nil, err
 	}
 	body = append(body, '\n')
-	_, err = s.PutIf(ctx, MarkerName, bytes.NewReader(body), int64(len(body)), Condition{IfNoneMatch: true})
-	if err != nil && !errors.Is(err, ErrPreconditionFailed) {
+	_, err = s.PutIf(ctx, MarkerName, bytes.NewReader(body), int64(len(body)), store.Condition{IfNoneMatch: true})
+	if err != nil && !errors.Is(err, store.ErrPreconditionFailed) {
 		return nil, fmt.Errorf("checkpoint: init store: %w", err)
 	}
 	r, err := OpenRepo(ctx, s)
@@ -97,9 +98,9 @@ func InitRepo(ctx context.Context, s Store, jobID string, keyGroups uint32) (*Re
 }
 
 // OpenRepo opens an existing checkpoint store.
-func OpenRepo(ctx context.Context, s Store) (*Repo, error) {
+func OpenRepo(ctx context.Context, s store.Store) (*Repo, error) {
 	data, err := readSmall(ctx, s, MarkerName, maxMarkerSize)
-	if errors.Is(err, ErrNotExist) {
+	if errors.Is(err, store.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotRepo, s.Location())
 	}
 	if err != nil {
@@ -122,7 +123,7 @@ func OpenRepo(ctx context.Context, s Store) (*Repo, error) {
 }
 
 // readSmall reads a whole object that must not exceed limit bytes.
-func readSmall(ctx context.Context, s Store, name string, limit int64) ([]byte, error) {
+func readSmall(ctx context.Context, s store.Store, name string, limit int64) ([]byte, error) {
 	rc, info, err := s.Get(ctx, name)
 	if err != nil {
 		return nil, err
@@ -178,7 +179,7 @@ func (r *Repo) Resolve(ctx context.Context, ref string) (uint64, error) {
 		return r.Latest(ctx)
 	}
 	if _, err := r.store.Stat(ctx, format.ManifestPath(id)); err != nil {
-		if errors.Is(err, ErrNotExist) {
+		if errors.Is(err, store.ErrNotExist) {
 			return 0, fmt.Errorf("%w: %d in %s", ErrCheckpointNotFound, id, r.store.Location())
 		}
 		return 0, err
@@ -206,7 +207,7 @@ func ParseRef(ref string) (uint64, error) {
 func (r *Repo) Manifest(ctx context.Context, id uint64) (*format.Manifest, error) {
 	name := format.ManifestPath(id)
 	data, err := readSmall(ctx, r.store, name, format.MaxManifestSize)
-	if errors.Is(err, ErrNotExist) {
+	if errors.Is(err, store.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %d in %s", ErrCheckpointNotFound, id, r.store.Location())
 	}
 	if err != nil {
@@ -236,8 +237,8 @@ func (r *Repo) Commit(ctx context.Context, m *format.Manifest) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint: commit %d: %w", m.CheckpointID, err)
 	}
-	_, err = r.store.PutIf(ctx, format.ManifestPath(m.CheckpointID), bytes.NewReader(data), int64(len(data)), Condition{IfNoneMatch: true})
-	if errors.Is(err, ErrPreconditionFailed) {
+	_, err = r.store.PutIf(ctx, format.ManifestPath(m.CheckpointID), bytes.NewReader(data), int64(len(data)), store.Condition{IfNoneMatch: true})
+	if errors.Is(err, store.ErrPreconditionFailed) {
 		return fmt.Errorf("%w: %d in %s", ErrCheckpointExists, m.CheckpointID, r.store.Location())
 	}
 	if err != nil {
@@ -248,12 +249,12 @@ func (r *Repo) Commit(ctx context.Context, m *format.Manifest) error {
 
 // OpenSegment opens a segment a manifest names, checking that its size is
 // the recorded one. The caller closes the returned Object after use.
-func (r *Repo) OpenSegment(ctx context.Context, ref format.SegmentRef) (*format.SegmentReader, Object, error) {
+func (r *Repo) OpenSegment(ctx context.Context, ref format.SegmentRef) (*format.SegmentReader, store.Object, error) {
 	return openSegment(ctx, r.store, ref)
 }
 
 // openSegment is OpenSegment on store s.
-func openSegment(ctx context.Context, s Store, ref format.SegmentRef) (*format.SegmentReader, Object, error) {
+func openSegment(ctx context.Context, s store.Store, ref format.SegmentRef) (*format.SegmentReader, store.Object, error) {
 	name := format.SegmentPath(ref.Hash)
 	if name == "" {
 		return nil, nil, fmt.Errorf("checkpoint: invalid segment hash %q", ref.Hash)

@@ -112,7 +112,7 @@ type rawManifest struct {
 //
 // A non-empty dst is refused with ErrTargetNotEmpty unless opts.Force. The
 // returned plan describes the copy also when it failed part way.
-func Restore(ctx context.Context, src *Repo, id uint64, dst Store, opts RestoreOptions) (*RestorePlan, error) {
+func Restore(ctx context.Context, src *Repo, id uint64, dst store.Store, opts RestoreOptions) (*RestorePlan, error) {
 	source, err := planRestore(ctx, src, id)
 	if err != nil {
 		return nil, err
@@ -232,7 +232,7 @@ func planRestore(ctx context.Context, src *Repo, id uint64) (*restoreSource, err
 			stored[info.Name] = info.Size
 		}
 	}
-	hybrid, _ := store.As[remoteFallback](src.store)
+	hybrid, _ := store.As[store.RemoteFallback](src.store)
 	for _, ref := range src2.segments {
 		name := format.SegmentPath(ref.Hash)
 		size, ok := stored[name]
@@ -261,7 +261,7 @@ func planRestore(ctx context.Context, src *Repo, id uint64) (*restoreSource, err
 func (r *Repo) manifestRaw(ctx context.Context, id uint64) (*format.Manifest, []byte, error) {
 	name := format.ManifestPath(id)
 	data, err := readSmall(ctx, r.store, name, format.MaxManifestSize)
-	if errors.Is(err, ErrNotExist) {
+	if errors.Is(err, store.ErrNotExist) {
 		return nil, nil, fmt.Errorf("%w: %d in %s", ErrCheckpointNotFound, id, r.store.Location())
 	}
 	if err != nil {
@@ -282,7 +282,7 @@ func (r *Repo) manifestRaw(ctx context.Context, id uint64) (*format.Manifest, []
 
 // checkRestoreTarget refuses the source itself, a non-empty target without
 // force, and a target of another job. It reports whether the target is empty.
-func checkRestoreTarget(ctx context.Context, src *Repo, dst Store, force bool) (empty bool, err error) {
+func checkRestoreTarget(ctx context.Context, src *Repo, dst store.Store, force bool) (empty bool, err error) {
 	if dst.Location() == src.store.Location() {
 		return false, fmt.Errorf("%w: %s", ErrSameStore, dst.Location())
 	}
@@ -307,7 +307,7 @@ func checkRestoreTarget(ctx context.Context, src *Repo, dst Store, force bool) (
 	return false, nil
 }
 
-func storeEmpty(ctx context.Context, s Store) (bool, error) {
+func storeEmpty(ctx context.Context, s store.Store) (bool, error) {
 	for _, err := range s.List(ctx, "") {
 		if err != nil {
 			return false, err
@@ -352,7 +352,7 @@ func (c countingReader) Read(p []byte) (int, error) {
 // copySegments copies the segments with opts.Concurrency workers and
 // returns the names it wrote, also on failure. The first failure stops the
 // others.
-func copySegments(ctx context.Context, src *Repo, dst Store, source *restoreSource, opts RestoreOptions) ([]string, error) {
+func copySegments(ctx context.Context, src *Repo, dst store.Store, source *restoreSource, opts RestoreOptions) ([]string, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	prog := &restoreProgress{fn: opts.Progress}
@@ -412,18 +412,18 @@ feed:
 // from the remote copy of the same name (segments are immutable and named
 // by their SHA-256, so it is the same segment), as RestoreBackend does; the
 // store logs and counts it, and the local copy is left for verify to report.
-func copySegment(ctx context.Context, src *Repo, dst Store, ref format.SegmentRef, spoolDir string, progress func(int64)) error {
+func copySegment(ctx context.Context, src *Repo, dst store.Store, ref format.SegmentRef, spoolDir string, progress func(int64)) error {
 	err := copySegmentFrom(ctx, src.store, dst, ref, spoolDir, progress)
-	hybrid, ok := store.As[remoteFallback](src.store)
+	hybrid, ok := store.As[store.RemoteFallback](src.store)
 	var ce *format.CorruptError
 	if err == nil || !ok || !errors.As(err, &ce) || ce.File != format.SegmentPath(ref.Hash) {
 		return err
 	}
-	hybrid.noteLocalDamage(ce.File, err)
+	hybrid.NoteLocalDamage(ce.File, err)
 	return copySegmentFrom(ctx, hybrid.Remote(), dst, ref, spoolDir, progress)
 }
 
-func copySegmentFrom(ctx context.Context, src Store, dst Store, ref format.SegmentRef, spoolDir string, progress func(int64)) error {
+func copySegmentFrom(ctx context.Context, src store.Store, dst store.Store, ref format.SegmentRef, spoolDir string, progress func(int64)) error {
 	if _, local := store.As[store.LocalReads](src); local {
 		return copySegmentInPlace(ctx, src, dst, ref, progress)
 	}
@@ -435,7 +435,7 @@ func copySegmentFrom(ctx context.Context, src Store, dst Store, ref format.Segme
 // unless the bytes hash to the segment's name. Reads of one open object
 // all see the same version, so the bytes verified are the bytes written;
 // a store never publishes an object whose reader failed.
-func copySegmentInPlace(ctx context.Context, src Store, dst Store, ref format.SegmentRef, progress func(int64)) error {
+func copySegmentInPlace(ctx context.Context, src store.Store, dst store.Store, ref format.SegmentRef, progress func(int64)) error {
 	seg, obj, err := openSegment(ctx, src, ref)
 	if err != nil {
 		return err
@@ -452,7 +452,7 @@ func copySegmentInPlace(ctx context.Context, src Store, dst Store, ref format.Se
 
 // copySegmentSpooled reads one segment into a spool file while hashing it,
 // checks it completely there, and only then writes it to dst.
-func copySegmentSpooled(ctx context.Context, src Store, dst Store, ref format.SegmentRef, spoolDir string, progress func(int64)) error {
+func copySegmentSpooled(ctx context.Context, src store.Store, dst store.Store, ref format.SegmentRef, spoolDir string, progress func(int64)) error {
 	name := format.SegmentPath(ref.Hash)
 	rc, _, err := src.Get(ctx, name)
 	if err != nil {
@@ -546,14 +546,14 @@ func (c *hashCheckReader) Read(p []byte) (int, error) {
 // writeManifests writes the manifests oldest first, each after its parent.
 // Without force they are create-only, so a writer that appeared in the
 // target meanwhile is not overwritten.
-func writeManifests(ctx context.Context, dst Store, chain []rawManifest, force bool) error {
+func writeManifests(ctx context.Context, dst store.Store, chain []rawManifest, force bool) error {
 	for _, rm := range chain {
 		name := format.ManifestPath(rm.m.CheckpointID)
 		var err error
 		if force {
 			err = dst.Put(ctx, name, bytes.NewReader(rm.data), int64(len(rm.data)))
 		} else {
-			_, err = dst.PutIf(ctx, name, bytes.NewReader(rm.data), int64(len(rm.data)), Condition{IfNoneMatch: true})
+			_, err = dst.PutIf(ctx, name, bytes.NewReader(rm.data), int64(len(rm.data)), store.Condition{IfNoneMatch: true})
 		}
 		if err != nil {
 			return err
@@ -565,7 +565,7 @@ func writeManifests(ctx context.Context, dst Store, chain []rawManifest, force b
 // undoRestore removes what a failed restore wrote into a target that was
 // empty before, so that the target is empty again rather than holding
 // orphans. It runs even when ctx was cancelled.
-func undoRestore(ctx context.Context, dst Store, written []string) error {
+func undoRestore(ctx context.Context, dst store.Store, written []string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	var errs []error

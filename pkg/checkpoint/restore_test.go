@@ -21,13 +21,15 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/state"
+	"github.com/arkstate/arkstate/pkg/store"
+	"github.com/arkstate/arkstate/pkg/store/storetest"
 )
 
 // newDirStore opens a directory store in a new temporary directory.
-func newDirStore(t testing.TB) (*checkpoint.DirStore, string) {
+func newDirStore(t testing.TB) (*store.DirStore, string) {
 	t.Helper()
 	root := t.TempDir()
-	s, err := checkpoint.NewDir(root)
+	s, err := store.NewDir(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func newDirStore(t testing.TB) (*checkpoint.DirStore, string) {
 }
 
 // readObject returns an object's bytes.
-func readObject(t testing.TB, s checkpoint.Store, name string) []byte {
+func readObject(t testing.TB, s store.Store, name string) []byte {
 	t.Helper()
 	rc, _, err := s.Get(context.Background(), name)
 	if err != nil {
@@ -50,7 +52,7 @@ func readObject(t testing.TB, s checkpoint.Store, name string) []byte {
 	return b
 }
 
-func listNames(t testing.TB, s checkpoint.Store, prefix string) []string {
+func listNames(t testing.TB, s store.Store, prefix string) []string {
 	t.Helper()
 	var names []string
 	for info, err := range s.List(context.Background(), prefix) {
@@ -65,7 +67,7 @@ func listNames(t testing.TB, s checkpoint.Store, prefix string) []string {
 // checkRestored checks that dst holds checkpoint id of src and its chain
 // byte for byte, that every segment verifies, and that the restored state
 // is the live job's.
-func checkRestored(t *testing.T, src *checkpoint.Repo, dst checkpoint.Store, plan *checkpoint.RestorePlan, j *checkpointtest.Job) {
+func checkRestored(t *testing.T, src *checkpoint.Repo, dst store.Store, plan *checkpoint.RestorePlan, j *checkpointtest.Job) {
 	t.Helper()
 	ctx := context.Background()
 	if !plan.Completed {
@@ -186,7 +188,7 @@ func TestRestore(t *testing.T) {
 		for _, o := range m3.Operators {
 			for _, rs := range o.Ranges {
 				name := format.SegmentPath(rs.Layers[len(rs.Layers)-1].Hash)
-				if _, err := dst.Stat(ctx, name); !errors.Is(err, checkpoint.ErrNotExist) {
+				if _, err := dst.Stat(ctx, name); !errors.Is(err, store.ErrNotExist) {
 					t.Fatalf("%s of checkpoint 3 was copied (stat: %v)", name, err)
 				}
 			}
@@ -196,7 +198,7 @@ func TestRestore(t *testing.T) {
 	t.Run("OKDirToS3", func(t *testing.T) {
 		src, j, _ := standardDir(t)
 		srv := s3Server.Get(t)
-		dst := newS3(t, srv.NewBucket(t), "restored/job", s3Opts(srv))
+		dst := storetest.NewS3(t, srv.NewBucket(t), "restored/job", storetest.S3Options(srv))
 		plan, err := checkpoint.Restore(ctx, src, 3, dst, checkpoint.RestoreOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -206,7 +208,7 @@ func TestRestore(t *testing.T) {
 
 	t.Run("OKS3ToDir", func(t *testing.T) {
 		srv := s3Server.Get(t)
-		s3s := newS3(t, srv.NewBucket(t), "job", s3Opts(srv))
+		s3s := storetest.NewS3(t, srv.NewBucket(t), "job", storetest.S3Options(srv))
 		j := checkpointtest.Standard(t, s3s)
 		dst, _ := newDirStore(t)
 		plan, err := checkpoint.Restore(ctx, j.Repo, 3, dst, checkpoint.RestoreOptions{})
@@ -246,7 +248,7 @@ func TestRestore(t *testing.T) {
 	t.Run("ErrDamagedS3", func(t *testing.T) {
 		// From S3 segments are spooled, verified there, then written.
 		srv := s3Server.Get(t)
-		s3s := newS3(t, srv.NewBucket(t), "job", s3Opts(srv))
+		s3s := storetest.NewS3(t, srv.NewBucket(t), "job", storetest.S3Options(srv))
 		j := checkpointtest.Standard(t, s3s)
 		name := format.SegmentPath(manifest(t, j.Repo, 3).Operators[0].Ranges[1].Layers[0].Hash)
 		b := readObject(t, s3s, name)
@@ -371,7 +373,7 @@ func TestRestore_DamageMatrix(t *testing.T) {
 		if err := os.CopyFS(root, os.DirFS(filepath.Join(fixtures, name))); err != nil {
 			t.Fatal(err)
 		}
-		s, err := checkpoint.NewDir(root)
+		s, err := store.NewDir(root)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -573,7 +575,7 @@ func BenchmarkRestore(b *testing.B) {
 	for i := range b.N {
 		b.StopTimer()
 		dir := filepath.Join(b.TempDir(), fmt.Sprint(i))
-		dst, err := checkpoint.NewDir(dir)
+		dst, err := store.NewDir(dir)
 		if err != nil {
 			b.Fatal(err)
 		}

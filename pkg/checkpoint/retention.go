@@ -5,15 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/arkstate/arkstate/internal/crashpoint"
 	"github.com/arkstate/arkstate/pkg/format"
@@ -173,14 +166,14 @@ func gc(ctx context.Context, repo *Repo, opts GCOptions, gone map[uint64]bool) (
 		}
 		rep.Segments++
 	}
-	temps, _ := store.As[temporaryStore](repo.store)
+	temps, _ := store.As[store.Temporaries](repo.store)
 	if temps != nil {
-		ts, err := temps.temporaries(ctx)
+		ts, err := temps.Temporaries(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint: gc: %w", err)
 		}
 		for _, t := range ts {
-			rep.Orphans = append(rep.Orphans, Orphan{Name: t.name, Kind: OrphanTemporary, Reason: reasonTemporary, Bytes: t.size, ModTime: t.modTime, Upload: t.upload})
+			rep.Orphans = append(rep.Orphans, Orphan{Name: t.Name, Kind: OrphanTemporary, Reason: reasonTemporary, Bytes: t.Size, ModTime: t.ModTime, Upload: t.Upload})
 		}
 	}
 
@@ -217,7 +210,7 @@ func gc(ctx context.Context, repo *Repo, opts GCOptions, gone map[uint64]bool) (
 			}
 			var err error
 			if o.Kind == OrphanTemporary {
-				err = temps.removeTemporary(ctx, temporary{name: o.Name, upload: o.Upload})
+				err = temps.RemoveTemporary(ctx, store.Temporary{Name: o.Name, Upload: o.Upload})
 			} else {
 				err = repo.store.Delete(ctx, o.Name)
 			}
@@ -256,7 +249,7 @@ type gcRun struct {
 // besides its MANIFEST.
 type checkpointDir struct {
 	id      uint64
-	objects []ObjectInfo
+	objects []store.ObjectInfo
 }
 
 // readManifests lists checkpoints/, reads each retained manifest not read
@@ -264,7 +257,7 @@ type checkpointDir struct {
 // no MANIFEST. Damaged manifests are recorded in the report.
 func (g *gcRun) readManifests() ([]checkpointDir, error) {
 	var ids []uint64
-	others := map[uint64][]ObjectInfo{}
+	others := map[uint64][]store.ObjectInfo{}
 	for info, err := range g.repo.store.List(g.ctx, format.CheckpointsPrefix) {
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint: gc: %w", err)
@@ -441,7 +434,7 @@ func keepAncestors(ctx context.Context, repo *Repo, id uint64, keep map[uint64]s
 
 // deleteCheckpoint removes checkpoint id: its MANIFEST first, so the
 // checkpoint disappears at once, then whatever else its directory holds.
-func deleteCheckpoint(ctx context.Context, s Store, id uint64) error {
+func deleteCheckpoint(ctx context.Context, s store.Store, id uint64) error {
 	if err := s.Delete(ctx, format.ManifestPath(id)); err != nil {
 		return err
 	}
@@ -458,142 +451,6 @@ func deleteCheckpoint(ctx context.Context, s Store, id uint64) error {
 		if err := s.Delete(ctx, name); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// temporary is an upload that has not become an object.
-type temporary struct {
-	name    string // the store-relative name it was to get, or the file's path
-	upload  string // S3 multipart upload id
-	size    int64
-	modTime time.Time
-}
-
-// temporaryStore is implemented by stores whose interrupted writes leave
-// something outside their object namespace, for GC to find and remove.
-type temporaryStore interface {
-	temporaries(ctx context.Context) ([]temporary, error)
-	removeTemporary(ctx context.Context, t temporary) error
-}
-
-var (
-	_ temporaryStore = (*DirStore)(nil)
-	_ temporaryStore = (*S3Store)(nil)
-)
-
-// dirTempPrefix starts the names of the dir store's temporary files.
-const dirTempPrefix = reservedPrefix + "tmp-"
-
-// temporaries finds the temporary files that writes interrupted by a crash
-// left behind; they sit beside the objects they were to become.
-func (s *DirStore) temporaries(ctx context.Context) ([]temporary, error) {
-	if s.closed.Load() {
-		return nil, s.fail("list temporaries", "", ErrClosed)
-	}
-	var out []temporary
-	err := filepath.WalkDir(s.root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed while walking
-			}
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if d.IsDir() || !d.Type().IsRegular() || !strings.HasPrefix(d.Name(), dirTempPrefix) {
-			return nil
-		}
-		fi, err := d.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // published or removed meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(s.root, path)
-		if err != nil {
-			return err
-		}
-		out = append(out, temporary{name: filepath.ToSlash(rel), size: fi.Size(), modTime: fi.ModTime()})
-		return nil
-	})
-	if err != nil {
-		return nil, s.fail("list temporaries", "", err)
-	}
-	return out, nil
-}
-
-// removeTemporary deletes one temporary file found by temporaries. The name
-// is checked again so that nothing but a temporary file below the root can
-// be removed.
-func (s *DirStore) removeTemporary(ctx context.Context, t temporary) error {
-	if err := ctx.Err(); err != nil {
-		return s.fail("remove temporary", t.name, err)
-	}
-	base := t.name[strings.LastIndexByte(t.name, '/')+1:]
-	dir := strings.TrimSuffix(strings.TrimSuffix(t.name, base), "/")
-	if !strings.HasPrefix(base, dirTempPrefix) || (dir != "" && ValidateName(dir) != nil) {
-		return s.fail("remove temporary", t.name, fmt.Errorf("%w: not a temporary file", ErrInvalidName))
-	}
-	if err := os.Remove(filepath.Join(s.root, filepath.FromSlash(t.name))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return s.fail("remove temporary", t.name, err)
-	}
-	return nil
-}
-
-// temporaries lists the multipart uploads under the store's prefix that
-// were never completed or aborted (a crashed writer's), with their parts'
-// total size.
-func (s *S3Store) temporaries(ctx context.Context) ([]temporary, error) {
-	if s.closed.Load() {
-		return nil, &Error{Op: "list uploads", Location: s.location, Err: ErrClosed}
-	}
-	var out []temporary
-	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(s.bucket), Prefix: aws.String(s.prefix)}
-	for {
-		page, err := s.client.ListMultipartUploads(ctx, in)
-		if err != nil {
-			return nil, s.fail(ctx, "list uploads", "", err)
-		}
-		for _, u := range page.Uploads {
-			name, ok := strings.CutPrefix(aws.ToString(u.Key), s.prefix)
-			if !ok {
-				continue
-			}
-			t := temporary{name: name, upload: aws.ToString(u.UploadId), modTime: aws.ToTime(u.Initiated)}
-			parts := s3.NewListPartsPaginator(s.client, &s3.ListPartsInput{Bucket: aws.String(s.bucket), Key: u.Key, UploadId: u.UploadId})
-			for parts.HasMorePages() {
-				pp, err := parts.NextPage(ctx)
-				if err != nil {
-					return nil, s.fail(ctx, "list parts", name, err)
-				}
-				for _, p := range pp.Parts {
-					t.size += aws.ToInt64(p.Size)
-				}
-			}
-			out = append(out, t)
-		}
-		if !aws.ToBool(page.IsTruncated) {
-			return out, nil
-		}
-		in.KeyMarker, in.UploadIdMarker = page.NextKeyMarker, page.NextUploadIdMarker
-	}
-}
-
-// removeTemporary aborts a multipart upload, freeing its parts. The key is
-// the listed one, which need not be a valid object name: an upload that
-// could never have completed into an object is still billed.
-func (s *S3Store) removeTemporary(ctx context.Context, t temporary) error {
-	if s.closed.Load() {
-		return &Error{Op: "abort upload", Location: s.location, Name: t.name, Err: ErrClosed}
-	}
-	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-		Bucket: aws.String(s.bucket), Key: aws.String(s.key(t.name)), UploadId: aws.String(t.upload),
-	})
-	if err != nil {
-		return s.fail(ctx, "abort upload", t.name, err)
 	}
 	return nil
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
+	"github.com/arkstate/arkstate/pkg/store/storetest"
 )
 
 // longHistory writes 10 checkpoints of the synthetic job into a new
@@ -251,7 +253,7 @@ func TestGC(t *testing.T) {
 			t.Fatalf("report %+v", rep)
 		}
 		for _, name := range []string{seg, other} {
-			if _, err := r.Store().Stat(ctx, name); !errors.Is(err, checkpoint.ErrNotExist) {
+			if _, err := r.Store().Stat(ctx, name); !errors.Is(err, store.ErrNotExist) {
 				t.Fatalf("%s survived gc: %v", name, err)
 			}
 		}
@@ -341,7 +343,7 @@ func TestGC(t *testing.T) {
 	t.Run("OKS3", func(t *testing.T) {
 		srv := s3Server.Get(t)
 		bucket := srv.NewBucket(t)
-		s := newS3(t, bucket, "gc/job", s3Opts(srv))
+		s := storetest.NewS3(t, bucket, "gc/job", storetest.S3Options(srv))
 		j := checkpointtest.Standard(t, s)
 		seg, other := failedCheckpoint(t, j.Repo, 4)
 		// A crashed writer's multipart upload, one part uploaded.

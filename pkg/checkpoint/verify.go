@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // Problem kinds (Problem.Kind): a stable, machine-readable class for each
@@ -486,7 +487,7 @@ func (v *verifier) checkSegment(ctx context.Context, s *segmentUse) error {
 	all := s.checkpoints()
 	obj, err := v.repo.store.Open(ctx, name)
 	if err != nil {
-		if !errors.Is(err, ErrNotExist) {
+		if !errors.Is(err, store.ErrNotExist) {
 			return err
 		}
 		v.add(name, ProblemMissing, "the segment does not exist", advice, all...)
@@ -594,7 +595,7 @@ func (v *verifier) report(checked []uint64) *VerifyReport {
 // Problem carries in its own field.
 func describeDamage(file string, err error) (kind, text string) {
 	switch {
-	case errors.Is(err, ErrNotExist), errors.Is(err, ErrCheckpointNotFound):
+	case errors.Is(err, store.ErrNotExist), errors.Is(err, ErrCheckpointNotFound):
 		kind = ProblemMissing
 	case errors.Is(err, format.ErrChecksum):
 		kind = ProblemChecksum

@@ -24,6 +24,8 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/state"
+	"github.com/arkstate/arkstate/pkg/store"
+	"github.com/arkstate/arkstate/pkg/store/storetest"
 )
 
 // The damage matrix: testdata/checkpoints/good is the checkpointtest.Standard
@@ -76,7 +78,7 @@ func vfGenerateFixtures(t *testing.T, root string) []vfDamageCase {
 	t.Helper()
 	ctx := context.Background()
 	good := filepath.Join(root, "good")
-	s, err := checkpoint.NewDir(good)
+	s, err := store.NewDir(good)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +341,7 @@ func vfLoadDamageCases(t testing.TB) []vfDamageCase {
 
 func vfOpenFixture(t testing.TB, name string) *checkpoint.Repo {
 	t.Helper()
-	s, err := checkpoint.NewDir(filepath.Join(vfFixturesDir, name))
+	s, err := store.NewDir(filepath.Join(vfFixturesDir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,10 +430,10 @@ func TestDamageMatrix(t *testing.T) {
 	}
 }
 
-func vfNewStandardDir(t testing.TB) (*checkpoint.DirStore, string, *checkpointtest.Job) {
+func vfNewStandardDir(t testing.TB) (*store.DirStore, string, *checkpointtest.Job) {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := checkpoint.NewDir(dir)
+	s, err := store.NewDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,13 +444,13 @@ func vfNewStandardDir(t testing.TB) (*checkpoint.DirStore, string, *checkpointte
 // vfUnavailableStore fails every Open of names with prefix as an unreachable
 // store would.
 type vfUnavailableStore struct {
-	checkpoint.Store
+	store.Store
 	prefix string
 }
 
-func (u vfUnavailableStore) Open(ctx context.Context, name string) (checkpoint.Object, error) {
+func (u vfUnavailableStore) Open(ctx context.Context, name string) (store.Object, error) {
 	if strings.HasPrefix(name, u.prefix) {
-		return nil, &checkpoint.Error{Op: "open", Name: name, Kind: checkpoint.ErrUnavailable, Err: errors.New("connection refused")}
+		return nil, &store.Error{Op: "open", Name: name, Kind: store.ErrUnavailable, Err: errors.New("connection refused")}
 	}
 	return u.Store.Open(ctx, name)
 }
@@ -515,7 +517,7 @@ func TestVerify(t *testing.T) {
 		}
 	})
 	t.Run("OKEmptyAll", func(t *testing.T) {
-		r, err := checkpoint.InitRepo(ctx, checkpoint.NewMem("empty"), "job", 8)
+		r, err := checkpoint.InitRepo(ctx, store.NewMem("empty"), "job", 8)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -593,7 +595,7 @@ func TestVerify(t *testing.T) {
 		}
 	})
 	t.Run("ErrNoCheckpoints", func(t *testing.T) {
-		r, err := checkpoint.InitRepo(ctx, checkpoint.NewMem("empty"), "job", 8)
+		r, err := checkpoint.InitRepo(ctx, store.NewMem("empty"), "job", 8)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -607,7 +609,7 @@ func TestVerify(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := checkpoint.Verify(ctx, r, checkpoint.VerifyOptions{All: true, Deep: true}); !errors.Is(err, checkpoint.ErrUnavailable) {
+		if _, err := checkpoint.Verify(ctx, r, checkpoint.VerifyOptions{All: true, Deep: true}); !errors.Is(err, store.ErrUnavailable) {
 			t.Fatalf("err %v, want ErrUnavailable (a store failure is not damage)", err)
 		}
 	})
@@ -622,7 +624,7 @@ func TestVerify(t *testing.T) {
 // vfWriteLargeSegmentStore writes a store whose one checkpoint has a single
 // segment of about size bytes of poorly compressible values, so that deep
 // checks cross several of their sequential read chunks.
-func vfWriteLargeSegmentStore(t testing.TB, s checkpoint.Store, size int) (*checkpoint.Repo, format.SegmentRef) {
+func vfWriteLargeSegmentStore(t testing.TB, s store.Store, size int) (*checkpoint.Repo, format.SegmentRef) {
 	t.Helper()
 	ctx := context.Background()
 	r, err := checkpoint.InitRepo(ctx, s, "large", 16)
@@ -675,7 +677,7 @@ func vfAddRandomSegment(t testing.TB, r *checkpoint.Repo, start, end uint32, siz
 
 // vfVerifyLargeSegment checks deep verification of a segment larger than the
 // verifier's sequential read chunk: intact, then renamed to a wrong hash.
-func vfVerifyLargeSegment(t *testing.T, s checkpoint.Store) {
+func vfVerifyLargeSegment(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	r, ref := vfWriteLargeSegmentStore(t, s, 10<<20)
 	rep, err := checkpoint.Verify(ctx, r, checkpoint.VerifyOptions{Deep: true})
@@ -713,7 +715,7 @@ func vfVerifyLargeSegment(t *testing.T, s checkpoint.Store) {
 	}
 }
 
-func vfReadAll(t testing.TB, s checkpoint.Store, name string) []byte {
+func vfReadAll(t testing.TB, s store.Store, name string) []byte {
 	t.Helper()
 	obj, err := s.Open(context.Background(), name)
 	if err != nil {
@@ -728,7 +730,7 @@ func vfReadAll(t testing.TB, s checkpoint.Store, name string) []byte {
 }
 
 func TestVerify_Large(t *testing.T) {
-	s, err := checkpoint.NewDir(t.TempDir())
+	s, err := store.NewDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -741,7 +743,7 @@ func TestVerify_S3(t *testing.T) {
 	bucket := srv.NewBucket(t)
 	ctx := context.Background()
 	t.Run("OK", func(t *testing.T) {
-		s := newS3(t, bucket, "standard", s3Opts(srv))
+		s := storetest.NewS3(t, bucket, "standard", storetest.S3Options(srv))
 		j := checkpointtest.Standard(t, s)
 		rep, err := checkpoint.Verify(ctx, j.Repo, checkpoint.VerifyOptions{All: true, Deep: true})
 		if err != nil {
@@ -765,7 +767,7 @@ func TestVerify_S3(t *testing.T) {
 		}
 	})
 	t.Run("OKLarge", func(t *testing.T) {
-		vfVerifyLargeSegment(t, newS3(t, bucket, "large", s3Opts(srv)))
+		vfVerifyLargeSegment(t, storetest.NewS3(t, bucket, "large", storetest.S3Options(srv)))
 	})
 }
 
@@ -849,7 +851,7 @@ func BenchmarkVerifyDeep(b *testing.B) {
 	perSegment := (25 << 20) * benchScale(b) // raw bytes; about 2:1 compressed
 	ctx := context.Background()
 	dir := b.TempDir()
-	s, err := checkpoint.NewDir(dir)
+	s, err := store.NewDir(dir)
 	if err != nil {
 		b.Fatal(err)
 	}

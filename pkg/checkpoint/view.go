@@ -8,6 +8,7 @@ import (
 
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/state"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // ErrOperatorNotFound means a checkpoint holds no state for the operator.
@@ -36,7 +37,7 @@ type View struct {
 	next   int // next span to open
 
 	cur   *mergeIter
-	objs  []Object
+	objs  []store.Object
 	span  viewSpan // the span cur reads
 	err   error
 	done  bool

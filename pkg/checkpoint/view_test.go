@@ -20,6 +20,7 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/state"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // standardDir writes the standard fixture history into a new directory
@@ -27,7 +28,7 @@ import (
 func standardDir(t *testing.T) (*checkpoint.Repo, *checkpointtest.Job, string) {
 	t.Helper()
 	root := t.TempDir()
-	s, err := checkpoint.NewDir(root)
+	s, err := store.NewDir(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,12 +125,12 @@ func readView(t testing.TB, v *checkpoint.View) ([]liveEntry, error) {
 
 // countingStore counts the objects opened or read through it, by name.
 type countingStore struct {
-	checkpoint.Store
+	store.Store
 	mu    sync.Mutex
 	reads map[string]int
 }
 
-func newCountingStore(s checkpoint.Store) *countingStore {
+func newCountingStore(s store.Store) *countingStore {
 	return &countingStore{Store: s, reads: map[string]int{}}
 }
 
@@ -139,12 +140,12 @@ func (c *countingStore) count(name string) {
 	c.mu.Unlock()
 }
 
-func (c *countingStore) Open(ctx context.Context, name string) (checkpoint.Object, error) {
+func (c *countingStore) Open(ctx context.Context, name string) (store.Object, error) {
 	c.count(name)
 	return c.Store.Open(ctx, name)
 }
 
-func (c *countingStore) Get(ctx context.Context, name string) (io.ReadCloser, checkpoint.ObjectInfo, error) {
+func (c *countingStore) Get(ctx context.Context, name string) (io.ReadCloser, store.ObjectInfo, error) {
 	c.count(name)
 	return c.Store.Get(ctx, name)
 }
@@ -289,7 +290,7 @@ func TestView_Next(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		ctx := context.Background()
 		const keyGroups = 16
-		s := checkpoint.NewMem("view")
+		s := store.NewMem("view")
 		defer s.Close()
 		r, err := checkpoint.InitRepo(ctx, s, "job", keyGroups)
 		if err != nil {

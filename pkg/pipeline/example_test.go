@@ -16,6 +16,7 @@ import (
 	"github.com/arkstate/arkstate/pkg/pipeline"
 	"github.com/arkstate/arkstate/pkg/pipeline/config"
 	"github.com/arkstate/arkstate/pkg/state"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // linesInput feeds fixed lines; its position is the number of lines read.
@@ -62,7 +63,7 @@ func (r *runningTotal) Process(user string, _ pipeline.Record, emit func(pipelin
 }
 
 func ExampleExactlyOnceProcessor() {
-	store := checkpoint.NewMem("example")
+	store := store.NewMem("example")
 	repo, err := checkpoint.InitRepo(context.Background(), store, "visits", 128)
 	if err != nil {
 		fmt.Println(err)
@@ -137,7 +138,7 @@ func (p *printOnCommit) AbortExcept(_ context.Context, keep []string) error {
 }
 
 func ExampleTwoPhaseCommitOutput() {
-	repo, err := checkpoint.InitRepo(context.Background(), checkpoint.NewMem("2pc"), "greetings", 128)
+	repo, err := checkpoint.InitRepo(context.Background(), store.NewMem("2pc"), "greetings", 128)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -15,13 +15,14 @@ import (
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // flakyStore fails every write while down is set, as an unreachable store
 // or a full disk would, and with readsDown every read too (as S3 answering
 // 503 does).
 type flakyStore struct {
-	checkpoint.Store
+	store.Store
 	down      atomic.Bool
 	readsDown atomic.Bool
 	failures  atomic.Int64
@@ -30,28 +31,28 @@ type flakyStore struct {
 func (s *flakyStore) failRead() error {
 	if s.readsDown.Load() {
 		s.failures.Add(1)
-		return &checkpoint.Error{Op: "get", Location: s.Location(), Kind: checkpoint.ErrUnavailable, Err: errDown}
+		return &store.Error{Op: "get", Location: s.Location(), Kind: store.ErrUnavailable, Err: errDown}
 	}
 	return nil
 }
 
-func (s *flakyStore) Get(ctx context.Context, name string) (io.ReadCloser, checkpoint.ObjectInfo, error) {
+func (s *flakyStore) Get(ctx context.Context, name string) (io.ReadCloser, store.ObjectInfo, error) {
 	if err := s.failRead(); err != nil {
-		return nil, checkpoint.ObjectInfo{}, err
+		return nil, store.ObjectInfo{}, err
 	}
 	return s.Store.Get(ctx, name)
 }
 
-func (s *flakyStore) Open(ctx context.Context, name string) (checkpoint.Object, error) {
+func (s *flakyStore) Open(ctx context.Context, name string) (store.Object, error) {
 	if err := s.failRead(); err != nil {
 		return nil, err
 	}
 	return s.Store.Open(ctx, name)
 }
 
-func (s *flakyStore) Stat(ctx context.Context, name string) (checkpoint.ObjectInfo, error) {
+func (s *flakyStore) Stat(ctx context.Context, name string) (store.ObjectInfo, error) {
 	if err := s.failRead(); err != nil {
-		return checkpoint.ObjectInfo{}, err
+		return store.ObjectInfo{}, err
 	}
 	return s.Store.Stat(ctx, name)
 }
@@ -61,7 +62,7 @@ var errDown = errors.New("injected: store unreachable")
 func (s *flakyStore) fail() error {
 	if s.down.Load() {
 		s.failures.Add(1)
-		return &checkpoint.Error{Op: "put", Location: s.Location(), Kind: checkpoint.ErrUnavailable, Err: errDown}
+		return &store.Error{Op: "put", Location: s.Location(), Kind: store.ErrUnavailable, Err: errDown}
 	}
 	return nil
 }
@@ -73,9 +74,9 @@ func (s *flakyStore) Put(ctx context.Context, name string, r io.Reader, size int
 	return s.Store.Put(ctx, name, r, size)
 }
 
-func (s *flakyStore) PutIf(ctx context.Context, name string, r io.Reader, size int64, c checkpoint.Condition) (checkpoint.ObjectInfo, error) {
+func (s *flakyStore) PutIf(ctx context.Context, name string, r io.Reader, size int64, c store.Condition) (store.ObjectInfo, error) {
 	if err := s.fail(); err != nil {
-		return checkpoint.ObjectInfo{}, err
+		return store.ObjectInfo{}, err
 	}
 	return s.Store.PutIf(ctx, name, r, size, c)
 }
@@ -84,7 +85,7 @@ func (s *flakyStore) PutIf(ctx context.Context, name string, r io.Reader, size i
 // flakyStore.
 func flakyRepo(t *testing.T, dir string) (*flakyStore, *checkpoint.Repo) {
 	t.Helper()
-	base, err := checkpoint.NewDir(filepath.Join(dir, "state"))
+	base, err := store.NewDir(filepath.Join(dir, "state"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/pipeline/config"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // Manager owns a job's checkpoint store as the `state` block configures it
@@ -20,7 +21,7 @@ import (
 // store belongs to this job, and hands runners their checkpoint options.
 type Manager struct {
 	cfg   config.EnhancedStateConfig
-	store checkpoint.Store
+	store store.Store
 	repo  *checkpoint.Repo
 	log   *slog.Logger
 }
@@ -55,7 +56,7 @@ func NewManager(ctx context.Context, cfg config.EnhancedStateConfig, jobID strin
 // openBackend opens the store the backend type names, through the same
 // factory as the CLI (checkpoint.Open), so that the address StoreAddress
 // returns opens the same store in `arkstate checkpoint ...`.
-func openBackend(ctx context.Context, cfg config.EnhancedStateConfig, jobID string, log *slog.Logger) (checkpoint.Store, error) {
+func openBackend(ctx context.Context, cfg config.EnhancedStateConfig, jobID string, log *slog.Logger) (store.Store, error) {
 	address, opts, err := StoreAddress(cfg, jobID)
 	if err != nil {
 		return nil, err
@@ -68,14 +69,14 @@ func openBackend(ctx context.Context, cfg config.EnhancedStateConfig, jobID stri
 // takes it (a path, s3://bucket/prefix or hybrid:///dir?remote=s3://...),
 // and the options an address cannot carry: the S3 endpoint, region and
 // credentials.
-func StoreAddress(cfg config.EnhancedStateConfig, jobID string) (string, checkpoint.OpenOptions, error) {
-	var opts checkpoint.OpenOptions
+func StoreAddress(cfg config.EnhancedStateConfig, jobID string) (string, store.OpenOptions, error) {
+	var opts store.OpenOptions
 	s3Address := func() (string, error) {
 		s3 := cfg.S3Config
 		if s3 == nil {
 			return "", fmt.Errorf("state: backend_type %s needs s3_config", cfg.BackendType)
 		}
-		opts.S3 = checkpoint.S3Options{
+		opts.S3 = store.S3Options{
 			Endpoint:        s3.EndpointURL(),
 			Region:          s3.Region,
 			PathStyle:       s3.PathStyle,
@@ -103,7 +104,7 @@ func StoreAddress(cfg config.EnhancedStateConfig, jobID string) (string, checkpo
 		if err != nil {
 			return "", opts, err
 		}
-		a, err := checkpoint.HybridAddress(cfg.Path, remote)
+		a, err := store.HybridAddress(cfg.Path, remote)
 		return a, opts, err
 	}
 	return "", opts, fmt.Errorf("state: unknown backend_type %q", cfg.BackendType)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/pipeline/config"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // The performance block's zstd level reaches the segment writer, and the
@@ -101,11 +102,11 @@ func TestRunner_StatusReplication(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	writeWords(t, filepath.Join(dir, "input.txt"), 1000, 100, 6)
-	local, err := checkpoint.NewDir(filepath.Join(dir, "state"))
+	local, err := store.NewDir(filepath.Join(dir, "state"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := checkpoint.NewHybridWithOptions(local, checkpoint.NewMem("remote"), checkpoint.HybridOptions{})
+	h := store.NewHybridWithOptions(local, store.NewMem("remote"), store.HybridOptions{Layout: checkpoint.HybridLayout()})
 	defer h.Close()
 	repo, err := checkpoint.InitRepo(ctx, h, "wordcount", 128)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 func TestMain(m *testing.M) {
@@ -115,7 +116,7 @@ func readCounts(t testing.TB, out string) map[string]uint64 {
 
 func openRepo(t testing.TB, dir string) *checkpoint.Repo {
 	t.Helper()
-	s, err := checkpoint.NewDir(filepath.Join(dir, "state"))
+	s, err := store.NewDir(filepath.Join(dir, "state"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,8 +18,8 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // Limits of the S3 output.
@@ -47,11 +47,11 @@ type S3OutputOptions struct {
 	// S3Options locate the server and set credentials and retries exactly
 	// as for a checkpoint store; empty values take the AWS configuration
 	// chain. PartSize is the multipart part size (default 8 MiB, between
-	// checkpoint.MinPartSize and 5 GiB): each subtask buffers at most one
+	// store.MinPartSize and 5 GiB): each subtask buffers at most one
 	// part plus one record, so memory use is about parallelism × PartSize,
 	// and an epoch can hold up to 10000 parts. Concurrency and
 	// MultipartThreshold do not apply.
-	checkpoint.S3Options
+	store.S3Options
 	// AtLeastOnce completes each epoch's uploads at its barrier instead of
 	// after the checkpoint that covers it (state.exactly_once: false): the
 	// objects appear sooner, and a restart writes again what followed the
@@ -106,13 +106,13 @@ func NewS3Output(ctx context.Context, cfg S3OutputOptions) (Output, error) {
 	}
 	switch {
 	case cfg.Bucket == "":
-		return nil, fail(fmt.Errorf("%w: a bucket is required", checkpoint.ErrConfig))
-	case partSize < checkpoint.MinPartSize || partSize > maxS3PartSize:
-		return nil, fail(fmt.Errorf("%w: part size %d is outside S3's %d to %d bytes", checkpoint.ErrConfig, partSize, checkpoint.MinPartSize, maxS3PartSize))
-	case prefix != "" && checkpoint.ValidateName(prefix) != nil:
-		return nil, fail(fmt.Errorf("%w: %w", checkpoint.ErrConfig, checkpoint.ValidateName(prefix)))
+		return nil, fail(fmt.Errorf("%w: a bucket is required", store.ErrConfig))
+	case partSize < store.MinPartSize || partSize > maxS3PartSize:
+		return nil, fail(fmt.Errorf("%w: part size %d is outside S3's %d to %d bytes", store.ErrConfig, partSize, store.MinPartSize, maxS3PartSize))
+	case prefix != "" && store.ValidateName(prefix) != nil:
+		return nil, fail(fmt.Errorf("%w: %w", store.ErrConfig, store.ValidateName(prefix)))
 	}
-	client, err := checkpoint.NewS3Client(ctx, cfg.S3Options)
+	client, err := store.NewS3Client(ctx, cfg.S3Options)
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -159,7 +159,7 @@ func (o *s3Output) Close() error {
 
 // s3Transactional keeps one multipart upload per open (subtask, epoch).
 type s3Transactional struct {
-	client   *checkpoint.S3Client
+	client   *store.S3Client
 	bucket   string
 	prefix   string // "" or ending in "/"
 	name     string

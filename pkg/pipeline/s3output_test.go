@@ -21,8 +21,8 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/arkstate/arkstate/internal/s3test"
-	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // startS3 runs a real S3 server for one test. Starting one takes a fraction
@@ -43,13 +43,13 @@ func startS3(t *testing.T) (*s3test.Server, string) {
 }
 
 func s3OutputOpts(srv *s3test.Server, bucket, prefix string) S3OutputOptions {
-	return S3OutputOptions{Bucket: bucket, Prefix: prefix, S3Options: checkpoint.S3Options{
+	return S3OutputOptions{Bucket: bucket, Prefix: prefix, S3Options: store.S3Options{
 		Endpoint:        srv.Endpoint,
 		Region:          s3test.Region,
 		PathStyle:       true,
 		AccessKeyID:     srv.AccessKey,
 		SecretAccessKey: srv.SecretKey,
-		PartSize:        checkpoint.MinPartSize,
+		PartSize:        store.MinPartSize,
 		MaxBackoff:      10 * time.Millisecond,
 	}}
 }
@@ -306,7 +306,7 @@ func TestS3Output_Commit(t *testing.T) {
 	t.Run("OKMultipart", func(t *testing.T) {
 		o := newS3Output(t, srv, bucket, "multi")
 		// About 2.4 parts: two full parts go up during Write.
-		want := writeEpoch(t, o, 3, 7, 2*checkpoint.MinPartSize/1000*6/5)
+		want := writeEpoch(t, o, 3, 7, 2*store.MinPartSize/1000*6/5)
 		key := "multi/part-00000000000000000007-0003.jsonl"
 		if ups := openUploads(t, srv, bucket); len(ups) != 1 || aws.ToString(ups[0].Key) != key {
 			t.Fatalf("uploads during the epoch = %+v; want one of %s", ups, key)
@@ -520,7 +520,7 @@ func TestNewS3Output(t *testing.T) {
 		}
 	})
 	t.Run("ErrConfig", func(t *testing.T) {
-		base := S3OutputOptions{Bucket: "b", S3Options: checkpoint.S3Options{Endpoint: "http://127.0.0.1:1", AccessKeyID: "AK", SecretAccessKey: "cfg-secret"}}
+		base := S3OutputOptions{Bucket: "b", S3Options: store.S3Options{Endpoint: "http://127.0.0.1:1", AccessKeyID: "AK", SecretAccessKey: "cfg-secret"}}
 		for _, tc := range []struct {
 			name, want string
 			edit       func(*S3OutputOptions)
@@ -534,13 +534,13 @@ func TestNewS3Output(t *testing.T) {
 			opts := base
 			tc.edit(&opts)
 			_, err := NewS3Output(ctx, opts)
-			if !errors.Is(err, checkpoint.ErrConfig) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "cfg-secret") {
+			if !errors.Is(err, store.ErrConfig) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "cfg-secret") {
 				t.Errorf("%s: %v; want ErrConfig mentioning %q without the secret", tc.name, err, tc.want)
 			}
 		}
 	})
 	t.Run("OKOptionsNotPrinted", func(t *testing.T) {
-		opts := S3OutputOptions{S3Options: checkpoint.S3Options{AccessKeyID: "AK", SecretAccessKey: "printed-secret", SessionToken: "printed-token"}}
+		opts := S3OutputOptions{S3Options: store.S3Options{AccessKeyID: "AK", SecretAccessKey: "printed-secret", SessionToken: "printed-token"}}
 		for _, s := range []string{fmt.Sprint(opts), fmt.Sprintf("%+v", opts), fmt.Sprintf("%#v", opts)} {
 			if strings.Contains(s, "printed-secret") || strings.Contains(s, "printed-token") {
 				t.Fatalf("formatted options %q contain a secret", s)
@@ -558,7 +558,7 @@ func BenchmarkS3Output_Epoch(b *testing.B) {
 	}
 	defer srv.Stop()
 	bucket := srv.NewBucket(b)
-	out, err := NewS3Output(context.Background(), S3OutputOptions{Bucket: bucket, Prefix: "bench", S3Options: checkpoint.S3Options{
+	out, err := NewS3Output(context.Background(), S3OutputOptions{Bucket: bucket, Prefix: "bench", S3Options: store.S3Options{
 		Endpoint: srv.Endpoint, Region: s3test.Region, PathStyle: true,
 		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey, PartSize: 8 << 20,
 	}})

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"time"
 
-	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/monitor"
 	"github.com/arkstate/arkstate/pkg/store"
 )
@@ -43,7 +42,7 @@ func (r *Runner) Status() monitor.Status {
 		}
 	}
 	if r.opts.Repo != nil {
-		if h, ok := store.As[checkpoint.Replicator](r.opts.Repo.Store()); ok {
+		if h, ok := store.As[store.Replicator](r.opts.Repo.Store()); ok {
 			hs := h.Stats()
 			s.Replication = &monitor.Replication{Queued: hs.Queued, QueuedBytes: hs.QueuedBytes, Copied: hs.Copied,
 				CopiedBytes: hs.CopiedBytes, Failed: hs.Failed, ReadFromRemote: hs.ReadFromRemote, LastError: hs.LastError}

@@ -42,17 +42,6 @@ func TestNames(t *testing.T) {
 	}
 }
 
-func TestError(t *testing.T) {
-	cause := errors.New("dial tcp:\n  connection refused")
-	e := &Error{Op: "put", Location: "s3://b/p", Name: "x", Kind: ErrUnavailable, Err: cause}
-	if got, want := e.Error(), `put "x" in s3://b/p: store unavailable: dial tcp: connection refused`; got != want {
-		t.Errorf("Error() = %q, want %q", got, want)
-	}
-	if !errors.Is(e, ErrUnavailable) || !errors.Is(e, cause) {
-		t.Error("errors.Is misses the kind or the cause")
-	}
-}
-
 type fakeStore struct{ Store }
 
 type localStore struct{ fakeStore }

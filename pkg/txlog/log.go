@@ -111,7 +111,7 @@ func (o Options) withDefaults() (Options, error) {
 
 // Names of the writer's own files in a stream directory. They start with
 // the dir store's reserved prefix, so no object name can collide with them
-// and a checkpoint.DirStore never lists them.
+// and a store.DirStore never lists them.
 const (
 	lockFileName = ".arkstate-txlog-lock"
 	tempPrefix   = ".arkstate-tmp-txlog-"

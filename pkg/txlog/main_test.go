@@ -10,8 +10,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 var zeroTime time.Time
@@ -80,9 +80,9 @@ func appendN(t testing.TB, l *Log, from, n int, firstLSN uint64) {
 	}
 }
 
-func dirStore(t testing.TB, dir string) checkpoint.Store {
+func dirStore(t testing.TB, dir string) store.Store {
 	t.Helper()
-	s, err := checkpoint.NewDir(dir)
+	s, err := store.NewDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func dirStore(t testing.TB, dir string) checkpoint.Store {
 }
 
 // replayAll returns clones of every record Replay yields.
-func replayAll(t testing.TB, s checkpoint.Store, stream string, from, to uint64) ([]*format.Record, error) {
+func replayAll(t testing.TB, s store.Store, stream string, from, to uint64) ([]*format.Record, error) {
 	t.Helper()
 	var recs []*format.Record
 	err := Replay(context.Background(), s, stream, from, to, zeroTime, func(r *format.Record) error {

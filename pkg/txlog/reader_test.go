@@ -10,16 +10,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // copyToMem copies every object of src into a new memory store, standing in
 // for an S3 copy of the log.
-func copyToMem(t *testing.T, src checkpoint.Store) checkpoint.Store {
+func copyToMem(t *testing.T, src store.Store) store.Store {
 	t.Helper()
 	ctx := context.Background()
-	dst := checkpoint.NewMem(t.Name())
+	dst := store.NewMem(t.Name())
 	t.Cleanup(func() { dst.Close() })
 	for info, err := range src.List(ctx, "") {
 		if err != nil {
@@ -57,7 +57,7 @@ func TestReplay(t *testing.T) {
 	base := time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
 	dir := t.TempDir()
 	timedLog(t, dir, 100, base)
-	stores := map[string]checkpoint.Store{"dir": dirStore(t, dir)}
+	stores := map[string]store.Store{"dir": dirStore(t, dir)}
 	stores["mem"] = copyToMem(t, stores["dir"])
 
 	for kind, s := range stores {
@@ -219,7 +219,7 @@ func TestVerify(t *testing.T) {
 		base := time.Date(2025, 3, 14, 0, 0, 0, 0, time.UTC)
 		dir := t.TempDir()
 		timedLog(t, dir, 100, base)
-		for _, s := range []checkpoint.Store{dirStore(t, dir), copyToMem(t, dirStore(t, dir))} {
+		for _, s := range []store.Store{dirStore(t, dir), copyToMem(t, dirStore(t, dir))} {
 			rep, err := Verify(ctx, s, "main")
 			if err != nil {
 				t.Fatal(err)

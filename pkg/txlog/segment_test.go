@@ -11,8 +11,8 @@ import (
 	"testing"
 	"testing/iotest"
 
-	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // exampleHeaderHex is the worked example of docs/FORMAT.md, "Transaction
@@ -150,8 +150,8 @@ func TestValidateStream(t *testing.T) {
 				t.Errorf("ValidateStream(%q) = %v, want ErrInvalidStream", s, err)
 			}
 		}
-		if err := ValidateStream("a:b"); !errors.Is(err, checkpoint.ErrInvalidName) {
-			t.Errorf("ValidateStream(a:b) = %v, want it to wrap checkpoint.ErrInvalidName", err)
+		if err := ValidateStream("a:b"); !errors.Is(err, store.ErrInvalidName) {
+			t.Errorf("ValidateStream(a:b) = %v, want it to wrap store.ErrInvalidName", err)
 		}
 	})
 }

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/arkstate/arkstate/internal/s3test"
-	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 func TestUpload(t *testing.T) {
@@ -24,7 +24,7 @@ func TestUpload(t *testing.T) {
 		appendN(t, other, 0, 3, 1) // one segment: nothing sealed
 		closeLog(t, other)
 
-		dst := checkpoint.NewMem("upload")
+		dst := store.NewMem("upload")
 		defer dst.Close()
 		res, err := Upload(ctx, dir, dst)
 		if err != nil {
@@ -71,7 +71,7 @@ func TestUpload(t *testing.T) {
 		}
 	})
 	t.Run("OKNoLog", func(t *testing.T) {
-		dst := checkpoint.NewMem("upload")
+		dst := store.NewMem("upload")
 		defer dst.Close()
 		res, err := Upload(ctx, t.TempDir(), dst)
 		if err != nil || len(res.Uploaded) != 0 {
@@ -81,7 +81,7 @@ func TestUpload(t *testing.T) {
 	t.Run("ErrConflict", func(t *testing.T) {
 		dir := t.TempDir()
 		segs := writeLog(t, dir, 50)
-		dst := checkpoint.NewMem("upload")
+		dst := store.NewMem("upload")
 		defer dst.Close()
 		if err := dst.Put(ctx, objectName(segs[0]), strings.NewReader("other"), 5); err != nil {
 			t.Fatal(err)
@@ -94,7 +94,7 @@ func TestUpload(t *testing.T) {
 		dir := t.TempDir()
 		segs := writeLog(t, dir, 50)
 		flipByte(t, segs[1], recordOffsets(t, segs[1])[1]+9)
-		dst := checkpoint.NewMem("upload")
+		dst := store.NewMem("upload")
 		defer dst.Close()
 		res, err := Upload(ctx, dir, dst)
 		var ce *format.CorruptError
@@ -104,7 +104,7 @@ func TestUpload(t *testing.T) {
 		if len(res.Uploaded) != 1 {
 			t.Fatalf("uploaded %v, want only the segment before the damage", res.Uploaded)
 		}
-		if _, err := dst.Stat(ctx, objectName(segs[1])); !errors.Is(err, checkpoint.ErrNotExist) {
+		if _, err := dst.Stat(ctx, objectName(segs[1])); !errors.Is(err, store.ErrNotExist) {
 			t.Fatalf("damaged segment reached the store: %v", err)
 		}
 	})
@@ -124,7 +124,7 @@ func TestUpload_S3(t *testing.T) {
 	}
 	t.Cleanup(func() { srv.Stop() })
 	bucket := srv.NewBucket(t)
-	s3, err := checkpoint.NewS3(ctx, bucket, "job", checkpoint.S3Options{
+	s3, err := store.NewS3(ctx, bucket, "job", store.S3Options{
 		Endpoint: srv.Endpoint, Region: s3test.Region, PathStyle: true, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey,
 	})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/state"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // JobID and KeyGroups describe the synthetic job.
@@ -34,7 +35,7 @@ type Job struct {
 }
 
 // NewJob initialises the store s for the synthetic job.
-func NewJob(tb testing.TB, s checkpoint.Store) *Job {
+func NewJob(tb testing.TB, s store.Store) *Job {
 	tb.Helper()
 	ctx := context.Background()
 	r, err := checkpoint.InitRepo(ctx, s, JobID, KeyGroups)
@@ -160,7 +161,7 @@ func (j *Job) Count(tb testing.TB, word string) (uint64, bool) {
 // Standard writes the standard fixture history to s: 3 checkpoints over 600
 // words (full, incremental with updates, incremental with updates and
 // deletes) and returns the job.
-func Standard(tb testing.TB, s checkpoint.Store) *Job {
+func Standard(tb testing.TB, s store.Store) *Job {
 	j := NewJob(tb, s)
 	j.Apply(tb, 0, 600)
 	j.Checkpoint(tb)

@@ -4,15 +4,15 @@ import (
 	"context"
 	"testing"
 
-	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/state"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // The fixture history restores, checkpoint by checkpoint, to exactly the
 // state the job had when it was taken, at another parallelism too.
 func TestStandard_Restore(t *testing.T) {
 	ctx := context.Background()
-	s, err := checkpoint.NewDir(t.TempDir())
+	s, err := store.NewDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

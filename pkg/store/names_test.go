@@ -1,4 +1,4 @@
-package checkpoint_test
+package store_test
 
 import (
 	"errors"
@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/arkstate/arkstate/pkg/checkpoint"
-	"github.com/arkstate/arkstate/pkg/checkpoint/storetest"
+	"github.com/arkstate/arkstate/pkg/store"
+	"github.com/arkstate/arkstate/pkg/store/storetest"
 	"go.uber.org/goleak"
 )
 
@@ -42,15 +42,15 @@ func TestValidateName(t *testing.T) {
 			"leases/job",
 			"ARKSTATE",
 		}, storetest.GoodNames...) {
-			if err := checkpoint.ValidateName(name); err != nil {
+			if err := store.ValidateName(name); err != nil {
 				t.Errorf("ValidateName(%q) = %v", name, err)
 			}
 		}
 	})
 	t.Run("ErrInvalidName", func(t *testing.T) {
 		for _, name := range storetest.BadNames {
-			err := checkpoint.ValidateName(name)
-			if !errors.Is(err, checkpoint.ErrInvalidName) {
+			err := store.ValidateName(name)
+			if !errors.Is(err, store.ErrInvalidName) {
 				t.Errorf("ValidateName(%q) = %v; want ErrInvalidName", name, err)
 				continue
 			}
@@ -64,29 +64,29 @@ func TestValidateName(t *testing.T) {
 func TestError_Error(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		cause := errors.New("dial tcp 127.0.0.1:1:\n connect: connection refused")
-		err := error(&checkpoint.Error{Op: "get", Location: "s3://b/p", Name: "a/b", Kind: checkpoint.ErrUnavailable, Err: cause})
+		err := error(&store.Error{Op: "get", Location: "s3://b/p", Name: "a/b", Kind: store.ErrUnavailable, Err: cause})
 		want := `get "a/b" in s3://b/p: store unavailable: dial tcp 127.0.0.1:1: connect: connection refused`
 		if err.Error() != want {
 			t.Fatalf("Error() = %q; want %q", err.Error(), want)
 		}
-		if !errors.Is(err, checkpoint.ErrUnavailable) || !errors.Is(err, cause) || errors.Is(err, checkpoint.ErrConfig) {
+		if !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, cause) || errors.Is(err, store.ErrConfig) {
 			t.Fatal("errors.Is does not see exactly the kind and the cause")
 		}
 		wrapped := fmt.Errorf("restore: %w", err)
-		var se *checkpoint.Error
+		var se *store.Error
 		if !errors.As(wrapped, &se) || se.Name != "a/b" {
 			t.Fatal("errors.As does not find *Error through wrapping")
 		}
 	})
 	t.Run("OKNoKind", func(t *testing.T) {
-		err := &checkpoint.Error{Op: "stat", Location: "mem://x", Name: "n", Err: checkpoint.ErrNotExist}
+		err := &store.Error{Op: "stat", Location: "mem://x", Name: "n", Err: store.ErrNotExist}
 		if got, want := err.Error(), `stat "n" in mem://x: object does not exist`; got != want {
 			t.Fatalf("Error() = %q; want %q", got, want)
 		}
 	})
 	t.Run("OKKindNotRepeated", func(t *testing.T) {
-		err := &checkpoint.Error{Op: "open store", Kind: checkpoint.ErrConfig, Err: fmt.Errorf("x: %w", checkpoint.ErrConfig)}
-		if strings.Count(err.Error(), checkpoint.ErrConfig.Error()) != 1 {
+		err := &store.Error{Op: "open store", Kind: store.ErrConfig, Err: fmt.Errorf("x: %w", store.ErrConfig)}
+		if strings.Count(err.Error(), store.ErrConfig.Error()) != 1 {
 			t.Fatalf("Error() = %q repeats the kind", err.Error())
 		}
 	})
@@ -99,7 +99,7 @@ func FuzzValidateName(f *testing.F) {
 		f.Add(name)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		if checkpoint.ValidateName(name) != nil {
+		if store.ValidateName(name) != nil {
 			return
 		}
 		if path.Clean(name) != name || !filepath.IsLocal(filepath.FromSlash(name)) || strings.ContainsAny(name, `\:`) {

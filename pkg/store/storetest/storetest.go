@@ -1,5 +1,7 @@
-// Package storetest is the conformance suite for checkpoint.Store: every
-// store implementation runs Run, so they all keep one contract.
+// Package storetest is the conformance suite for store.Store: every
+// store implementation runs Run, so they all keep one contract. It also
+// opens the real stores other packages' tests use (NewDir, NewS3 with
+// S3Options for an s3test server).
 package storetest
 
 import (
@@ -17,19 +19,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/internal/s3test"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // LargeSize is the size of the suite's large object. Stores with a
 // multipart or chunked path should configure it to start below this size
-// (for S3: MultipartThreshold and PartSize of checkpoint.MinPartSize), so the
+// (for S3: MultipartThreshold and PartSize of store.MinPartSize), so the
 // suite exercises that path with several parts and a short last one.
-const LargeSize = 2*checkpoint.MinPartSize + 123457
+const LargeSize = 2*store.MinPartSize + 123457
 
 // Run runs the suite. newStore must return a new, empty store each time and
 // register its own cleanup with t.Cleanup; the suite may Close the store
 // earlier, so Close must be idempotent.
-func Run(t *testing.T, newStore func(t *testing.T) checkpoint.Store) {
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Put", func(t *testing.T) { testPut(t, newStore) })
 	t.Run("Get", func(t *testing.T) { testGet(t, newStore) })
 	t.Run("Stat", func(t *testing.T) { testStat(t, newStore) })
@@ -58,14 +61,14 @@ func randomBytes(seed uint64, n int) []byte {
 	return b
 }
 
-func put(t *testing.T, s checkpoint.Store, name string, data []byte) {
+func put(t *testing.T, s store.Store, name string, data []byte) {
 	t.Helper()
 	if err := s.Put(context.Background(), name, onlyReader{bytes.NewReader(data)}, int64(len(data))); err != nil {
 		t.Fatalf("Put(%q): %v", name, err)
 	}
 }
 
-func get(t *testing.T, s checkpoint.Store, name string) ([]byte, checkpoint.ObjectInfo) {
+func get(t *testing.T, s store.Store, name string) ([]byte, store.ObjectInfo) {
 	t.Helper()
 	rc, info, err := s.Get(context.Background(), name)
 	if err != nil {
@@ -79,9 +82,9 @@ func get(t *testing.T, s checkpoint.Store, name string) ([]byte, checkpoint.Obje
 	return data, info
 }
 
-func list(t *testing.T, s checkpoint.Store, prefix string) []checkpoint.ObjectInfo {
+func list(t *testing.T, s store.Store, prefix string) []store.ObjectInfo {
 	t.Helper()
-	var infos []checkpoint.ObjectInfo
+	var infos []store.ObjectInfo
 	for info, err := range s.List(context.Background(), prefix) {
 		if err != nil {
 			t.Fatalf("List(%q): %v", prefix, err)
@@ -91,7 +94,7 @@ func list(t *testing.T, s checkpoint.Store, prefix string) []checkpoint.ObjectIn
 	return infos
 }
 
-func names(infos []checkpoint.ObjectInfo) []string {
+func names(infos []store.ObjectInfo) []string {
 	out := make([]string, len(infos))
 	for i, info := range infos {
 		out[i] = info.Name
@@ -106,13 +109,13 @@ func wantErr(t *testing.T, what string, err, target error) {
 	}
 }
 
-func wantAbsent(t *testing.T, s checkpoint.Store, name string) {
+func wantAbsent(t *testing.T, s store.Store, name string) {
 	t.Helper()
 	_, err := s.Stat(context.Background(), name)
-	wantErr(t, "Stat of "+name, err, checkpoint.ErrNotExist)
+	wantErr(t, "Stat of "+name, err, store.ErrNotExist)
 }
 
-func wantContent(t *testing.T, s checkpoint.Store, name string, want []byte) {
+func wantContent(t *testing.T, s store.Store, name string, want []byte) {
 	t.Helper()
 	got, _ := get(t, s, name)
 	if !bytes.Equal(got, want) {
@@ -139,7 +142,7 @@ func (f *failingReader) Read(p []byte) (int, error) {
 
 var errReader = errors.New("storetest: reader failed")
 
-func testPut(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
+func testPut(t *testing.T, newStore func(*testing.T) store.Store) {
 	ctx := context.Background()
 	t.Run("OK", func(t *testing.T) {
 		s := newStore(t)
@@ -194,7 +197,7 @@ func testPut(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 	})
 }
 
-func testGet(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
+func testGet(t *testing.T, newStore func(*testing.T) store.Store) {
 	ctx := context.Background()
 	t.Run("OK", func(t *testing.T) {
 		s := newStore(t)
@@ -223,17 +226,17 @@ func testGet(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 	t.Run("ErrNotExist", func(t *testing.T) {
 		s := newStore(t)
 		_, _, err := s.Get(ctx, "missing")
-		wantErr(t, "Get missing", err, checkpoint.ErrNotExist)
+		wantErr(t, "Get missing", err, store.ErrNotExist)
 		if !strings.Contains(err.Error(), `"missing"`) {
 			t.Fatalf("error %q does not name the object", err)
 		}
 		put(t, s, "dir/file", []byte("x"))
 		_, _, err = s.Get(ctx, "dir")
-		wantErr(t, "Get of a name that is only a prefix", err, checkpoint.ErrNotExist)
+		wantErr(t, "Get of a name that is only a prefix", err, store.ErrNotExist)
 	})
 }
 
-func testStat(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
+func testStat(t *testing.T, newStore func(*testing.T) store.Store) {
 	ctx := context.Background()
 	t.Run("OK", func(t *testing.T) {
 		s := newStore(t)
@@ -268,11 +271,11 @@ func testStat(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 	t.Run("ErrNotExist", func(t *testing.T) {
 		s := newStore(t)
 		_, err := s.Stat(ctx, "nothing/here")
-		wantErr(t, "Stat missing", err, checkpoint.ErrNotExist)
+		wantErr(t, "Stat missing", err, store.ErrNotExist)
 	})
 }
 
-func testList(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
+func testList(t *testing.T, newStore func(*testing.T) store.Store) {
 	// Chosen so that a per-directory walk in file-name order would be wrong:
 	// '-' (0x2d) and '.' (0x2e) sort before '/' (0x2f).
 	all := []string{
@@ -290,7 +293,7 @@ func testList(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 		"segments/cd/cd02.seg",
 		"z",
 	}
-	setup := func(t *testing.T) checkpoint.Store {
+	setup := func(t *testing.T) store.Store {
 		s := newStore(t)
 		// Written out of order so that no store can pass by insertion order.
 		for i, p := range rand.New(rand.NewPCG(1, 2)).Perm(len(all)) {
@@ -369,12 +372,12 @@ func testList(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 			for _, e := range s.List(context.Background(), prefix) {
 				err = e
 			}
-			wantErr(t, fmt.Sprintf("List(%q)", prefix), err, checkpoint.ErrInvalidName)
+			wantErr(t, fmt.Sprintf("List(%q)", prefix), err, store.ErrInvalidName)
 		}
 	})
 }
 
-func testDelete(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
+func testDelete(t *testing.T, newStore func(*testing.T) store.Store) {
 	ctx := context.Background()
 	t.Run("OK", func(t *testing.T) {
 		s := newStore(t)
@@ -451,14 +454,14 @@ func testDelete(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 	})
 }
 
-func testPutIf(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
+func testPutIf(t *testing.T, newStore func(*testing.T) store.Store) {
 	ctx := context.Background()
-	putIf := func(s checkpoint.Store, name, content string, cond checkpoint.Condition) (checkpoint.ObjectInfo, error) {
+	putIf := func(s store.Store, name, content string, cond store.Condition) (store.ObjectInfo, error) {
 		return s.PutIf(ctx, name, onlyReader{strings.NewReader(content)}, int64(len(content)), cond)
 	}
 	t.Run("OKCreate", func(t *testing.T) {
 		s := newStore(t)
-		info, err := putIf(s, "leases/job", "token-1", checkpoint.Condition{IfNoneMatch: true})
+		info, err := putIf(s, "leases/job", "token-1", store.Condition{IfNoneMatch: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -474,17 +477,17 @@ func testPutIf(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 	t.Run("ErrExists", func(t *testing.T) {
 		s := newStore(t)
 		put(t, s, "leases/job", []byte("holder"))
-		_, err := putIf(s, "leases/job", "thief", checkpoint.Condition{IfNoneMatch: true})
-		wantErr(t, "create-only over an existing object", err, checkpoint.ErrPreconditionFailed)
+		_, err := putIf(s, "leases/job", "thief", store.Condition{IfNoneMatch: true})
+		wantErr(t, "create-only over an existing object", err, store.ErrPreconditionFailed)
 		wantContent(t, s, "leases/job", []byte("holder"))
 	})
 	t.Run("OKMatch", func(t *testing.T) {
 		s := newStore(t)
-		first, err := putIf(s, "ptr", "v1", checkpoint.Condition{IfNoneMatch: true})
+		first, err := putIf(s, "ptr", "v1", store.Condition{IfNoneMatch: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		second, err := putIf(s, "ptr", "v2", checkpoint.Condition{IfMatch: first.ETag})
+		second, err := putIf(s, "ptr", "v2", store.Condition{IfMatch: first.ETag})
 		if err != nil {
 			t.Fatalf("compare-and-swap with the current ETag: %v", err)
 		}
@@ -499,39 +502,39 @@ func testPutIf(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 	})
 	t.Run("ErrStaleETag", func(t *testing.T) {
 		s := newStore(t)
-		first, err := putIf(s, "ptr", "v1", checkpoint.Condition{})
+		first, err := putIf(s, "ptr", "v1", store.Condition{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		put(t, s, "ptr", []byte("v2 by someone else"))
-		_, err = putIf(s, "ptr", "v3", checkpoint.Condition{IfMatch: first.ETag})
-		wantErr(t, "compare-and-swap with a stale ETag", err, checkpoint.ErrPreconditionFailed)
+		_, err = putIf(s, "ptr", "v3", store.Condition{IfMatch: first.ETag})
+		wantErr(t, "compare-and-swap with a stale ETag", err, store.ErrPreconditionFailed)
 		wantContent(t, s, "ptr", []byte("v2 by someone else"))
 	})
 	t.Run("ErrMatchAbsent", func(t *testing.T) {
 		s := newStore(t)
-		first, err := putIf(s, "ptr", "v1", checkpoint.Condition{})
+		first, err := putIf(s, "ptr", "v1", store.Condition{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Delete(ctx, "ptr"); err != nil {
 			t.Fatal(err)
 		}
-		_, err = putIf(s, "ptr", "v2", checkpoint.Condition{IfMatch: first.ETag})
-		wantErr(t, "compare-and-swap on a deleted object", err, checkpoint.ErrPreconditionFailed)
+		_, err = putIf(s, "ptr", "v2", store.Condition{IfMatch: first.ETag})
+		wantErr(t, "compare-and-swap on a deleted object", err, store.ErrPreconditionFailed)
 		wantAbsent(t, s, "ptr")
 	})
 	t.Run("ErrBothConditions", func(t *testing.T) {
 		s := newStore(t)
-		_, err := putIf(s, "ptr", "v", checkpoint.Condition{IfNoneMatch: true, IfMatch: "x"})
-		if err == nil || errors.Is(err, checkpoint.ErrPreconditionFailed) {
+		_, err := putIf(s, "ptr", "v", store.Condition{IfNoneMatch: true, IfMatch: "x"})
+		if err == nil || errors.Is(err, store.ErrPreconditionFailed) {
 			t.Fatalf("PutIf with both conditions: error = %v; want a usage error", err)
 		}
 		wantAbsent(t, s, "ptr")
 	})
 }
 
-func testPutIfRace(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
+func testPutIfRace(t *testing.T, newStore func(*testing.T) store.Store) {
 	ctx := context.Background()
 	t.Run("OKOneWinner", func(t *testing.T) {
 		s := newStore(t)
@@ -547,7 +550,7 @@ func testPutIfRace(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 					defer wg.Done()
 					<-start
 					body := "writer-" + strconv.Itoa(i)
-					_, errs[i] = s.PutIf(ctx, name, strings.NewReader(body), int64(len(body)), checkpoint.Condition{IfNoneMatch: true})
+					_, errs[i] = s.PutIf(ctx, name, strings.NewReader(body), int64(len(body)), store.Condition{IfNoneMatch: true})
 				}()
 			}
 			close(start)
@@ -559,7 +562,7 @@ func testPutIfRace(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 					t.Fatalf("round %d: writers %d and %d both won", round, winner, i)
 				case err == nil:
 					winner = i
-				case !errors.Is(err, checkpoint.ErrPreconditionFailed):
+				case !errors.Is(err, store.ErrPreconditionFailed):
 					t.Fatalf("round %d: writer %d: %v", round, i, err)
 				}
 			}
@@ -573,7 +576,7 @@ func testPutIfRace(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 		// A counter incremented by read-compare-swap loops loses no update
 		// only if every swap is atomic.
 		s := newStore(t)
-		if _, err := s.PutIf(ctx, "counter", strings.NewReader("0"), 1, checkpoint.Condition{IfNoneMatch: true}); err != nil {
+		if _, err := s.PutIf(ctx, "counter", strings.NewReader("0"), 1, store.Condition{IfNoneMatch: true}); err != nil {
 			t.Fatal(err)
 		}
 		const workers, increments = 4, 5
@@ -601,11 +604,11 @@ func testPutIfRace(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 						return
 					}
 					next := strconv.Itoa(n + 1)
-					_, err = s.PutIf(ctx, "counter", strings.NewReader(next), int64(len(next)), checkpoint.Condition{IfMatch: info.ETag})
+					_, err = s.PutIf(ctx, "counter", strings.NewReader(next), int64(len(next)), store.Condition{IfMatch: info.ETag})
 					switch {
 					case err == nil:
 						done++
-					case !errors.Is(err, checkpoint.ErrPreconditionFailed):
+					case !errors.Is(err, store.ErrPreconditionFailed):
 						errs <- err
 						return
 					}
@@ -621,7 +624,7 @@ func testPutIfRace(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 	})
 }
 
-func testAtomicity(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
+func testAtomicity(t *testing.T, newStore func(*testing.T) store.Store) {
 	t.Run("OK", func(t *testing.T) {
 		// Readers racing an overwriting writer see one version or the other,
 		// whole: never a mix, a part or a missing object. The versions have
@@ -662,7 +665,7 @@ func testAtomicity(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 					obj.Close()
 					// A replaced object may refuse to be read; it must not
 					// return a mix.
-					if err != nil && !errors.Is(err, checkpoint.ErrPreconditionFailed) {
+					if err != nil && !errors.Is(err, store.ErrPreconditionFailed) {
 						errs <- err
 						return
 					}
@@ -708,10 +711,10 @@ func testAtomicity(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 	})
 }
 
-func testOpen(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
+func testOpen(t *testing.T, newStore func(*testing.T) store.Store) {
 	ctx := context.Background()
 	data := randomBytes(7, 10_000)
-	open := func(t *testing.T) (checkpoint.Store, checkpoint.Object) {
+	open := func(t *testing.T) (store.Store, store.Object) {
 		s := newStore(t)
 		put(t, s, "segments/ab/seg", data)
 		obj, err := s.Open(ctx, "segments/ab/seg")
@@ -794,7 +797,7 @@ func testOpen(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 	t.Run("ErrNotExist", func(t *testing.T) {
 		s := newStore(t)
 		_, err := s.Open(ctx, "missing")
-		wantErr(t, "Open missing", err, checkpoint.ErrNotExist)
+		wantErr(t, "Open missing", err, store.ErrNotExist)
 	})
 	t.Run("ErrNegativeOffset", func(t *testing.T) {
 		_, obj := open(t)
@@ -811,7 +814,7 @@ func testOpen(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 	})
 }
 
-func testLarge(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
+func testLarge(t *testing.T, newStore func(*testing.T) store.Store) {
 	ctx := context.Background()
 	data := randomBytes(42, LargeSize)
 	t.Run("OK", func(t *testing.T) {
@@ -830,7 +833,7 @@ func testLarge(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 			t.Fatal(err)
 		}
 		defer obj.Close()
-		for _, off := range []int64{0, checkpoint.MinPartSize - 50, 2*checkpoint.MinPartSize - 1, LargeSize - 100} {
+		for _, off := range []int64{0, store.MinPartSize - 50, 2*store.MinPartSize - 1, LargeSize - 100} {
 			p := make([]byte, 200)
 			n, err := obj.ReadAt(p, off)
 			want := data[off:min(off+200, LargeSize)]
@@ -841,14 +844,14 @@ func testLarge(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 	})
 	t.Run("OKConditional", func(t *testing.T) {
 		s := newStore(t)
-		info, err := s.PutIf(ctx, "big", onlyReader{bytes.NewReader(data)}, LargeSize, checkpoint.Condition{IfNoneMatch: true})
+		info, err := s.PutIf(ctx, "big", onlyReader{bytes.NewReader(data)}, LargeSize, store.Condition{IfNoneMatch: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = s.PutIf(ctx, "big", onlyReader{bytes.NewReader(data)}, LargeSize, checkpoint.Condition{IfNoneMatch: true})
-		wantErr(t, "second create-only of a large object", err, checkpoint.ErrPreconditionFailed)
+		_, err = s.PutIf(ctx, "big", onlyReader{bytes.NewReader(data)}, LargeSize, store.Condition{IfNoneMatch: true})
+		wantErr(t, "second create-only of a large object", err, store.ErrPreconditionFailed)
 		if _, err := s.PutIf(ctx, "big", onlyReader{bytes.NewReader(data[:LargeSize-1])}, LargeSize-1,
-			checkpoint.Condition{IfMatch: info.ETag}); err != nil {
+			store.Condition{IfMatch: info.ETag}); err != nil {
 			t.Fatalf("compare-and-swap of a large object: %v", err)
 		}
 		wantContent(t, s, "big", data[:LargeSize-1])
@@ -905,7 +908,7 @@ var GoodNames = []string{
 	strings.Repeat("n", 200) + "/" + strings.Repeat("m", 200),
 }
 
-func testNames(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
+func testNames(t *testing.T, newStore func(*testing.T) store.Store) {
 	ctx := context.Background()
 	t.Run("ErrInvalidName", func(t *testing.T) {
 		s := newStore(t)
@@ -913,7 +916,7 @@ func testNames(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 			quoted := strconv.Quote(name)
 			check := func(op string, err error) {
 				t.Helper()
-				if !errors.Is(err, checkpoint.ErrInvalidName) {
+				if !errors.Is(err, store.ErrInvalidName) {
 					t.Fatalf("%s(%s): error = %v; want ErrInvalidName", op, quoted, err)
 				}
 				if !strings.Contains(err.Error(), quoted) {
@@ -921,7 +924,7 @@ func testNames(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 				}
 			}
 			check("Put", s.Put(ctx, name, strings.NewReader("x"), 1))
-			_, err := s.PutIf(ctx, name, strings.NewReader("x"), 1, checkpoint.Condition{IfNoneMatch: true})
+			_, err := s.PutIf(ctx, name, strings.NewReader("x"), 1, store.Condition{IfNoneMatch: true})
 			check("PutIf", err)
 			_, _, err = s.Get(ctx, name)
 			check("Get", err)
@@ -948,7 +951,7 @@ func testNames(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 	})
 }
 
-func testContext(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
+func testContext(t *testing.T, newStore func(*testing.T) store.Store) {
 	t.Run("ErrCanceled", func(t *testing.T) {
 		s := newStore(t)
 		put(t, s, "exists", []byte("x"))
@@ -959,7 +962,7 @@ func testContext(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 			wantErr(t, op+" with a canceled context", err, context.Canceled)
 		}
 		check("Put", s.Put(ctx, "new", strings.NewReader("x"), 1))
-		_, err := s.PutIf(ctx, "new", strings.NewReader("x"), 1, checkpoint.Condition{IfNoneMatch: true})
+		_, err := s.PutIf(ctx, "new", strings.NewReader("x"), 1, store.Condition{IfNoneMatch: true})
 		check("PutIf", err)
 		_, _, err = s.Get(ctx, "exists")
 		check("Get", err)
@@ -1021,7 +1024,7 @@ func (c *cancelingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func testClose(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
+func testClose(t *testing.T, newStore func(*testing.T) store.Store) {
 	t.Run("ErrClosed", func(t *testing.T) {
 		ctx := context.Background()
 		s := newStore(t)
@@ -1035,15 +1038,56 @@ func testClose(t *testing.T, newStore func(*testing.T) checkpoint.Store) {
 		if err := s.Close(); err != nil {
 			t.Fatalf("second Close: %v", err)
 		}
-		wantErr(t, "Put after Close", s.Put(ctx, "y", strings.NewReader("y"), 1), checkpoint.ErrClosed)
+		wantErr(t, "Put after Close", s.Put(ctx, "y", strings.NewReader("y"), 1), store.ErrClosed)
 		_, _, err := s.Get(ctx, "x")
-		wantErr(t, "Get after Close", err, checkpoint.ErrClosed)
+		wantErr(t, "Get after Close", err, store.ErrClosed)
 		_, err = s.Stat(ctx, "x")
-		wantErr(t, "Stat after Close", err, checkpoint.ErrClosed)
+		wantErr(t, "Stat after Close", err, store.ErrClosed)
 		var listErr error
 		for _, err := range s.List(ctx, "") {
 			listErr = err
 		}
-		wantErr(t, "List after Close", listErr, checkpoint.ErrClosed)
+		wantErr(t, "List after Close", listErr, store.ErrClosed)
 	})
+}
+
+// S3Options returns options that reach srv with its root credentials, the
+// smallest parts S3 allows (so that LargeSize goes through multipart upload
+// and parallel download) and short pauses between retries.
+func S3Options(srv *s3test.Server) store.S3Options {
+	return store.S3Options{
+		Endpoint:           srv.Endpoint,
+		Region:             s3test.Region,
+		PathStyle:          true,
+		AccessKeyID:        srv.AccessKey,
+		SecretAccessKey:    srv.SecretKey,
+		PartSize:           store.MinPartSize,
+		MultipartThreshold: store.MinPartSize,
+		Concurrency:        3,
+		MaxBackoff:         20 * time.Millisecond,
+	}
+}
+
+// NewS3 opens the S3 store bucket/prefix with opts and closes it when tb
+// ends.
+func NewS3(tb testing.TB, bucket, prefix string, opts store.S3Options) *store.S3Store {
+	tb.Helper()
+	s, err := store.NewS3(context.Background(), bucket, prefix, opts)
+	if err != nil {
+		tb.Fatalf("NewS3: %v", err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// NewDir opens the directory store at root, creating it, and closes it when
+// tb ends.
+func NewDir(tb testing.TB, root string) *store.DirStore {
+	tb.Helper()
+	s, err := store.NewDir(root)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
 }

@@ -1,21 +1,19 @@
-package checkpoint
+package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"log/slog"
 	"math/rand/v2"
-	"path"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/arkstate/arkstate/pkg/format"
 )
 
 // Defaults of HybridOptions.
@@ -40,6 +38,30 @@ type HybridOptions struct {
 	// Logger receives copy failures and conflicts (default: discarded; the
 	// counts are in Stats either way).
 	Logger *slog.Logger
+	// Layout says what the names mean; the zero value treats every name
+	// alike. A store that holds checkpoints needs checkpoint.HybridLayout,
+	// which checkpoint.Open supplies.
+	Layout HybridLayout
+}
+
+// HybridLayout gives a hybrid store the rules of the layout it holds, so
+// that the store itself knows nothing of checkpoints. Every field is
+// optional.
+type HybridLayout struct {
+	// RemoteOnly reports names that live on the remote store only: every
+	// operation on them goes there, so that processes on different machines
+	// sharing the remote store contend for them (leases).
+	RemoteOnly func(name string) bool
+	// ScanOrder ranks the objects the start-up scan queues: lower ranks are
+	// copied first, names of one rank in listing order, and createOnly
+	// copies use IfNoneMatch. It lets the copies keep an order that the
+	// layout's commit rule needs (a manifest after its segments).
+	ScanOrder func(name string) (rank int, createOnly bool)
+	// ContentCheck wraps the reader of an object whose name fixes its
+	// content (a content-addressed segment) so that it fails when the bytes
+	// do not match; it returns nil for other names. A copy whose check
+	// fails is refused: the remote store keeps what it had.
+	ContentCheck func(name string, size int64, r io.Reader) io.Reader
 }
 
 // HybridStats counts a HybridStore's background copies since it opened.
@@ -66,12 +88,13 @@ type HybridStats struct {
 	// Skipped counts copies dropped because the object was deleted from
 	// the local store before its turn.
 	Skipped int64
-	// ReadFromRemote counts segments a restore found damaged on the local
-	// store and read from the remote copy instead (see Repo.RestoreBackend).
+	// ReadFromRemote counts objects a reader found damaged on the local
+	// store and read from the remote copy instead (NoteLocalDamage; the
+	// checkpoint restore does this for segments).
 	// The local copies stay as they are, for verify to report.
 	ReadFromRemote int64
-	// DamagedLocal counts segment copies refused because the local copy
-	// does not hash to its name: the remote store keeps what it had (a
+	// DamagedLocal counts copies refused because the local copy fails the
+	// layout's ContentCheck: the remote store keeps what it had (a
 	// good copy there is never overwritten by a damaged one). They are not
 	// retried; verify reports the local damage.
 	DamagedLocal int64
@@ -79,21 +102,22 @@ type HybridStats struct {
 	LastError string
 }
 
-// HybridStore writes checkpoints to a local store first, for fast writes
-// and fast local recovery, and copies every object to a remote store (S3)
-// in the background, so that a machine that lost its disk recovers from the
+// HybridStore writes objects to a local store first, for fast writes and
+// fast local recovery, and copies every object to a remote store (S3) in
+// the background, so that a machine that lost its disk recovers from the
 // remote copy.
 //
 // Writes (Put, PutIf) complete on the local store and queue the name for
 // copying. One worker copies the queue in FIFO order, reading the object's
 // current local content, and does not move past a copy that fails: it
-// retries it with backoff until it succeeds. Since a checkpoint writes its
-// segments before its MANIFEST, the remote store therefore never holds a
+// retries it with backoff until it succeeds. The remote store therefore
+// receives objects in the order they were written: since a checkpoint
+// writes its segments before its MANIFEST, the remote store never holds a
 // manifest whose segments it lacks. When a hybrid store opens, a scan
-// queues every local object missing from the remote one (the marker first,
-// manifests last), so copies a crash interrupted are completed, in an
-// order that keeps that rule. The scan lists both stores once and compares
-// names and sizes only.
+// queues every local object missing from the remote one in the layout's
+// ScanOrder (for checkpoints: the marker first, manifests last), so copies
+// a crash interrupted are completed in an order that keeps that rule. The
+// scan lists both stores once and compares names and sizes only.
 //
 // Reads (Get, Open, Stat) try the local store and then the remote one, so
 // a new machine with an empty directory reads everything from S3. List
@@ -107,9 +131,10 @@ type HybridStats struct {
 // A compare-and-swap (IfMatch) is decided by the store whose version reads
 // return: the local one, or the remote one when only it has the name.
 //
-// Names under "leases/" live on the remote store only: every operation on
-// them goes there, so that processes on different machines sharing the
-// remote store contend for a lease on it.
+// Names the layout calls remote-only (HybridLayout.RemoteOnly, the leases)
+// live on the remote store only: every operation on them goes there, so
+// that processes on different machines sharing the remote store contend for
+// a lease on it.
 type HybridStore struct {
 	local, remote Store
 	location      string
@@ -117,6 +142,7 @@ type HybridStore struct {
 	maxBackoff    time.Duration
 	closeTimeout  time.Duration
 	log           *slog.Logger
+	layout        HybridLayout
 
 	ctx    context.Context // the worker's; cancelled by Close
 	cancel context.CancelFunc
@@ -141,16 +167,18 @@ type HybridStore struct {
 
 var (
 	_ Store          = (*HybridStore)(nil)
-	_ remoteFallback = (*HybridStore)(nil)
+	_ RemoteFallback = (*HybridStore)(nil)
 	_ Replicator     = (*HybridStore)(nil)
 )
 
-// remoteFallback is a store with a second copy of every segment to read
-// when the first is damaged: restores ask for it with store.As.
-type remoteFallback interface {
+// RemoteFallback is a store with a second copy of every object to read
+// when the first is damaged: restores ask for it with As.
+type RemoteFallback interface {
 	Store
 	Remote() Store
-	noteLocalDamage(name string, err error)
+	// NoteLocalDamage records that the local copy of name was found
+	// damaged (err says how) and the remote copy read instead.
+	NoteLocalDamage(name string, err error)
 }
 
 // Replicator is a store that copies its objects to another in the
@@ -184,6 +212,7 @@ func NewHybridWithOptions(local, remote Store, opts HybridOptions) *HybridStore 
 		maxBackoff:   positiveOr(opts.MaxBackoff, defaultHybridMaxBackoff),
 		closeTimeout: positiveOr(opts.CloseTimeout, defaultHybridCloseTimeout),
 		log:          opts.Logger,
+		layout:       opts.Layout,
 		ctx:          ctx,
 		cancel:       cancel,
 		done:         make(chan struct{}),
@@ -216,7 +245,10 @@ func (h *HybridStore) Local() Store { return h.local }
 // Remote returns the remote store.
 func (h *HybridStore) Remote() Store { return h.remote }
 
-func isLease(name string) bool { return format.IsLeasePath(name) }
+// remoteOnly reports whether name lives on the remote store only.
+func (h *HybridStore) remoteOnly(name string) bool {
+	return h.layout.RemoteOnly != nil && h.layout.RemoteOnly(name)
+}
 
 func (h *HybridStore) fail(op, name string, err error) error {
 	return &Error{Op: op, Location: h.location, Name: name, Err: err}
@@ -240,7 +272,7 @@ func (h *HybridStore) Put(ctx context.Context, name string, r io.Reader, size in
 	if err := h.begin(ctx, "put", name); err != nil {
 		return err
 	}
-	if isLease(name) {
+	if h.remoteOnly(name) {
 		return h.remote.Put(ctx, name, r, size)
 	}
 	if err := h.local.Put(ctx, name, r, size); err != nil {
@@ -255,7 +287,7 @@ func (h *HybridStore) PutIf(ctx context.Context, name string, r io.Reader, size 
 	if err := h.begin(ctx, "put-if", name); err != nil {
 		return ObjectInfo{}, err
 	}
-	if isLease(name) {
+	if h.remoteOnly(name) {
 		return h.remote.PutIf(ctx, name, r, size, cond)
 	}
 	if err := checkCondition(cond); err != nil {
@@ -303,7 +335,7 @@ func (h *HybridStore) Get(ctx context.Context, name string) (io.ReadCloser, Obje
 	if err := h.begin(ctx, "get", name); err != nil {
 		return nil, ObjectInfo{}, err
 	}
-	if isLease(name) {
+	if h.remoteOnly(name) {
 		return h.remote.Get(ctx, name)
 	}
 	rc, info, err := h.local.Get(ctx, name)
@@ -321,7 +353,7 @@ func (h *HybridStore) Open(ctx context.Context, name string) (Object, error) {
 	if err := h.begin(ctx, "open", name); err != nil {
 		return nil, err
 	}
-	if isLease(name) {
+	if h.remoteOnly(name) {
 		return h.remote.Open(ctx, name)
 	}
 	obj, err := h.local.Open(ctx, name)
@@ -339,7 +371,7 @@ func (h *HybridStore) Stat(ctx context.Context, name string) (ObjectInfo, error)
 	if err := h.begin(ctx, "stat", name); err != nil {
 		return ObjectInfo{}, err
 	}
-	if isLease(name) {
+	if h.remoteOnly(name) {
 		return h.remote.Stat(ctx, name)
 	}
 	info, err := h.local.Stat(ctx, name)
@@ -358,7 +390,7 @@ func (h *HybridStore) Stat(ctx context.Context, name string) (ObjectInfo, error)
 // could hide a checkpoint from retention and garbage collection.
 func (h *HybridStore) List(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, error] {
 	return func(yield func(ObjectInfo, error) bool) {
-		if err := validatePrefix(prefix); err != nil {
+		if err := ValidatePrefix(prefix); err != nil {
 			yield(ObjectInfo{}, h.fail("list", prefix, err))
 			return
 		}
@@ -439,7 +471,7 @@ func (h *HybridStore) Delete(ctx context.Context, name string) error {
 	if err := h.begin(ctx, "delete", name); err != nil {
 		return err
 	}
-	if isLease(name) {
+	if h.remoteOnly(name) {
 		return h.remote.Delete(ctx, name)
 	}
 	// A copy of this name in progress could otherwise land on the remote
@@ -524,11 +556,11 @@ func (h *HybridStore) flush(ctx context.Context) error {
 
 // noteLocalDamage records that a restore found the local copy of name
 // damaged and reads the remote one instead.
-func (h *HybridStore) noteLocalDamage(name string, err error) {
+func (h *HybridStore) NoteLocalDamage(name string, err error) {
 	h.mu.Lock()
 	h.stats.ReadFromRemote++
 	h.mu.Unlock()
-	h.log.Warn("local segment is damaged; reading the remote copy", "segment", name, "err", err)
+	h.log.Warn("local copy is damaged; reading the remote copy", "name", name, "err", err)
 }
 
 // Stats returns the copy counters.
@@ -650,9 +682,9 @@ func (h *HybridStore) finish(j copyJob) {
 // refused; retrying cannot help.
 var errConflict = errors.New("the remote store holds a different object of that name")
 
-// errLocalDamaged marks a segment copy refused because the local bytes do
-// not hash to the segment's name; retrying cannot help.
-var errLocalDamaged = errors.New("the local segment is damaged; the remote copy is left as it was")
+// errLocalDamaged marks a copy refused because the local bytes fail the
+// layout's ContentCheck; retrying cannot help.
+var errLocalDamaged = errors.New("the local copy is damaged; the remote copy is left as it was")
 
 // retry runs op until it succeeds or ends in a conflict, pausing with
 // exponential backoff between failures. It returns false if Close stopped
@@ -686,7 +718,7 @@ func (h *HybridStore) retry(what, name string, op func(context.Context) error) b
 			return true
 		}
 		if errors.Is(err, errLocalDamaged) {
-			h.log.Error("hybrid store: not copying a damaged local segment; run checkpoint verify",
+			h.log.Error("hybrid store: not copying a damaged local object; run checkpoint verify",
 				"store", h.location, "name", name, "err", err)
 			return true
 		}
@@ -725,14 +757,17 @@ func (h *HybridStore) copy(ctx context.Context, job copyJob) error {
 	}
 	defer obj.Close()
 	size := obj.Size()
-	var r io.Reader = io.NewSectionReader(obj, 0, size)
-	hash, isSegment := format.ParseSegmentPath(job.name)
-	if isSegment {
-		// A segment is named by its SHA-256: bytes that do not hash to
-		// the name are damage, and copying them would replace what may be
-		// the only good copy. The check fails the Put at the last byte,
-		// and a store never publishes an object whose reader failed.
-		r = &hashCheckReader{r: r, h: sha256.New(), size: size, ref: format.SegmentRef{Hash: hash, Size: size}}
+	source := &errRecorder{r: io.NewSectionReader(obj, 0, size)}
+	var r io.Reader = source
+	var check *errRecorder
+	if h.layout.ContentCheck != nil {
+		if cr := h.layout.ContentCheck(job.name, size, source); cr != nil {
+			// Bytes that do not match the name are damage, and copying
+			// them would replace what may be the only good copy. A store
+			// never publishes an object whose reader failed.
+			check = &errRecorder{r: cr}
+			r = check
+		}
 	}
 	if job.create {
 		_, err = h.remote.PutIf(ctx, job.name, r, size, Condition{IfNoneMatch: true})
@@ -753,9 +788,8 @@ func (h *HybridStore) copy(ctx context.Context, job copyJob) error {
 	} else {
 		err = h.remote.Put(ctx, job.name, r, size)
 	}
-	var ce *format.CorruptError
-	if isSegment && errors.As(err, &ce) && ce.File == job.name {
-		return h.fail("copy", job.name, fmt.Errorf("%w: %v", errLocalDamaged, ce))
+	if check != nil && check.err != nil && source.err == nil {
+		return h.fail("copy", job.name, fmt.Errorf("%w: %v", errLocalDamaged, check.err))
 	}
 	if err != nil {
 		return err
@@ -802,29 +836,35 @@ func (h *HybridStore) sameContent(ctx context.Context, name string, obj Object) 
 }
 
 // scan queues, ahead of anything queued meanwhile, every local object the
-// remote store lacks or holds with another size: the store marker first,
-// then everything but manifests, then manifests in checkpoint order, so
-// that the copies keep the rule that a manifest follows its segments.
+// remote store lacks or holds with another size, in the layout's ScanOrder
+// (for checkpoints: the store marker first, then everything but manifests,
+// then manifests in checkpoint order, so that the copies keep the rule that
+// a manifest follows its segments).
 func (h *HybridStore) scan(ctx context.Context) error {
-	var first, middle, last []copyJob
+	type ranked struct {
+		job  copyJob
+		rank int
+	}
+	var found []ranked
 	for e, err := range mergeLists(h.local.List(ctx, ""), h.remote.List(ctx, "")) {
 		if err != nil {
 			return err
 		}
 		l := e.local
-		if !e.inLocal || isLease(l.Name) || (e.inRemote && e.remote.Size == l.Size) {
+		if !e.inLocal || h.remoteOnly(l.Name) || (e.inRemote && e.remote.Size == l.Size) {
 			continue
 		}
-		switch {
-		case l.Name == MarkerName:
-			first = append(first, copyJob{name: l.Name, size: l.Size, create: true})
-		case path.Base(l.Name) == format.ManifestName:
-			last = append(last, copyJob{name: l.Name, size: l.Size, create: true})
-		default:
-			middle = append(middle, copyJob{name: l.Name, size: l.Size})
+		j := ranked{job: copyJob{name: l.Name, size: l.Size}}
+		if h.layout.ScanOrder != nil {
+			j.rank, j.job.create = h.layout.ScanOrder(l.Name)
 		}
+		found = append(found, j)
 	}
-	jobs := append(append(first, middle...), last...)
+	slices.SortStableFunc(found, func(a, b ranked) int { return cmp.Compare(a.rank, b.rank) })
+	jobs := make([]copyJob, len(found))
+	for i, f := range found {
+		jobs[i] = f.job
+	}
 	if len(jobs) == 0 {
 		return nil
 	}
@@ -837,4 +877,19 @@ func (h *HybridStore) scan(ctx context.Context) error {
 	h.mu.Unlock()
 	h.log.Info("hybrid store: copying objects an earlier process left uncopied", "store", h.location, "objects", len(jobs))
 	return nil
+}
+
+// errRecorder passes reads through and keeps the first error other than
+// io.EOF, so that a failed copy can tell whose reader failed.
+type errRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errRecorder) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }

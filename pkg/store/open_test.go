@@ -1,4 +1,4 @@
-package checkpoint_test
+package store_test
 
 import (
 	"context"
@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/store"
+	"github.com/arkstate/arkstate/pkg/store/storetest"
 )
 
 func TestOpen(t *testing.T) {
@@ -17,7 +18,7 @@ func TestOpen(t *testing.T) {
 		dir := t.TempDir()
 		srv := s3Server.Get(t)
 		bucket := srv.NewBucket(t)
-		opts := checkpoint.OpenOptions{S3: s3Opts(srv)}
+		opts := store.OpenOptions{S3: storetest.S3Options(srv)}
 		for _, tc := range []struct {
 			address, location string
 		}{
@@ -28,7 +29,7 @@ func TestOpen(t *testing.T) {
 			{"S3://" + bucket + "/jobs/x", "s3://" + bucket + "/jobs/x (endpoint " + srv.Endpoint + ")"},
 			{"s3://" + bucket, "s3://" + bucket + " (endpoint " + srv.Endpoint + ")"},
 		} {
-			s, err := checkpoint.Open(ctx, tc.address, opts)
+			s, err := store.Open(ctx, tc.address, opts)
 			if err != nil {
 				t.Fatalf("Open(%q): %v", tc.address, err)
 			}
@@ -72,13 +73,13 @@ func TestOpen(t *testing.T) {
 			{"hybrid:///tmp/x?remote=hybrid:///tmp/y%3Fremote=s3://b/p", "cannot be hybrid"},
 			{"hybrid://remotehost/x?remote=s3://bucket/p", `host "remotehost"`},
 		} {
-			s, err := checkpoint.Open(ctx, tc.address, checkpoint.OpenOptions{})
+			s, err := store.Open(ctx, tc.address, store.OpenOptions{})
 			if err == nil {
 				s.Close()
 				t.Errorf("Open(%q) succeeded", tc.address)
 				continue
 			}
-			if !errors.Is(err, checkpoint.ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+			if !errors.Is(err, store.ErrConfig) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Open(%q) = %v; want ErrConfig mentioning %q", tc.address, err, tc.want)
 			}
 			assertClean(t, err, "addr-secret", "AKIDLEAK")

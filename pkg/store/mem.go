@@ -1,4 +1,4 @@
-package checkpoint
+package store
 
 import (
 	"bytes"
@@ -42,7 +42,7 @@ func NewMem(name string) *MemStore {
 // Location returns "mem://name".
 func (s *MemStore) Location() string { return "mem://" + s.name }
 
-// ReadsAreLocal implements store.LocalReads.
+// ReadsAreLocal implements LocalReads.
 func (s *MemStore) ReadsAreLocal() {}
 
 // Close drops the contents.
@@ -179,7 +179,7 @@ func (s *MemStore) Delete(ctx context.Context, name string) error {
 // List implements Store. It lists a snapshot taken when iteration starts.
 func (s *MemStore) List(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, error] {
 	return func(yield func(ObjectInfo, error) bool) {
-		if err := validatePrefix(prefix); err != nil {
+		if err := ValidatePrefix(prefix); err != nil {
 			yield(ObjectInfo{}, s.fail("list", prefix, err))
 			return
 		}

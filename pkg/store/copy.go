@@ -1,34 +1,11 @@
-package checkpoint
+package store
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
-
-	"github.com/arkstate/arkstate/pkg/store"
 )
-
-// The Store contract lives in pkg/store; these names keep it reachable
-// from checkpoint, whose stores implement it.
-type (
-	// ObjectInfo is store.ObjectInfo.
-	ObjectInfo = store.ObjectInfo
-	// Condition is store.Condition.
-	Condition = store.Condition
-	// Object is store.Object.
-	Object = store.Object
-	// Store is store.Store.
-	Store = store.Store
-)
-
-// reservedPrefix starts the dir store's own files (store.ReservedPrefix).
-const reservedPrefix = store.ReservedPrefix
-
-// ValidateName is store.ValidateName.
-func ValidateName(name string) error { return store.ValidateName(name) }
-
-func validatePrefix(prefix string) error { return store.ValidatePrefix(prefix) }
 
 // copyExact copies exactly size bytes from r to w and fails if r yields fewer
 // or more, so that a short or overlong reader never becomes a stored object.

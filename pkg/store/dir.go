@@ -1,4 +1,4 @@
-package checkpoint
+package store
 
 import (
 	"cmp"
@@ -23,11 +23,11 @@ import (
 	"github.com/arkstate/arkstate/internal/fsutil"
 )
 
-// Files of the dir store's own, named with reservedPrefix so that no object
+// Files of the dir store's own, named with ReservedPrefix so that no object
 // name can collide with them and List skips them.
 const (
-	dirTempPattern = reservedPrefix + "tmp-*"
-	dirLockName    = reservedPrefix + "lock"
+	dirTempPattern = ReservedPrefix + "tmp-*"
+	dirLockName    = ReservedPrefix + "lock"
 )
 
 // DirStore keeps objects as files under a local directory: object "a/b" is
@@ -115,7 +115,7 @@ func dirLocation(abs string) string {
 // Location returns the store's directory as a file URL.
 func (s *DirStore) Location() string { return s.location }
 
-// ReadsAreLocal implements store.LocalReads.
+// ReadsAreLocal implements LocalReads.
 func (s *DirStore) ReadsAreLocal() {}
 
 // Close marks the store closed and releases the lock file.
@@ -484,7 +484,7 @@ func (s *DirStore) Delete(ctx context.Context, name string) error {
 // above '/'.
 func (s *DirStore) List(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, error] {
 	return func(yield func(ObjectInfo, error) bool) {
-		if err := validatePrefix(prefix); err != nil {
+		if err := ValidatePrefix(prefix); err != nil {
 			yield(ObjectInfo{}, s.fail("list", prefix, err))
 			return
 		}
@@ -529,7 +529,7 @@ func (w *dirWalk) walk(rel string) error {
 	}
 	entries := make([]dirEntry, 0, len(ents))
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), reservedPrefix) {
+		if strings.HasPrefix(e.Name(), ReservedPrefix) {
 			continue
 		}
 		key := rel + e.Name()

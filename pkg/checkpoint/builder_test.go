@@ -9,6 +9,7 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store/storetest"
 )
 
 // Two writers racing on one S3 store: for every checkpoint id exactly one
@@ -25,7 +26,7 @@ func TestRepo_ConcurrentWritersS3(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s := newS3(t, bucket, "race", s3Opts(srv))
+			s := storetest.NewS3(t, bucket, "race", storetest.S3Options(srv))
 			j := checkpointtest.NewJob(t, s)
 			for id := uint64(1); id <= ids; id++ {
 				j.Apply(t, w*1000, w*1000+200+int(id)*10)
@@ -56,7 +57,7 @@ func TestRepo_ConcurrentWritersS3(t *testing.T) {
 	if n := len(wins[0]) + len(wins[1]); n != ids {
 		t.Fatalf("writers committed %v and %v: %d checkpoints for %d ids", wins[0], wins[1], n, ids)
 	}
-	s := newS3(t, bucket, "race", s3Opts(srv))
+	s := storetest.NewS3(t, bucket, "race", storetest.S3Options(srv))
 	r, err := checkpoint.OpenRepo(ctx, s)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package checkpoint
+package store
 
 import (
 	"bytes"
@@ -21,8 +21,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
-
-	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // S3 limits and the defaults chosen within them.
@@ -138,7 +136,7 @@ func NewS3(ctx context.Context, bucket, prefix string, opts S3Options) (*S3Store
 		return nil, configErr(err)
 	}
 	if prefix != "" {
-		if err := store.PathProblem(prefix); err != nil {
+		if err := PathProblem(prefix); err != nil {
 			return nil, configErr(fmt.Errorf("prefix %q: %s", prefix, err))
 		}
 		prefix += "/"
@@ -832,7 +830,7 @@ func (s *S3Store) Delete(ctx context.Context, name string) error {
 // (written by other tools) are skipped.
 func (s *S3Store) List(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, error] {
 	return func(yield func(ObjectInfo, error) bool) {
-		if err := validatePrefix(prefix); err != nil {
+		if err := ValidatePrefix(prefix); err != nil {
 			yield(ObjectInfo{}, &Error{Op: "list", Location: s.location, Name: prefix, Err: err})
 			return
 		}

@@ -1,4 +1,4 @@
-package checkpoint_test
+package store_test
 
 import (
 	"bytes"
@@ -20,45 +20,19 @@ import (
 
 	"github.com/arkstate/arkstate/internal/faults"
 	"github.com/arkstate/arkstate/internal/s3test"
-	"github.com/arkstate/arkstate/pkg/checkpoint"
-	"github.com/arkstate/arkstate/pkg/checkpoint/storetest"
+	"github.com/arkstate/arkstate/pkg/store"
+	"github.com/arkstate/arkstate/pkg/store/storetest"
 )
 
 // s3Server is started by the first test that needs it and stopped by TestMain.
 var s3Server s3test.Shared
 
-// s3Opts returns options for srv with the smallest parts S3 allows, so that
-// storetest.LargeSize goes through multipart upload and parallel download.
-func s3Opts(srv *s3test.Server) checkpoint.S3Options {
-	return checkpoint.S3Options{
-		Endpoint:           srv.Endpoint,
-		Region:             s3test.Region,
-		PathStyle:          true,
-		AccessKeyID:        srv.AccessKey,
-		SecretAccessKey:    srv.SecretKey,
-		PartSize:           checkpoint.MinPartSize,
-		MultipartThreshold: checkpoint.MinPartSize,
-		Concurrency:        3,
-		MaxBackoff:         20 * time.Millisecond,
-	}
-}
-
-func newS3(t testing.TB, bucket, prefix string, opts checkpoint.S3Options) *checkpoint.S3Store {
-	t.Helper()
-	s, err := checkpoint.NewS3(context.Background(), bucket, prefix, opts)
-	if err != nil {
-		t.Fatalf("NewS3: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 func TestS3Store(t *testing.T) {
 	srv := s3Server.Get(t)
 	bucket := srv.NewBucket(t)
 	var n atomic.Int64
-	storetest.Run(t, func(t *testing.T) checkpoint.Store {
-		return newS3(t, bucket, fmt.Sprintf("suite/%d", n.Add(1)), s3Opts(srv))
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return storetest.NewS3(t, bucket, fmt.Sprintf("suite/%d", n.Add(1)), storetest.S3Options(srv))
 	})
 }
 
@@ -67,9 +41,9 @@ func TestS3Store_List(t *testing.T) {
 		ctx := context.Background()
 		srv := s3Server.Get(t)
 		bucket := srv.NewBucket(t)
-		root := newS3(t, bucket, "", s3Opts(srv))
-		inner := newS3(t, bucket, "/jobs/a/", s3Opts(srv))
-		for _, s := range []checkpoint.Store{root, inner} {
+		root := storetest.NewS3(t, bucket, "", storetest.S3Options(srv))
+		inner := storetest.NewS3(t, bucket, "/jobs/a/", storetest.S3Options(srv))
+		for _, s := range []store.Store{root, inner} {
 			if err := s.Put(ctx, "ARKSTATE", strings.NewReader("m"), 1); err != nil {
 				t.Fatal(err)
 			}
@@ -106,10 +80,10 @@ func TestS3Store_Get(t *testing.T) {
 		// in order while at most a few are fetched ahead.
 		ctx := context.Background()
 		srv := s3Server.Get(t)
-		opts := s3Opts(srv)
+		opts := storetest.S3Options(srv)
 		opts.Concurrency = 2
-		s := newS3(t, srv.NewBucket(t), "", opts)
-		data := make([]byte, 4*checkpoint.MinPartSize+17)
+		s := storetest.NewS3(t, srv.NewBucket(t), "", opts)
+		data := make([]byte, 4*store.MinPartSize+17)
 		for i := range data {
 			data[i] = byte(i * 7 / 5)
 		}
@@ -141,10 +115,10 @@ func TestS3Store_Get(t *testing.T) {
 	t.Run("ErrReplacedDuringRead", func(t *testing.T) {
 		ctx := context.Background()
 		srv := s3Server.Get(t)
-		opts := s3Opts(srv)
+		opts := storetest.S3Options(srv)
 		opts.Concurrency = 1
-		s := newS3(t, srv.NewBucket(t), "", opts)
-		data := bytes.Repeat([]byte("v1"), 3*checkpoint.MinPartSize/2)
+		s := storetest.NewS3(t, srv.NewBucket(t), "", opts)
+		data := bytes.Repeat([]byte("v1"), 3*store.MinPartSize/2)
 		if err := s.Put(ctx, "obj", bytes.NewReader(data), int64(len(data))); err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +131,7 @@ func TestS3Store_Get(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = obj.ReadAt(make([]byte, 10), 0)
-		if !errors.Is(err, checkpoint.ErrPreconditionFailed) {
+		if !errors.Is(err, store.ErrPreconditionFailed) {
 			t.Fatalf("ReadAt of a replaced object: %v; want ErrPreconditionFailed", err)
 		}
 	})
@@ -181,10 +155,10 @@ func TestNewS3(t *testing.T) {
 	ctx := context.Background()
 	t.Run("OKEndpointWithoutScheme", func(t *testing.T) {
 		srv := s3Server.Get(t)
-		opts := s3Opts(srv)
+		opts := storetest.S3Options(srv)
 		opts.Endpoint = strings.TrimPrefix(srv.Endpoint, "http://")
 		opts.DisableSSL = true
-		s := newS3(t, srv.NewBucket(t), "", opts)
+		s := storetest.NewS3(t, srv.NewBucket(t), "", opts)
 		if err := s.Put(ctx, "x", strings.NewReader("x"), 1); err != nil {
 			t.Fatal(err)
 		}
@@ -194,8 +168,8 @@ func TestNewS3(t *testing.T) {
 	})
 	t.Run("ErrNoSuchBucket", func(t *testing.T) {
 		srv := s3Server.Get(t)
-		_, err := checkpoint.NewS3(ctx, "no-such-bucket", "p", s3Opts(srv))
-		if !errors.Is(err, checkpoint.ErrConfig) || !strings.Contains(err.Error(), `"no-such-bucket"`) ||
+		_, err := store.NewS3(ctx, "no-such-bucket", "p", storetest.S3Options(srv))
+		if !errors.Is(err, store.ErrConfig) || !strings.Contains(err.Error(), `"no-such-bucket"`) ||
 			!strings.Contains(err.Error(), srv.Endpoint) || !strings.Contains(err.Error(), "does not exist") {
 			t.Fatalf("NewS3 with a missing bucket: %v; want ErrConfig naming bucket and endpoint", err)
 		}
@@ -204,10 +178,10 @@ func TestNewS3(t *testing.T) {
 	t.Run("ErrWrongSecret", func(t *testing.T) {
 		srv := s3Server.Get(t)
 		bucket := srv.NewBucket(t)
-		opts := s3Opts(srv)
+		opts := storetest.S3Options(srv)
 		opts.SecretAccessKey = "wrong-secret-0123456789abcdefghij"
-		_, err := checkpoint.NewS3(ctx, bucket, "", opts)
-		if !errors.Is(err, checkpoint.ErrConfig) || !strings.Contains(err.Error(), bucket) || !strings.Contains(err.Error(), "credentials") {
+		_, err := store.NewS3(ctx, bucket, "", opts)
+		if !errors.Is(err, store.ErrConfig) || !strings.Contains(err.Error(), bucket) || !strings.Contains(err.Error(), "credentials") {
 			t.Fatalf("NewS3 with a wrong secret: %v; want ErrConfig about credentials naming the bucket", err)
 		}
 		assertClean(t, err, opts.SecretAccessKey, srv.SecretKey)
@@ -215,10 +189,10 @@ func TestNewS3(t *testing.T) {
 	t.Run("ErrUnknownAccessKey", func(t *testing.T) {
 		srv := s3Server.Get(t)
 		bucket := srv.NewBucket(t)
-		opts := s3Opts(srv)
+		opts := storetest.S3Options(srv)
 		opts.AccessKeyID = "AKUNKNOWN"
-		_, err := checkpoint.NewS3(ctx, bucket, "", opts)
-		if !errors.Is(err, checkpoint.ErrConfig) || !strings.Contains(err.Error(), bucket) || !strings.Contains(err.Error(), "credentials") {
+		_, err := store.NewS3(ctx, bucket, "", opts)
+		if !errors.Is(err, store.ErrConfig) || !strings.Contains(err.Error(), bucket) || !strings.Contains(err.Error(), "credentials") {
 			t.Fatalf("NewS3 with an unknown key: %v; want ErrConfig about credentials naming the bucket", err)
 		}
 		assertClean(t, err, srv.SecretKey)
@@ -230,37 +204,37 @@ func TestNewS3(t *testing.T) {
 		}
 		addr := l.Addr().String()
 		l.Close() // nothing listens there now
-		opts := checkpoint.S3Options{
+		opts := store.S3Options{
 			Endpoint: "http://" + addr, PathStyle: true, Region: "us-east-1",
 			AccessKeyID: "AK", SecretAccessKey: "refused-secret-value",
 			MaxAttempts: 2, MaxBackoff: time.Millisecond,
 		}
-		_, err = checkpoint.NewS3(ctx, "bucket", "", opts)
-		if !errors.Is(err, checkpoint.ErrUnavailable) || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "refused") {
+		_, err = store.NewS3(ctx, "bucket", "", opts)
+		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "refused") {
 			t.Fatalf("NewS3 with nothing listening: %v; want ErrUnavailable naming %s", err, addr)
 		}
 		assertClean(t, err, opts.SecretAccessKey)
 	})
 	t.Run("ErrConfig", func(t *testing.T) {
-		base := checkpoint.S3Options{Endpoint: "http://127.0.0.1:1", AccessKeyID: "AK", SecretAccessKey: "cfg-secret-value"}
+		base := store.S3Options{Endpoint: "http://127.0.0.1:1", AccessKeyID: "AK", SecretAccessKey: "cfg-secret-value"}
 		for _, tc := range []struct {
 			name, bucket, prefix, want string
-			edit                       func(*checkpoint.S3Options)
+			edit                       func(*store.S3Options)
 		}{
-			{"endpoint credentials", "bucket", "", "must not contain credentials", func(o *checkpoint.S3Options) {
+			{"endpoint credentials", "bucket", "", "must not contain credentials", func(o *store.S3Options) {
 				o.Endpoint = "http://AK:cfg-secret-value@127.0.0.1:1"
 			}},
-			{"endpoint scheme", "bucket", "", "http(s)", func(o *checkpoint.S3Options) { o.Endpoint = "ftp://host" }},
-			{"part size", "bucket", "", "part size", func(o *checkpoint.S3Options) { o.PartSize = 1 << 20 }},
-			{"half credentials", "bucket", "", "both", func(o *checkpoint.S3Options) { o.AccessKeyID = "" }},
-			{"bucket name", "b", "", `"b"`, func(*checkpoint.S3Options) {}},
-			{"bucket characters", "bad/bucket", "", "character", func(*checkpoint.S3Options) {}},
-			{"prefix", "bucket", "a/../b", `".."`, func(*checkpoint.S3Options) {}},
+			{"endpoint scheme", "bucket", "", "http(s)", func(o *store.S3Options) { o.Endpoint = "ftp://host" }},
+			{"part size", "bucket", "", "part size", func(o *store.S3Options) { o.PartSize = 1 << 20 }},
+			{"half credentials", "bucket", "", "both", func(o *store.S3Options) { o.AccessKeyID = "" }},
+			{"bucket name", "b", "", `"b"`, func(*store.S3Options) {}},
+			{"bucket characters", "bad/bucket", "", "character", func(*store.S3Options) {}},
+			{"prefix", "bucket", "a/../b", `".."`, func(*store.S3Options) {}},
 		} {
 			opts := base
 			tc.edit(&opts)
-			_, err := checkpoint.NewS3(ctx, tc.bucket, tc.prefix, opts)
-			if !errors.Is(err, checkpoint.ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+			_, err := store.NewS3(ctx, tc.bucket, tc.prefix, opts)
+			if !errors.Is(err, store.ErrConfig) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%s: %v; want ErrConfig mentioning %q", tc.name, err, tc.want)
 				continue
 			}
@@ -268,7 +242,7 @@ func TestNewS3(t *testing.T) {
 		}
 	})
 	t.Run("OKOptionsNotPrinted", func(t *testing.T) {
-		opts := checkpoint.S3Options{AccessKeyID: "AK", SecretAccessKey: "printed-secret", SessionToken: "printed-token"}
+		opts := store.S3Options{AccessKeyID: "AK", SecretAccessKey: "printed-secret", SessionToken: "printed-token"}
 		for _, s := range []string{fmt.Sprint(opts), fmt.Sprintf("%+v", opts), fmt.Sprintf("%#v", opts), fmt.Sprintf("%v", &opts)} {
 			if strings.Contains(s, "printed-secret") || strings.Contains(s, "printed-token") {
 				t.Fatalf("formatted options %q contain a secret", s)
@@ -279,7 +253,7 @@ func TestNewS3(t *testing.T) {
 
 // faultStore returns a store whose requests pass through a fault proxy in
 // front of the real server.
-func faultStore(t *testing.T) (*checkpoint.S3Store, *faults.Proxy, *s3test.Server, string) {
+func faultStore(t *testing.T) (*store.S3Store, *faults.Proxy, *s3test.Server, string) {
 	t.Helper()
 	srv := s3Server.Get(t)
 	p, err := faults.New(srv.Endpoint)
@@ -288,16 +262,16 @@ func faultStore(t *testing.T) (*checkpoint.S3Store, *faults.Proxy, *s3test.Serve
 	}
 	t.Cleanup(p.Close)
 	bucket := srv.NewBucket(t)
-	opts := s3Opts(srv)
+	opts := storetest.S3Options(srv)
 	opts.Endpoint = p.URL
 	opts.MaxAttempts = 4
-	return newS3(t, bucket, "", opts), p, srv, bucket
+	return storetest.NewS3(t, bucket, "", opts), p, srv, bucket
 }
 
 func TestS3Store_Faults(t *testing.T) {
 	ctx := context.Background()
 	large := bytes.Repeat([]byte("0123456789"), storetest.LargeSize/10)
-	readAll := func(t *testing.T, s checkpoint.Store, name string) []byte {
+	readAll := func(t *testing.T, s store.Store, name string) []byte {
 		t.Helper()
 		rc, _, err := s.Get(ctx, name)
 		if err != nil {
@@ -319,7 +293,7 @@ func TestS3Store_Faults(t *testing.T) {
 					t.Fatalf("Put through two %v faults: %v", fault, err)
 				}
 				p.Add(faults.Rule{Method: http.MethodPut, Path: "/lease", Fault: fault, Times: 2})
-				if _, err := s.PutIf(ctx, "lease", strings.NewReader("me"), 2, checkpoint.Condition{IfNoneMatch: true}); err != nil {
+				if _, err := s.PutIf(ctx, "lease", strings.NewReader("me"), 2, store.Condition{IfNoneMatch: true}); err != nil {
 					t.Fatalf("PutIf through two %v faults: %v", fault, err)
 				}
 				p.Add(faults.Rule{Method: http.MethodGet, Path: "/put", Fault: fault, Times: 2})
@@ -329,8 +303,8 @@ func TestS3Store_Faults(t *testing.T) {
 				if p.Injected() != 6 {
 					t.Fatalf("%d faults injected; want 6", p.Injected())
 				}
-				_, err := s.PutIf(ctx, "lease", strings.NewReader("you"), 3, checkpoint.Condition{IfNoneMatch: true})
-				if !errors.Is(err, checkpoint.ErrPreconditionFailed) {
+				_, err := s.PutIf(ctx, "lease", strings.NewReader("you"), 3, store.Condition{IfNoneMatch: true})
+				if !errors.Is(err, store.ErrPreconditionFailed) {
 					t.Fatalf("second create-only: %v; want ErrPreconditionFailed", err)
 				}
 			})
@@ -411,14 +385,14 @@ func TestS3Store_Faults(t *testing.T) {
 				p.Add(faults.Rule{Fault: fault})
 				checks := map[string]error{}
 				checks["Put"] = s.Put(ctx, "x", strings.NewReader("x"), 1)
-				_, checks["PutIf"] = s.PutIf(ctx, "x", strings.NewReader("x"), 1, checkpoint.Condition{IfNoneMatch: true})
+				_, checks["PutIf"] = s.PutIf(ctx, "x", strings.NewReader("x"), 1, store.Condition{IfNoneMatch: true})
 				_, _, checks["Get"] = s.Get(ctx, "x")
 				_, checks["Stat"] = s.Stat(ctx, "x")
 				for _, err := range s.List(ctx, "") {
 					checks["List"] = err
 				}
 				for op, err := range checks {
-					if !errors.Is(err, checkpoint.ErrUnavailable) || errors.Is(err, checkpoint.ErrNotExist) {
+					if !errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrNotExist) {
 						t.Fatalf("%s under permanent %v: %v; want ErrUnavailable", op, fault, err)
 					}
 					if !strings.Contains(err.Error(), p.URL) {
@@ -437,7 +411,7 @@ func TestS3Store_Faults(t *testing.T) {
 		s, p, srv, bucket := faultStore(t)
 		p.Add(faults.Rule{Method: http.MethodPut, Query: "partNumber", Fault: faults.InternalError})
 		err := s.Put(ctx, "big", bytes.NewReader(large), int64(len(large)))
-		if !errors.Is(err, checkpoint.ErrUnavailable) {
+		if !errors.Is(err, store.ErrUnavailable) {
 			t.Fatalf("multipart Put with failing parts: %v; want ErrUnavailable", err)
 		}
 		p.Clear()
@@ -448,7 +422,7 @@ func TestS3Store_Faults(t *testing.T) {
 		if len(out.Uploads) != 0 {
 			t.Fatalf("%d multipart uploads left behind; want them aborted", len(out.Uploads))
 		}
-		if _, err := s.Stat(ctx, "big"); !errors.Is(err, checkpoint.ErrNotExist) {
+		if _, err := s.Stat(ctx, "big"); !errors.Is(err, store.ErrNotExist) {
 			t.Fatalf("Stat after failed upload: %v; want ErrNotExist", err)
 		}
 	})
@@ -465,9 +439,9 @@ func BenchmarkS3Put(b *testing.B) {
 	ctx := context.Background()
 
 	b.Run("store-multipart", func(b *testing.B) {
-		opts := s3Opts(srv)
+		opts := storetest.S3Options(srv)
 		opts.PartSize, opts.MultipartThreshold, opts.Concurrency = part, part, conc
-		s := newS3(b, bucket, "bench", opts)
+		s := storetest.NewS3(b, bucket, "bench", opts)
 		b.SetBytes(total)
 		for b.Loop() {
 			if err := s.Put(ctx, "obj", bytes.NewReader(data), total); err != nil {

@@ -1,4 +1,4 @@
-package checkpoint_test
+package store_test
 
 import (
 	"context"
@@ -14,23 +14,13 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/arkstate/arkstate/pkg/checkpoint"
-	"github.com/arkstate/arkstate/pkg/checkpoint/storetest"
+	"github.com/arkstate/arkstate/pkg/store"
+	"github.com/arkstate/arkstate/pkg/store/storetest"
 )
 
-func newDir(t *testing.T, root string) *checkpoint.DirStore {
-	t.Helper()
-	s, err := checkpoint.NewDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 func TestDirStore(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) checkpoint.Store {
-		return newDir(t, filepath.Join(t.TempDir(), "store"))
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return storetest.NewDir(t, filepath.Join(t.TempDir(), "store"))
 	})
 }
 
@@ -41,7 +31,7 @@ func TestDirStore_Put(t *testing.T) {
 		// store with ls, and nothing is written outside the root.
 		parent := t.TempDir()
 		root := filepath.Join(parent, "store")
-		s := newDir(t, root)
+		s := storetest.NewDir(t, root)
 		put := func(name, content string) {
 			if err := s.Put(ctx, name, strings.NewReader(content), int64(len(content))); err != nil {
 				t.Fatal(err)
@@ -74,7 +64,7 @@ func TestDirStore_Put(t *testing.T) {
 	})
 	t.Run("OKStaleTempHidden", func(t *testing.T) {
 		root := t.TempDir()
-		s := newDir(t, root)
+		s := storetest.NewDir(t, root)
 		if err := s.Put(ctx, "x/obj", strings.NewReader("x"), 1); err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +84,7 @@ func TestDirStore_Put(t *testing.T) {
 		}
 	})
 	t.Run("ErrNameIsDirectory", func(t *testing.T) {
-		s := newDir(t, t.TempDir())
+		s := storetest.NewDir(t, t.TempDir())
 		if err := s.Put(ctx, "a/b", strings.NewReader("x"), 1); err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +92,7 @@ func TestDirStore_Put(t *testing.T) {
 		if err == nil {
 			t.Fatal(`Put "a" over the directory of "a/b" succeeded`)
 		}
-		if !errors.Is(err, checkpoint.ErrUnavailable) || !strings.Contains(err.Error(), `"a"`) {
+		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), `"a"`) {
 			t.Fatalf("error = %v; want an I/O error naming the object", err)
 		}
 	})
@@ -110,7 +100,7 @@ func TestDirStore_Put(t *testing.T) {
 
 func TestDirStore_Stat(t *testing.T) {
 	t.Run("OKETagIsSHA256", func(t *testing.T) {
-		s := newDir(t, t.TempDir())
+		s := storetest.NewDir(t, t.TempDir())
 		content := "content-addressed"
 		if err := s.Put(context.Background(), "o", strings.NewReader(content), int64(len(content))); err != nil {
 			t.Fatal(err)
@@ -132,7 +122,7 @@ func TestDirStore_PutIf(t *testing.T) {
 		// file lock and link(2) keep their conditional writes exclusive.
 		ctx := context.Background()
 		root := t.TempDir()
-		stores := []*checkpoint.DirStore{newDir(t, root), newDir(t, root)}
+		stores := []*store.DirStore{storetest.NewDir(t, root), storetest.NewDir(t, root)}
 		for round := range 5 {
 			name := "leases/l" + strconv.Itoa(round)
 			var wg sync.WaitGroup
@@ -142,13 +132,13 @@ func TestDirStore_PutIf(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_, err := stores[i%2].PutIf(ctx, name, strings.NewReader("x"), 1, checkpoint.Condition{IfNoneMatch: true})
+					_, err := stores[i%2].PutIf(ctx, name, strings.NewReader("x"), 1, store.Condition{IfNoneMatch: true})
 					switch {
 					case err == nil:
 						mu.Lock()
 						wins++
 						mu.Unlock()
-					case !errors.Is(err, checkpoint.ErrPreconditionFailed):
+					case !errors.Is(err, store.ErrPreconditionFailed):
 						t.Error(err)
 					}
 				}()
@@ -159,7 +149,7 @@ func TestDirStore_PutIf(t *testing.T) {
 			}
 		}
 		// Compare-and-swap across the two instances loses no update.
-		if _, err := stores[0].PutIf(ctx, "n", strings.NewReader("0"), 1, checkpoint.Condition{}); err != nil {
+		if _, err := stores[0].PutIf(ctx, "n", strings.NewReader("0"), 1, store.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 		var wg sync.WaitGroup
@@ -177,10 +167,10 @@ func TestDirStore_PutIf(t *testing.T) {
 					b, _ := os.ReadFile(filepath.Join(root, "n"))
 					n, _ := strconv.Atoi(string(b))
 					next := strconv.Itoa(n + 1)
-					_, err = s.PutIf(ctx, "n", strings.NewReader(next), int64(len(next)), checkpoint.Condition{IfMatch: info.ETag})
+					_, err = s.PutIf(ctx, "n", strings.NewReader(next), int64(len(next)), store.Condition{IfMatch: info.ETag})
 					if err == nil {
 						done++
-					} else if !errors.Is(err, checkpoint.ErrPreconditionFailed) {
+					} else if !errors.Is(err, store.ErrPreconditionFailed) {
 						t.Error(err)
 						return
 					}
@@ -197,7 +187,7 @@ func TestDirStore_PutIf(t *testing.T) {
 func TestNewDir(t *testing.T) {
 	t.Run("OKCreatesRoot", func(t *testing.T) {
 		root := filepath.Join(t.TempDir(), "a", "b")
-		s := newDir(t, root)
+		s := storetest.NewDir(t, root)
 		if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
 			t.Fatalf("root not created: %v", err)
 		}
@@ -210,8 +200,8 @@ func TestNewDir(t *testing.T) {
 		if err := os.WriteFile(file, nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, err := checkpoint.NewDir(file)
-		if !errors.Is(err, checkpoint.ErrConfig) || !strings.Contains(err.Error(), "file") {
+		_, err := store.NewDir(file)
+		if !errors.Is(err, store.ErrConfig) || !strings.Contains(err.Error(), "file") {
 			t.Fatalf("NewDir on a file: %v; want ErrConfig naming it", err)
 		}
 	})
@@ -221,7 +211,7 @@ func TestDirStore_Delete(t *testing.T) {
 	t.Run("OKPrunesEmptyDirs", func(t *testing.T) {
 		ctx := context.Background()
 		root := t.TempDir()
-		s := newDir(t, root)
+		s := storetest.NewDir(t, root)
 		for _, name := range []string{"checkpoints/chk-1/MANIFEST", "checkpoints/chk-2/MANIFEST"} {
 			if err := s.Put(ctx, name, strings.NewReader("m"), 1); err != nil {
 				t.Fatal(err)
