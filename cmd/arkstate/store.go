@@ -63,22 +63,21 @@ func (f *storeFlags) options(cmd *cobra.Command) (store.OpenOptions, error) {
 	if err := config.ApplyEnv(c, env); err != nil {
 		return store.OpenOptions{}, &usageError{err}
 	}
-	fromEnv := c.State.S3Config
-	o := store.S3Options{Endpoint: fromEnv.Endpoint, Region: fromEnv.Region, PathStyle: fromEnv.PathStyle,
-		DisableSSL: fromEnv.UseSSL != nil && !*fromEnv.UseSSL}
+	conn := c.State.S3Config.S3Connection
 	if f.endpoint != "" {
-		o.Endpoint = f.endpoint
+		conn.Endpoint = f.endpoint
 	}
 	if f.region != "" {
-		o.Region = f.region
+		conn.Region = f.region
 	}
 	if cmd.Flags().Changed("s3-path-style") {
-		o.PathStyle = f.pathStyle
+		conn.PathStyle = f.pathStyle
 	}
 	if cmd.Flags().Changed("s3-no-ssl") {
-		o.DisableSSL = f.noSSL
+		useSSL := !f.noSSL
+		conn.UseSSL = &useSSL
 	}
-	return store.OpenOptions{S3: o}, nil
+	return store.OpenOptions{S3: conn.Options()}, nil
 }
 
 // openStore opens the store at address, as the local side of a hybrid

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/arkstate/arkstate/pkg/pipeline/config"
-	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // BuildSpec turns one configured stream into a runnable Spec. stdin and
@@ -59,7 +58,7 @@ func BuildSpec(ctx context.Context, cfg *config.Config, s config.StreamConfig, s
 	case config.OutputS3:
 		c := s.Output.S3
 		out, err := NewS3Output(ctx, S3OutputOptions{Bucket: c.Bucket, Prefix: c.Prefix,
-			S3Options:   store.S3Options{Endpoint: c.Endpoint, Region: c.Region, PathStyle: c.PathStyle},
+			S3Options:   c.Options(),
 			AtLeastOnce: !exactlyOnce})
 		if err != nil {
 			return Spec{}, errf("%v", err)

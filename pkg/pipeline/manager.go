@@ -76,15 +76,8 @@ func StoreAddress(cfg config.EnhancedStateConfig, jobID string) (string, store.O
 		if s3 == nil {
 			return "", fmt.Errorf("state: backend_type %s needs s3_config", cfg.BackendType)
 		}
-		opts.S3 = store.S3Options{
-			Endpoint:        s3.EndpointURL(),
-			Region:          s3.Region,
-			PathStyle:       s3.PathStyle,
-			DisableSSL:      !s3.UsesSSL(),
-			AccessKeyID:     s3.AccessKeyID.Reveal(),
-			SecretAccessKey: s3.SecretAccessKey.Reveal(),
-			Concurrency:     cfg.Performance.MaxConcurrentUploads,
-		}
+		opts.S3 = s3.Options()
+		opts.S3.Concurrency = cfg.Performance.MaxConcurrentUploads
 		u := url.URL{Scheme: "s3", Host: s3.Bucket}
 		if p := strings.Trim(s3.Prefix, "/"); p != "" {
 			u.Path = "/" + p

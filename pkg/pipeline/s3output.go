@@ -61,12 +61,7 @@ type S3OutputOptions struct {
 
 // String describes the options without the secret key or session token.
 func (o S3OutputOptions) String() string {
-	creds := "default chain"
-	if o.AccessKeyID != "" || o.SecretAccessKey != "" {
-		creds = "static keys"
-	}
-	return fmt.Sprintf("bucket=%q prefix=%q endpoint=%q region=%q path_style=%t disable_ssl=%t part_size=%d credentials=%s",
-		o.Bucket, o.Prefix, o.Endpoint, o.Region, o.PathStyle, o.DisableSSL, o.PartSize, creds)
+	return fmt.Sprintf("bucket=%q prefix=%q part_size=%d %s", o.Bucket, o.Prefix, o.PartSize, o.S3Options)
 }
 
 // GoString is String, for %#v.

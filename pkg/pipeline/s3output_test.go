@@ -529,7 +529,7 @@ func TestNewS3Output(t *testing.T) {
 			{"small parts", "part size", func(o *S3OutputOptions) { o.PartSize = 1 << 20 }},
 			{"prefix", `".."`, func(o *S3OutputOptions) { o.Prefix = "a/../b" }},
 			{"half credentials", "both", func(o *S3OutputOptions) { o.AccessKeyID = "" }},
-			{"endpoint", "http(s)", func(o *S3OutputOptions) { o.Endpoint = "ftp://host" }},
+			{"endpoint", "is not http or https", func(o *S3OutputOptions) { o.Endpoint = "ftp://host" }},
 		} {
 			opts := base
 			tc.edit(&opts)

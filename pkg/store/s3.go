@@ -141,36 +141,35 @@ func NewS3(ctx context.Context, bucket, prefix string, opts S3Options) (*S3Store
 		}
 		prefix += "/"
 	}
-	endpoint, err := normalizeEndpoint(opts.Endpoint, opts.DisableSSL)
+	// The client checks the endpoint, the credentials and the retry
+	// options; the store checks only what is its own.
+	client, err := NewS3Client(ctx, opts)
 	if err != nil {
 		return nil, configErr(err)
 	}
-	if endpoint != "" {
-		loc += " (endpoint " + endpoint + ")"
+	if client.Endpoint != "" {
+		loc += " (endpoint " + client.Endpoint + ")"
 	}
 	s := &S3Store{
 		bucket:      bucket,
 		prefix:      prefix,
-		endpoint:    endpoint,
+		endpoint:    client.Endpoint,
 		location:    loc,
 		partSize:    cmp.Or(opts.PartSize, defaultPartSize),
 		threshold:   cmp.Or(opts.MultipartThreshold, defaultThreshold),
 		concurrency: cmp.Or(opts.Concurrency, defaultConcurrency),
 		maxAttempts: cmp.Or(opts.MaxAttempts, defaultMaxAttempts),
+		client:      client.Client,
+		transport:   client.transport,
 	}
-	switch {
-	case s.partSize < MinPartSize:
+	if s.partSize < MinPartSize {
+		client.Close()
 		return nil, configErr(fmt.Errorf("part size %d is below the S3 minimum %d", s.partSize, MinPartSize))
-	case s.threshold < 1 || s.concurrency < 1 || s.maxAttempts < 1 || opts.MaxBackoff < 0:
-		return nil, configErr(errors.New("multipart threshold, concurrency, max attempts and max backoff must be positive"))
-	case (opts.AccessKeyID == "") != (opts.SecretAccessKey == ""):
-		return nil, configErr(errors.New("static credentials need both an access key id and a secret access key"))
 	}
-	client, err := NewS3Client(ctx, opts)
-	if err != nil {
-		return nil, configErr(err)
+	if s.threshold < 1 {
+		client.Close()
+		return nil, configErr(errors.New("multipart threshold must be positive"))
 	}
-	s.client, s.transport = client.Client, client.transport
 
 	// A one-key listing rather than HeadBucket: its error document names
 	// the problem (NoSuchBucket, InvalidAccessKeyId, SignatureDoesNotMatch),
@@ -199,9 +198,13 @@ func checkBucketName(bucket string) error {
 	return nil
 }
 
-// normalizeEndpoint gives an endpoint a scheme and refuses one that carries
-// credentials, without repeating them.
-func normalizeEndpoint(endpoint string, disableSSL bool) (string, error) {
+// NormalizeEndpoint returns endpoint as a URL with a scheme (https, or http
+// with disableSSL, for an endpoint given as host:port) and no trailing
+// slash, or "" for AWS. It refuses, with an *EndpointError, an endpoint that
+// is not http(s)://host[:port] or that carries credentials, without
+// repeating them. It is the one place an endpoint's scheme is worked out:
+// stores, clients and the configuration's checks all call it.
+func NormalizeEndpoint(endpoint string, disableSSL bool) (string, error) {
 	if endpoint == "" {
 		return "", nil
 	}
@@ -213,17 +216,34 @@ func normalizeEndpoint(endpoint string, disableSSL bool) (string, error) {
 		endpoint = scheme + endpoint
 	}
 	u, err := url.Parse(endpoint)
-	if err != nil {
+	switch {
+	case err != nil:
 		// url.Parse quotes its input, which could hold credentials.
-		return "", errors.New("S3 endpoint is not a valid URL")
-	}
-	if u.User != nil {
-		return "", fmt.Errorf("S3 endpoint %s must not contain credentials: pass them as options", u.Host)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return "", fmt.Errorf("S3 endpoint %q must be http(s)://host[:port]", u.Redacted())
+		return "", &EndpointError{Problem: "is not a valid URL"}
+	case u.User != nil:
+		return "", &EndpointError{Problem: "must not contain credentials", Credentials: true}
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", &EndpointError{Problem: fmt.Sprintf("scheme %q is not http or https", u.Scheme)}
+	case u.Host == "":
+		return "", &EndpointError{Problem: "has no host"}
 	}
 	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+// EndpointError says why an S3 endpoint is refused.
+type EndpointError struct {
+	// Problem completes "S3 endpoint ...", e.g. `has no host`.
+	Problem string
+	// Credentials is set when the endpoint carried credentials, which
+	// belong in the options (or the configuration's key fields) instead.
+	Credentials bool
+}
+
+func (e *EndpointError) Error() string {
+	if e.Credentials {
+		return "S3 endpoint " + e.Problem + ": pass the access key id and secret access key as options"
+	}
+	return "S3 endpoint " + e.Problem
 }
 
 // Location returns "s3://bucket/prefix", followed by the endpoint when it is

@@ -224,7 +224,7 @@ func TestNewS3(t *testing.T) {
 			{"endpoint credentials", "bucket", "", "must not contain credentials", func(o *store.S3Options) {
 				o.Endpoint = "http://AK:cfg-secret-value@127.0.0.1:1"
 			}},
-			{"endpoint scheme", "bucket", "", "http(s)", func(o *store.S3Options) { o.Endpoint = "ftp://host" }},
+			{"endpoint scheme", "bucket", "", "is not http or https", func(o *store.S3Options) { o.Endpoint = "ftp://host" }},
 			{"part size", "bucket", "", "part size", func(o *store.S3Options) { o.PartSize = 1 << 20 }},
 			{"half credentials", "bucket", "", "both", func(o *store.S3Options) { o.AccessKeyID = "" }},
 			{"bucket name", "b", "", `"b"`, func(*store.S3Options) {}},

@@ -43,7 +43,7 @@ func (c *S3Client) Close() { c.transport.CloseIdleConnections() }
 //
 // Errors wrap ErrConfig and never contain the secret key.
 func NewS3Client(ctx context.Context, opts S3Options) (*S3Client, error) {
-	endpoint, err := normalizeEndpoint(opts.Endpoint, opts.DisableSSL)
+	endpoint, err := NormalizeEndpoint(opts.Endpoint, opts.DisableSSL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}

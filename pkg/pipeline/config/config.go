@@ -4,10 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 
+	"github.com/arkstate/arkstate/pkg/store"
 	"github.com/goccy/go-yaml"
 )
 
@@ -338,14 +338,12 @@ type FileOutputConfig struct {
 }
 
 // S3OutputConfig writes committed objects under Prefix in Bucket through
-// multipart uploads completed when their checkpoint completes. Credentials
-// come from the standard AWS chain.
+// multipart uploads completed when their checkpoint completes. It reaches
+// S3 as the state backend does, with the same keys.
 type S3OutputConfig struct {
-	Bucket    string `yaml:"bucket"`
-	Prefix    string `yaml:"prefix"`
-	Endpoint  string `yaml:"endpoint"`
-	Region    string `yaml:"region"`
-	PathStyle bool   `yaml:"path_style"`
+	Bucket       string `yaml:"bucket"`
+	Prefix       string `yaml:"prefix"`
+	S3Connection `yaml:",inline"`
 }
 
 // StateBackendType selects where keyed state lives and checkpoints go.
@@ -405,7 +403,14 @@ type EnhancedStateConfig struct {
 type S3StateBackendConfig struct {
 	Bucket string `yaml:"bucket"`
 	// Prefix is prepended to every object name.
-	Prefix string `yaml:"prefix"`
+	Prefix       string `yaml:"prefix"`
+	S3Connection `yaml:",inline"`
+}
+
+// S3Connection is how arkstate reaches S3, the same wherever it does: the
+// state backend's s3_config and the s3 output embed it, so both take the
+// same keys, and Options turns it into the store's options in one way.
+type S3Connection struct {
 	// Region signs requests; empty takes it from the AWS configuration.
 	Region string `yaml:"region"`
 	// Endpoint is an S3-compatible server, "http://host:port" or
@@ -415,12 +420,26 @@ type S3StateBackendConfig struct {
 	// servers need.
 	PathStyle bool `yaml:"path_style"`
 	// UseSSL selects https for an Endpoint without a scheme; nil means true,
-	// as in ArkFlow's state-management document. Use UsesSSL to read it.
+	// as in ArkFlow's state-management document.
 	UseSSL *bool `yaml:"use_ssl,omitempty"`
 	// AccessKeyID and SecretAccessKey replace the AWS credential chain when
 	// set. They are never printed.
 	AccessKeyID     Secret `yaml:"access_key_id,omitempty"`
 	SecretAccessKey Secret `yaml:"secret_access_key,omitempty"`
+}
+
+// Options returns the store options c names. The endpoint goes as written:
+// store.NormalizeEndpoint, the one place that works out a scheme, adds
+// https or (use_ssl: false) http to an endpoint without one.
+func (c S3Connection) Options() store.S3Options {
+	return store.S3Options{
+		Endpoint:        c.Endpoint,
+		Region:          c.Region,
+		PathStyle:       c.PathStyle,
+		DisableSSL:      c.UseSSL != nil && !*c.UseSSL,
+		AccessKeyID:     c.AccessKeyID.Reveal(),
+		SecretAccessKey: c.SecretAccessKey.Reveal(),
+	}
 }
 
 // PerformanceConfig is the performance block of ArkFlow's state-management document. Every field is parsed
@@ -491,27 +510,6 @@ func DefaultJobID(streamIDs []string) string {
 	}
 	sum := sha256.Sum256([]byte(id))
 	return id[:maxJobIDLen-17] + "-" + hex.EncodeToString(sum[:8])
-}
-
-// UsesSSL reports whether the state backend talks https to Endpoint: the
-// scheme of Endpoint when it has one, else UseSSL, else true.
-func (s *S3StateBackendConfig) UsesSSL() bool {
-	if scheme, _, ok := strings.Cut(s.Endpoint, "://"); ok {
-		return strings.EqualFold(scheme, "https")
-	}
-	return s.UseSSL == nil || *s.UseSSL
-}
-
-// EndpointURL returns Endpoint with the scheme UsesSSL implies, or "" for
-// AWS.
-func (s *S3StateBackendConfig) EndpointURL() string {
-	if s.Endpoint == "" || strings.Contains(s.Endpoint, "://") {
-		return s.Endpoint
-	}
-	if s.UsesSSL() {
-		return "https://" + s.Endpoint
-	}
-	return "http://" + s.Endpoint
 }
 
 // String renders the configuration as YAML with every default filled in and
@@ -650,25 +648,4 @@ func (c OutputConfig) MarshalYAML() (any, error) {
 		}{typ{c.Type}, c.S3}, nil
 	}
 	return typ{c.Type}, nil
-}
-
-// validEndpoint reports why endpoint is not a usable S3 endpoint, or "".
-func validEndpoint(endpoint string) string {
-	raw := endpoint
-	if !strings.Contains(raw, "://") {
-		raw = "https://" + raw
-	}
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		// The parse error quotes the URL, which may hold credentials.
-		return "is not a valid URL"
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Sprintf("scheme %q is not http or https", u.Scheme)
-	case u.Host == "":
-		return "has no host"
-	case u.User != nil:
-		return "must not carry credentials; use access_key_id and secret_access_key"
-	}
-	return ""
 }

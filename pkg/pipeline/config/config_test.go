@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the golden files in testdata/pipelines")
@@ -77,7 +79,7 @@ func TestParse_Example(t *testing.T) {
 		}
 		s3 := st.S3Config
 		if s3 == nil || s3.Bucket != "b" || s3.Prefix != "p" || s3.Region != "us-east-1" ||
-			s3.Endpoint != "http://127.0.0.1:7070" || !s3.PathStyle || s3.UseSSL == nil || *s3.UseSSL || s3.UsesSSL() {
+			s3.Endpoint != "http://127.0.0.1:7070" || !s3.PathStyle || s3.UseSSL == nil || *s3.UseSSL || !s3.Options().DisableSSL {
 			t.Errorf("s3_config = %+v", s3)
 		}
 		if st.Performance != DefaultPerformance() {
@@ -423,24 +425,28 @@ func TestDefaultJobID(t *testing.T) {
 	})
 }
 
-func TestS3StateBackendConfig_EndpointURL(t *testing.T) {
+// The endpoint a connection reaches: its scheme, else use_ssl, else https.
+func TestS3Connection_Options(t *testing.T) {
 	f, tr := false, true
 	for _, tc := range []struct {
 		endpoint string
 		useSSL   *bool
 		want     string
-		ssl      bool
 	}{
-		{"", nil, "", true},
-		{"127.0.0.1:7070", nil, "https://127.0.0.1:7070", true},
-		{"127.0.0.1:7070", &f, "http://127.0.0.1:7070", false},
-		{"127.0.0.1:7070", &tr, "https://127.0.0.1:7070", true},
-		{"http://127.0.0.1:7070", nil, "http://127.0.0.1:7070", false},
-		{"HTTPS://s3.example.com", nil, "HTTPS://s3.example.com", true},
+		{"", nil, ""},
+		{"127.0.0.1:7070", nil, "https://127.0.0.1:7070"},
+		{"127.0.0.1:7070", &f, "http://127.0.0.1:7070"},
+		{"127.0.0.1:7070", &tr, "https://127.0.0.1:7070"},
+		{"http://127.0.0.1:7070", nil, "http://127.0.0.1:7070"},
+		{"HTTPS://s3.example.com/", nil, "https://s3.example.com"},
 	} {
-		s := &S3StateBackendConfig{Endpoint: tc.endpoint, UseSSL: tc.useSSL}
-		if got := s.EndpointURL(); got != tc.want || s.UsesSSL() != tc.ssl {
-			t.Errorf("%q use_ssl %v: EndpointURL %q UsesSSL %t, want %q %t", tc.endpoint, tc.useSSL, got, s.UsesSSL(), tc.want, tc.ssl)
+		o := S3Connection{Endpoint: tc.endpoint, UseSSL: tc.useSSL, AccessKeyID: "AK", SecretAccessKey: "SK"}.Options()
+		got, err := store.NormalizeEndpoint(o.Endpoint, o.DisableSSL)
+		if err != nil || got != tc.want {
+			t.Errorf("%q use_ssl %v: endpoint %q, %v; want %q", tc.endpoint, tc.useSSL, got, err, tc.want)
+		}
+		if o.AccessKeyID != "AK" || o.SecretAccessKey != "SK" {
+			t.Errorf("Options() lost the keys: %v", o)
 		}
 	}
 }

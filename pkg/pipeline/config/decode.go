@@ -864,13 +864,10 @@ func (d *decoder) decodeOutput(n ast.Node, path string, out *OutputConfig) {
 		default:
 			s := &S3OutputConfig{}
 			out.S3 = s
-			return []field{
+			return append([]field{
 				{"bucket", d.setString(&s.Bucket)},
 				{"prefix", d.setString(&s.Prefix)},
-				{"endpoint", d.setString(&s.Endpoint)},
-				{"region", d.setString(&s.Region)},
-				{"path_style", d.setBool(&s.PathStyle)},
-			}
+			}, d.s3ConnectionFields(&s.S3Connection)...)
 		}
 	})
 	out.Type = OutputType(typ)
@@ -893,16 +890,10 @@ func (d *decoder) decodeState(n ast.Node, path string, s *EnhancedStateConfig) {
 			}
 			c := &S3StateBackendConfig{}
 			s.S3Config = c
-			d.object(n, path, []field{
+			d.object(n, path, append([]field{
 				{"bucket", d.setString(&c.Bucket)},
 				{"prefix", d.setString(&c.Prefix)},
-				{"region", d.setString(&c.Region)},
-				{"endpoint", d.setString(&c.Endpoint)},
-				{"path_style", d.setBool(&c.PathStyle)},
-				{"use_ssl", d.setBoolPtr(&c.UseSSL)},
-				{"access_key_id", d.setSecret(&c.AccessKeyID)},
-				{"secret_access_key", d.setSecret(&c.SecretAccessKey)},
-			})
+			}, d.s3ConnectionFields(&c.S3Connection)...))
 		}},
 		{"performance", func(n ast.Node, path string) {
 			p := &s.Performance
@@ -916,6 +907,19 @@ func (d *decoder) decodeState(n ast.Node, path string, s *EnhancedStateConfig) {
 			})
 		}},
 	})
+}
+
+// s3ConnectionFields are the keys of an S3Connection, wherever one is
+// embedded.
+func (d *decoder) s3ConnectionFields(c *S3Connection) []field {
+	return []field{
+		{"region", d.setString(&c.Region)},
+		{"endpoint", d.setString(&c.Endpoint)},
+		{"path_style", d.setBool(&c.PathStyle)},
+		{"use_ssl", d.setBoolPtr(&c.UseSSL)},
+		{"access_key_id", d.setSecret(&c.AccessKeyID)},
+		{"secret_access_key", d.setSecret(&c.SecretAccessKey)},
+	}
 }
 
 func names[T ~string](values []T) []string {

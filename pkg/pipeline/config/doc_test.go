@@ -24,7 +24,7 @@ func TestConfigDoc(t *testing.T) {
 	types := []any{Config{}, StreamConfig{}, PipelineConfig{}, FileInputConfig{}, StdinInputConfig{},
 		GenerateInputConfig{}, SplitProcessorConfig{}, CountProcessorConfig{}, FilterProcessorConfig{},
 		MapProcessorConfig{}, DedupeProcessorConfig{}, WindowProcessorConfig{}, FileOutputConfig{},
-		S3OutputConfig{}, EnhancedStateConfig{}, S3StateBackendConfig{}, PerformanceConfig{}}
+		S3OutputConfig{}, EnhancedStateConfig{}, S3StateBackendConfig{}, S3Connection{}, PerformanceConfig{}}
 	for _, v := range types {
 		typ := reflect.TypeOf(v)
 		for i := range typ.NumField() {

@@ -55,14 +55,14 @@ func TestApplyEnv(t *testing.T) {
 		want := EnhancedStateConfig{
 			Enabled: true, BackendType: StateBackendHybrid, Path: "rel/state", CheckpointIntervalMS: 1500,
 			RetainedCheckpoints: 9, LeaseTTLMS: 4000, ExactlyOnce: true, KeyGroups: 512, JobID: "job-7",
-			S3Config: &S3StateBackendConfig{Bucket: "bkt", Prefix: "pre/fix", Region: "eu-central-1",
-				Endpoint: "localhost:9000", PathStyle: true, UseSSL: &no, AccessKeyID: "AKID", SecretAccessKey: "SECRET"},
+			S3Config: &S3StateBackendConfig{Bucket: "bkt", Prefix: "pre/fix", S3Connection: S3Connection{Region: "eu-central-1",
+				Endpoint: "localhost:9000", PathStyle: true, UseSSL: &no, AccessKeyID: "AKID", SecretAccessKey: "SECRET"}},
 			Performance: PerformanceConfig{BatchSizeBytes: 1024, CompressionLevel: 7, MaxConcurrentUploads: 12},
 		}
 		got := c.State
 		if *got.S3Config.UseSSL != *want.S3Config.UseSSL || *got.S3Config != (S3StateBackendConfig{
-			Bucket: "bkt", Prefix: "pre/fix", Region: "eu-central-1", Endpoint: "localhost:9000", PathStyle: true,
-			UseSSL: got.S3Config.UseSSL, AccessKeyID: "AKID", SecretAccessKey: "SECRET"}) {
+			Bucket: "bkt", Prefix: "pre/fix", S3Connection: S3Connection{Region: "eu-central-1", Endpoint: "localhost:9000", PathStyle: true,
+				UseSSL: got.S3Config.UseSSL, AccessKeyID: "AKID", SecretAccessKey: "SECRET"}}) {
 			t.Errorf("s3_config = %+v", *got.S3Config)
 		}
 		got.S3Config, want.S3Config = nil, nil

@@ -1,11 +1,14 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 	"unicode"
+
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // Validate checks the whole configuration and returns an Errors list of
@@ -16,7 +19,8 @@ import (
 //   - with state.enabled, backend local needs state.path, s3 needs
 //     state.s3_config.bucket, and hybrid needs both;
 //   - state.exactly_once needs state.enabled;
-//   - an endpoint with a scheme must agree with an explicit use_ssl;
+//   - an endpoint with a scheme must agree with an explicit use_ssl
+//     (state.s3_config and every s3 output);
 //   - every stream's thread_num is at most state.key_groups;
 //   - state.job_id is set (Parse derives it; a Config built in Go needs it).
 //
@@ -115,7 +119,7 @@ func (c *Config) check(crossField bool) *errorList {
 		for j := range s.Pipeline.Processors {
 			k.checkProcessor(fmt.Sprintf("%s.pipeline.processors[%d]", path, j), &s.Pipeline.Processors[j])
 		}
-		k.checkOutput(path+".output", &s.Output)
+		k.checkOutput(path+".output", &s.Output, crossField)
 		if crossField {
 			k.checkDelivery(path, s, &c.State)
 		}
@@ -283,7 +287,7 @@ func (k *checker) checkWindow(path string, w *WindowProcessorConfig) {
 	}
 }
 
-func (k *checker) checkOutput(path string, out *OutputConfig) {
+func (k *checker) checkOutput(path string, out *OutputConfig, crossField bool) {
 	if out.Type == "" && out.Stdout == nil && out.File == nil && out.S3 == nil {
 		k.fail(path, ErrRequired, "required")
 		return
@@ -303,7 +307,7 @@ func (k *checker) checkOutput(path string, out *OutputConfig) {
 			if k.required(path+".bucket", s.Bucket) {
 				k.checkBucket(path+".bucket", s.Bucket)
 			}
-			k.checkEndpoint(path+".endpoint", s.Endpoint)
+			k.checkS3Connection(path, &s.S3Connection, crossField)
 		}
 	}
 }
@@ -314,12 +318,28 @@ func (k *checker) checkBucket(path, bucket string) {
 	}
 }
 
-func (k *checker) checkEndpoint(path, endpoint string) {
-	if endpoint == "" {
+// checkS3Connection checks an S3Connection embedded at path: the endpoint
+// as the store will read it and, between fields, that use_ssl does not
+// contradict the endpoint's scheme. (Keys without their pair are refused by
+// the store when it opens.)
+func (k *checker) checkS3Connection(path string, c *S3Connection, crossField bool) {
+	if c.Endpoint != "" {
+		var bad *store.EndpointError
+		if _, err := store.NormalizeEndpoint(c.Endpoint, false); errors.As(err, &bad) {
+			if bad.Credentials {
+				k.fail(path+".endpoint", ErrBadValue, "must not carry credentials; use access_key_id and secret_access_key")
+			} else {
+				k.fail(path+".endpoint", ErrBadValue, "%s", bad.Problem)
+			}
+		}
+	}
+	if !crossField {
 		return
 	}
-	if why := validEndpoint(endpoint); why != "" {
-		k.fail(path, ErrBadValue, "%s", why)
+	if c.UseSSL != nil {
+		if scheme, _, ok := strings.Cut(c.Endpoint, "://"); ok && strings.EqualFold(scheme, "https") != *c.UseSSL {
+			k.fail(path+".use_ssl", ErrBadValue, "is %t but the endpoint scheme is %s; drop one of them", *c.UseSSL, scheme)
+		}
 	}
 }
 
@@ -339,7 +359,7 @@ func (k *checker) checkState(path string, s *EnhancedStateConfig, crossField boo
 		if s3.Bucket != "" {
 			k.checkBucket(sp+".bucket", s3.Bucket)
 		}
-		k.checkEndpoint(sp+".endpoint", s3.Endpoint)
+		k.checkS3Connection(sp, &s3.S3Connection, crossField)
 	}
 	pp := path + ".performance"
 	perf := &s.Performance
@@ -356,11 +376,6 @@ func (k *checker) checkState(path string, s *EnhancedStateConfig, crossField boo
 	}
 	if s.ExactlyOnce && !s.Enabled {
 		k.fail(path+".exactly_once", ErrBadValue, "needs enabled: true; exactly-once rests on checkpoints")
-	}
-	if s3 := s.S3Config; s3 != nil && s3.UseSSL != nil {
-		if scheme, _, ok := strings.Cut(s3.Endpoint, "://"); ok && strings.EqualFold(scheme, "https") != *s3.UseSSL {
-			k.fail(path+".s3_config.use_ssl", ErrBadValue, "is %t but the endpoint scheme is %s; drop one of them", *s3.UseSSL, scheme)
-		}
 	}
 	if !s.Enabled || !backendOK {
 		return

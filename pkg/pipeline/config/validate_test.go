@@ -70,7 +70,7 @@ func TestConfig_Validate(t *testing.T) {
 		{"ErrLocalNoPath", func(c *Config) { c.State.Enabled, c.State.BackendType = true, StateBackendLocal },
 			`state.path: required when backend_type is "local"`, ErrRequired},
 		{"ErrS3NoBucket", func(c *Config) {
-			c.State.Enabled, c.State.BackendType, c.State.S3Config = true, StateBackendS3, &S3StateBackendConfig{Region: "r"}
+			c.State.Enabled, c.State.BackendType, c.State.S3Config = true, StateBackendS3, &S3StateBackendConfig{S3Connection: S3Connection{Region: "r"}}
 		}, `state.s3_config.bucket: required when backend_type is "s3"`, ErrRequired},
 		{"ErrHybridNoBucket", func(c *Config) { c.State.Enabled, c.State.BackendType, c.State.Path = true, StateBackendHybrid, "/x" },
 			`state.s3_config.bucket: required when backend_type is "hybrid"`, ErrRequired},
@@ -78,7 +78,7 @@ func TestConfig_Validate(t *testing.T) {
 			"state.exactly_once: needs enabled: true; exactly-once rests on checkpoints", ErrBadValue},
 		{"ErrUseSSLConflict", func(c *Config) {
 			yes := true
-			c.State.S3Config = &S3StateBackendConfig{Bucket: "b", Endpoint: "http://h:1", UseSSL: &yes}
+			c.State.S3Config = &S3StateBackendConfig{Bucket: "b", S3Connection: S3Connection{Endpoint: "http://h:1", UseSSL: &yes}}
 		}, "state.s3_config.use_ssl: is true but the endpoint scheme is http; drop one of them", ErrBadValue},
 		{"ErrKeyGroups", func(c *Config) { c.State.KeyGroups = MaxKeyGroups + 1 }, "state.key_groups: must be between 1 and 32768, got 32769", ErrBadValue},
 		{"ErrPattern", func(c *Config) {
