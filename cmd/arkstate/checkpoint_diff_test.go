@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/hex"
 	"encoding/json"
-	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,33 +11,9 @@ import (
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
-	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // Helpers shared by the tests of diff, restore, prune and gc.
-
-// opsCLI runs arkstate with args as main does.
-func opsCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	r := cliRun(t, "", args...)
-	return r.stdout, r.stderr, r.code
-}
-
-// opsTree maps each file below root to its SHA-256; a missing root is empty.
-func opsTree(t *testing.T, root string) map[string]string { return fileHashes(t, root) }
-
-// opsStandard writes the standard three-checkpoint history into a new
-// directory and returns the directory and the live job.
-func opsStandard(t *testing.T) (string, *checkpointtest.Job) {
-	t.Helper()
-	dir := t.TempDir()
-	s, err := store.NewDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return dir, checkpointtest.Standard(t, s)
-}
 
 // opsFixture copies a store of testdata/checkpoints into a temporary
 // directory, so a command that writes cannot change the fixture.
@@ -51,31 +26,11 @@ func opsFixture(t *testing.T, name string) string {
 	return dir
 }
 
-// opsUnchanged runs the command and fails t if the directory changed,
-// leases apart: gc and prune record their hold on the store in leases/
-// (and a directory store's conditional writes create its lock file).
-func opsUnchanged(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	noLeases := func(m map[string]string) map[string]string {
-		maps.DeleteFunc(m, func(p, _ string) bool {
-			rel := strings.TrimPrefix(filepath.ToSlash(p), filepath.ToSlash(dir)+"/")
-			return strings.HasPrefix(rel, "leases/") || rel == ".arkstate-lock"
-		})
-		return m
-	}
-	before := noLeases(opsTree(t, dir))
-	stdout, stderr, code = opsCLI(t, args...)
-	if after := noLeases(opsTree(t, dir)); !maps.Equal(before, after) {
-		t.Errorf("%v changed %s", args, dir)
-	}
-	return stdout, stderr, code
-}
-
 func TestCheckpointDiffCmd(t *testing.T) {
-	dir, _ := opsStandard(t)
+	dir, _ := checkpointtest.StandardDir(t)
 
 	t.Run("OK", func(t *testing.T) {
-		stdout, stderr, code := opsUnchanged(t, dir, "checkpoint", "diff", dir, "1", "latest")
+		stdout, stderr, code := cliUnchanged(t, dir, leaseFiles, "checkpoint", "diff", dir, "1", "latest")
 		if code != exitOK || stderr != "" {
 			t.Fatalf("exit %d, stderr %q", code, stderr)
 		}
@@ -87,7 +42,7 @@ func TestCheckpointDiffCmd(t *testing.T) {
 	})
 
 	t.Run("OKJSON", func(t *testing.T) {
-		stdout, stderr, code := opsUnchanged(t, dir, "checkpoint", "diff", dir, "2", "3", "-o", "json")
+		stdout, stderr, code := cliUnchanged(t, dir, leaseFiles, "checkpoint", "diff", dir, "2", "3", "-o", "json")
 		if code != exitOK {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
@@ -102,7 +57,7 @@ func TestCheckpointDiffCmd(t *testing.T) {
 	})
 
 	t.Run("OKKeysJSONLines", func(t *testing.T) {
-		stdout, stderr, code := opsUnchanged(t, dir, "checkpoint", "diff", dir, "1", "2", "--keys", "-o", "json")
+		stdout, stderr, code := cliUnchanged(t, dir, leaseFiles, "checkpoint", "diff", dir, "1", "2", "--keys", "-o", "json")
 		if code != exitOK {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
@@ -149,21 +104,21 @@ func TestCheckpointDiffCmd(t *testing.T) {
 	})
 
 	t.Run("OKKeysTable", func(t *testing.T) {
-		stdout, _, code := opsUnchanged(t, dir, "checkpoint", "diff", dir, "2", "3", "--keys")
+		stdout, _, code := cliUnchanged(t, dir, leaseFiles, "checkpoint", "diff", dir, "2", "3", "--keys")
 		if code != exitOK || !strings.Contains(stdout, "removed  count/count") || !strings.Contains(stdout, "[w003]") {
 			t.Fatalf("exit %d:\n%s", code, stdout)
 		}
 	})
 
 	t.Run("OKIdentical", func(t *testing.T) {
-		stdout, _, code := opsUnchanged(t, dir, "checkpoint", "diff", dir, "3", "chk-00000000000000000003", "--exit-code")
+		stdout, _, code := cliUnchanged(t, dir, leaseFiles, "checkpoint", "diff", dir, "3", "chk-00000000000000000003", "--exit-code")
 		if code != exitOK || !strings.Contains(stdout, "hold the same state") || !strings.Contains(stdout, "4 skipped as identical") {
 			t.Fatalf("exit %d:\n%s", code, stdout)
 		}
 	})
 
 	t.Run("ErrExitCode", func(t *testing.T) {
-		stdout, stderr, code := opsUnchanged(t, dir, "checkpoint", "diff", dir, "2", "3", "--exit-code", "-o", "json")
+		stdout, stderr, code := cliUnchanged(t, dir, leaseFiles, "checkpoint", "diff", dir, "2", "3", "--exit-code", "-o", "json")
 		if code != exitFindings || stderr != "" || !strings.Contains(stdout, `"changed": 66`) {
 			t.Fatalf("exit %d, stderr %q, stdout:\n%s", code, stderr, stdout)
 		}
@@ -176,7 +131,7 @@ func TestCheckpointDiffCmd(t *testing.T) {
 			{"checkpoint", "diff", dir, "1", "9"},
 			{"checkpoint", "diff", dir, "1", "2", "-o", "xml"},
 		} {
-			if _, stderr, code := opsUnchanged(t, dir, args...); code != exitUsage || strings.Count(stderr, "\n") != 1 {
+			if _, stderr, code := cliUnchanged(t, dir, leaseFiles, args...); code != exitUsage || strings.Count(stderr, "\n") != 1 {
 				t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
 			}
 		}
@@ -184,7 +139,7 @@ func TestCheckpointDiffCmd(t *testing.T) {
 
 	t.Run("ErrDamaged", func(t *testing.T) {
 		fx := opsFixture(t, "flipped-block-bit")
-		_, stderr, code := opsUnchanged(t, fx, "checkpoint", "diff", fx, "2", "3")
+		_, stderr, code := cliUnchanged(t, fx, leaseFiles, "checkpoint", "diff", fx, "2", "3")
 		if code != exitFindings || !strings.Contains(stderr, "segments/fb/fbdaa110") || !strings.Contains(stderr, "checkpoint 3") {
 			t.Fatalf("exit %d, stderr %q", code, stderr)
 		}

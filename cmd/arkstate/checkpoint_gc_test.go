@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
 	"github.com/arkstate/arkstate/pkg/format"
 )
 
@@ -43,10 +44,10 @@ func decodeGC(t *testing.T, stdout string) checkpoint.GCReport {
 
 func TestCheckpointGCCmd(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
-		dir, j := opsStandard(t)
+		dir, j := checkpointtest.StandardDir(t)
 		seg, other := opsFailedCheckpoint(t, j.Repo)
 		// Young orphans are kept by the default grace period.
-		stdout, _, code := opsUnchanged(t, dir, "checkpoint", "gc", dir, "-o", "json")
+		stdout, _, code := cliUnchanged(t, dir, leaseFiles, "checkpoint", "gc", dir, "-o", "json")
 		rep := decodeGC(t, stdout)
 		if code != exitOK || len(rep.Orphans) != 2 || rep.Deleted != 0 || rep.Grace != "1h0m0s" {
 			t.Fatalf("exit %d, report %+v", code, rep)
@@ -56,12 +57,12 @@ func TestCheckpointGCCmd(t *testing.T) {
 				t.Fatalf("orphan %+v", o)
 			}
 		}
-		stdout, _, code = opsUnchanged(t, dir, "checkpoint", "gc", dir, "--dry-run", "--grace", "0")
+		stdout, _, code = cliUnchanged(t, dir, leaseFiles, "checkpoint", "gc", dir, "--dry-run", "--grace", "0")
 		if code != exitOK || !strings.Contains(stdout, "would delete 2") || !strings.Contains(stdout, "checkpoint directory without MANIFEST (unfinished or failed checkpoint)") ||
 			!strings.Contains(stdout, "segment not referenced by any checkpoint") {
 			t.Fatalf("dry run: exit %d:\n%s", code, stdout)
 		}
-		stdout, _, code = opsCLI(t, "checkpoint", "gc", dir, "--grace", "0", "-o", "json")
+		stdout, _, code = cliRun(t, "", "checkpoint", "gc", dir, "--grace", "0", "-o", "json")
 		rep = decodeGC(t, stdout)
 		if code != exitOK || rep.Deleted != 2 || rep.Orphans[0].Name != other || rep.Orphans[1].Name != seg {
 			t.Fatalf("exit %d, report %+v", code, rep)
@@ -71,7 +72,7 @@ func TestCheckpointGCCmd(t *testing.T) {
 
 	t.Run("ErrUnreadableManifest", func(t *testing.T) {
 		fx := opsFixture(t, "manifest-bad-checksum")
-		stdout, stderr, code := opsUnchanged(t, fx, "checkpoint", "gc", fx, "--grace", "0", "-o", "json")
+		stdout, stderr, code := cliUnchanged(t, fx, leaseFiles, "checkpoint", "gc", fx, "--grace", "0", "-o", "json")
 		rep := decodeGC(t, stdout)
 		if code != exitFindings || stderr != "" || len(rep.Unreadable) != 1 || rep.Unreadable[0].Checkpoint != 3 || rep.Deleted != 0 {
 			t.Fatalf("exit %d, stderr %q, report %+v", code, stderr, rep)
@@ -79,14 +80,14 @@ func TestCheckpointGCCmd(t *testing.T) {
 	})
 
 	t.Run("ErrUsage", func(t *testing.T) {
-		dir, _ := opsStandard(t)
+		dir, _ := checkpointtest.StandardDir(t)
 		for _, args := range [][]string{
 			{"checkpoint", "gc"},
 			{"checkpoint", "gc", dir, "--grace", "-5m"},
 			{"checkpoint", "gc", dir, "--grace", "soon"},
 			{"checkpoint", "gc", t.TempDir()},
 		} {
-			if _, stderr, code := opsUnchanged(t, dir, args...); code != exitUsage {
+			if _, stderr, code := cliUnchanged(t, dir, leaseFiles, args...); code != exitUsage {
 				t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
 			}
 		}

@@ -13,7 +13,7 @@ func TestCheckpointLsCmd(t *testing.T) {
 	for _, c := range inspectCases(t) {
 		t.Run(c.Name, func(t *testing.T) {
 			dir := filepath.Join(inspectFixtures, c.Name)
-			stdout, stderr, code := inspectReadOnly(t, dir, "checkpoint", "ls", dir, "-o", "json")
+			stdout, stderr, code := cliUnchanged(t, dir, nil, "checkpoint", "ls", dir, "-o", "json")
 			if code != exitOK || stderr != "" {
 				t.Fatalf("exit %d, stderr %q: ls lists damage, it does not fail on it", code, stderr)
 			}
@@ -38,7 +38,7 @@ func TestCheckpointLsCmd(t *testing.T) {
 				t.Fatalf("damaged rows %v", damaged)
 			}
 
-			table, _, code := inspectReadOnly(t, dir, "checkpoint", "ls", dir)
+			table, _, code := cliUnchanged(t, dir, nil, "checkpoint", "ls", dir)
 			if code != exitOK || !strings.Contains(table, "EXCLUSIVE") || strings.Count(table, "\n") < len(res.Checkpoints)+4 {
 				t.Fatalf("table (exit %d):\n%s", code, table)
 			}
@@ -58,7 +58,7 @@ func jsonNumber(id uint64) string {
 
 func TestCheckpointLsCmd_Sizes(t *testing.T) {
 	dir := filepath.Join(inspectFixtures, "good")
-	stdout, _, code := inspectReadOnly(t, dir, "checkpoint", "ls", dir, "-o", "json")
+	stdout, _, code := cliUnchanged(t, dir, nil, "checkpoint", "ls", dir, "-o", "json")
 	if code != exitOK {
 		t.Fatalf("exit %d", code)
 	}
@@ -80,7 +80,7 @@ func TestCheckpointLsCmd_Sizes(t *testing.T) {
 func TestCheckpointLsCmd_ErrUsage(t *testing.T) {
 	empty := t.TempDir()
 	for _, args := range [][]string{{empty}, {}, {empty, "extra"}, {filepath.Join(inspectFixtures, "good"), "-o", "csv"}} {
-		_, stderr, code := inspectCLI(t, append([]string{"checkpoint", "ls"}, args...)...)
+		_, stderr, code := cliRun(t, "", append([]string{"checkpoint", "ls"}, args...)...)
 		if code != exitUsage || stderr == "" {
 			t.Errorf("ls %v: exit %d, stderr %q; want 2", args, code, stderr)
 		}

@@ -42,7 +42,7 @@ func decodePrune(t *testing.T, stdout string) checkpoint.PruneReport {
 func TestCheckpointPruneCmd(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		dir := opsLongHistory(t)
-		stdout, stderr, code := opsCLI(t, "checkpoint", "prune", dir, "--keep-last", "1", "--grace", "0", "-o", "json")
+		stdout, stderr, code := cliRun(t, "", "checkpoint", "prune", dir, "--keep-last", "1", "--grace", "0", "-o", "json")
 		if code != exitOK {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
@@ -53,7 +53,7 @@ func TestCheckpointPruneCmd(t *testing.T) {
 		}
 		opsVerify(t, dir)
 		// Nothing is left for gc.
-		stdout, _, code = opsUnchanged(t, dir, "checkpoint", "gc", dir, "--grace", "0", "-o", "json")
+		stdout, _, code = cliUnchanged(t, dir, leaseFiles, "checkpoint", "gc", dir, "--grace", "0", "-o", "json")
 		var gc checkpoint.GCReport
 		if err := json.Unmarshal([]byte(stdout), &gc); err != nil || code != exitOK || len(gc.Orphans) != 0 {
 			t.Fatalf("gc after prune: exit %d, %v, %+v", code, err, gc)
@@ -62,7 +62,7 @@ func TestCheckpointPruneCmd(t *testing.T) {
 
 	t.Run("OKDryRun", func(t *testing.T) {
 		dir := opsLongHistory(t)
-		stdout, _, code := opsUnchanged(t, dir, "checkpoint", "prune", dir, "--keep-last", "2", "--dry-run")
+		stdout, _, code := cliUnchanged(t, dir, leaseFiles, "checkpoint", "prune", dir, "--keep-last", "2", "--dry-run")
 		if code != exitOK || !strings.Contains(stdout, "would delete 8") || !strings.Contains(stdout, "would delete") {
 			t.Fatalf("exit %d:\n%s", code, stdout)
 		}
@@ -70,21 +70,21 @@ func TestCheckpointPruneCmd(t *testing.T) {
 
 	t.Run("ErrUnreadableManifest", func(t *testing.T) {
 		fx := opsFixture(t, "manifest-bad-checksum")
-		stdout, stderr, code := opsUnchanged(t, fx, "checkpoint", "prune", fx, "--keep-last", "1", "--grace", "0")
+		stdout, stderr, code := cliUnchanged(t, fx, leaseFiles, "checkpoint", "prune", fx, "--keep-last", "1", "--grace", "0")
 		if code != exitFindings || stderr != "" || !strings.Contains(stdout, "unreadable manifest of checkpoint 3") {
 			t.Fatalf("exit %d, stderr %q:\n%s", code, stderr, stdout)
 		}
 	})
 
 	t.Run("ErrUsage", func(t *testing.T) {
-		dir, _ := opsStandard(t)
+		dir, _ := checkpointtest.StandardDir(t)
 		for _, args := range [][]string{
 			{"checkpoint", "prune", dir},
 			{"checkpoint", "prune", dir, "--keep-last", "0"},
 			{"checkpoint", "prune", dir, "--keep-last", "1", "--grace", "-1s"},
 			{"checkpoint", "prune", dir, "--keep-last", "x"},
 		} {
-			if _, stderr, code := opsUnchanged(t, dir, args...); code != exitUsage {
+			if _, stderr, code := cliUnchanged(t, dir, leaseFiles, args...); code != exitUsage {
 				t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
 			}
 		}

@@ -63,7 +63,7 @@ func opsDirCounts(t *testing.T, dir string, j *checkpointtest.Job) {
 // opsVerify runs `checkpoint verify --all --deep` on a store.
 func opsVerify(t *testing.T, args ...string) {
 	t.Helper()
-	stdout, stderr, code := opsCLI(t, append([]string{"checkpoint", "verify"}, append(args, "--all", "--deep")...)...)
+	stdout, stderr, code := cliRun(t, "", append([]string{"checkpoint", "verify"}, append(args, "--all", "--deep")...)...)
 	if code != exitOK {
 		t.Fatalf("verify of the restored store: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -79,11 +79,11 @@ func decodePlan(t *testing.T, stdout string) checkpoint.RestorePlan {
 }
 
 func TestCheckpointRestoreCmd(t *testing.T) {
-	src, j := opsStandard(t)
+	src, j := checkpointtest.StandardDir(t)
 
 	t.Run("OK", func(t *testing.T) {
 		to := filepath.Join(t.TempDir(), "restored")
-		stdout, stderr, code := opsUnchanged(t, src, "checkpoint", "restore", src, "latest", "--to", to, "-o", "json")
+		stdout, stderr, code := cliUnchanged(t, src, leaseFiles, "checkpoint", "restore", src, "latest", "--to", to, "-o", "json")
 		if code != exitOK || stderr != "" {
 			t.Fatalf("exit %d, stderr %q", code, stderr)
 		}
@@ -97,7 +97,7 @@ func TestCheckpointRestoreCmd(t *testing.T) {
 
 	t.Run("OKTable", func(t *testing.T) {
 		to := filepath.Join(t.TempDir(), "restored")
-		stdout, _, code := opsCLI(t, "checkpoint", "restore", src, "2", "--to", "file://"+to)
+		stdout, _, code := cliRun(t, "", "checkpoint", "restore", src, "2", "--to", "file://"+to)
 		if code != exitOK || !strings.Contains(stdout, "status:") || !strings.Contains(stdout, "restored") || !strings.Contains(stdout, "1,2") {
 			t.Fatalf("exit %d:\n%s", code, stdout)
 		}
@@ -105,7 +105,7 @@ func TestCheckpointRestoreCmd(t *testing.T) {
 
 	t.Run("OKDryRun", func(t *testing.T) {
 		to := filepath.Join(t.TempDir(), "not-yet")
-		stdout, stderr, code := opsUnchanged(t, src, "checkpoint", "restore", src, "3", "--to", to, "--dry-run", "-o", "json")
+		stdout, stderr, code := cliUnchanged(t, src, leaseFiles, "checkpoint", "restore", src, "3", "--to", to, "--dry-run", "-o", "json")
 		if code != exitOK {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
@@ -123,18 +123,18 @@ func TestCheckpointRestoreCmd(t *testing.T) {
 			t.Fatalf("s3test: real S3 server unavailable: %v", err)
 		}
 		t.Cleanup(func() { srv.Stop() })
-		opsAWSEnv(t, srv.AccessKey, srv.SecretKey)
+		setAWSEnv(t, srv.AccessKey, srv.SecretKey)
 		bucket := srv.NewBucket(t)
 		flags := []string{"--s3-endpoint", srv.Endpoint, "--s3-path-style", "-o", "json"}
 		// Directory to S3, then S3 back to a directory.
 		s3addr := "s3://" + bucket + "/restored"
-		stdout, stderr, code := opsCLI(t, append([]string{"checkpoint", "restore", src, "latest", "--to", s3addr}, flags...)...)
+		stdout, stderr, code := cliRun(t, "", append([]string{"checkpoint", "restore", src, "latest", "--to", s3addr}, flags...)...)
 		if code != exitOK || !decodePlan(t, stdout).Completed {
 			t.Fatalf("dir to S3: exit %d: %s%s", code, stdout, stderr)
 		}
 		opsVerify(t, s3addr, "--s3-endpoint", srv.Endpoint, "--s3-path-style")
 		back := filepath.Join(t.TempDir(), "back")
-		stdout, stderr, code = opsCLI(t, append([]string{"checkpoint", "restore", s3addr, "3", "--to", back}, flags...)...)
+		stdout, stderr, code = cliRun(t, "", append([]string{"checkpoint", "restore", s3addr, "3", "--to", back}, flags...)...)
 		if code != exitOK || !decodePlan(t, stdout).Completed {
 			t.Fatalf("S3 to dir: exit %d: %s%s", code, stdout, stderr)
 		}
@@ -144,18 +144,18 @@ func TestCheckpointRestoreCmd(t *testing.T) {
 
 	t.Run("ErrTargetNotEmpty", func(t *testing.T) {
 		to := filepath.Join(t.TempDir(), "restored")
-		if _, stderr, code := opsCLI(t, "checkpoint", "restore", src, "2", "--to", to); code != exitOK {
+		if _, stderr, code := cliRun(t, "", "checkpoint", "restore", src, "2", "--to", to); code != exitOK {
 			t.Fatalf("first restore: exit %d: %s", code, stderr)
 		}
-		before := opsTree(t, to)
-		_, stderr, code := opsCLI(t, "checkpoint", "restore", src, "3", "--to", to)
+		before := fileHashes(t, to)
+		_, stderr, code := cliRun(t, "", "checkpoint", "restore", src, "3", "--to", to)
 		if code != exitUsage || !strings.Contains(stderr, "not empty") {
 			t.Fatalf("exit %d, stderr %q", code, stderr)
 		}
-		if after := opsTree(t, to); len(after) != len(before) {
+		if after := fileHashes(t, to); len(after) != len(before) {
 			t.Fatal("refused restore changed the target")
 		}
-		if _, stderr, code := opsCLI(t, "checkpoint", "restore", src, "3", "--to", to, "--force"); code != exitOK {
+		if _, stderr, code := cliRun(t, "", "checkpoint", "restore", src, "3", "--to", to, "--force"); code != exitOK {
 			t.Fatalf("forced restore: exit %d: %s", code, stderr)
 		}
 		opsVerify(t, to)
@@ -164,7 +164,7 @@ func TestCheckpointRestoreCmd(t *testing.T) {
 	t.Run("ErrDotDot", func(t *testing.T) {
 		base := t.TempDir()
 		for _, to := range []string{"../x", base + "/a/../../x", "s3://bucket/a/../b", `a\..\b`} {
-			_, stderr, code := opsCLI(t, "checkpoint", "restore", src, "3", "--to", to)
+			_, stderr, code := cliRun(t, "", "checkpoint", "restore", src, "3", "--to", to)
 			if code != exitUsage || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, `".."`) {
 				t.Errorf("--to %s: exit %d, stderr %q", to, code, stderr)
 			}
@@ -181,7 +181,7 @@ func TestCheckpointRestoreCmd(t *testing.T) {
 			{"checkpoint", "restore", src, "9", "--to", filepath.Join(t.TempDir(), "x")},
 			{"checkpoint", "restore", src, "3", "--to", src, "--force"},
 		} {
-			if _, stderr, code := opsUnchanged(t, src, args...); code != exitUsage {
+			if _, stderr, code := cliUnchanged(t, src, leaseFiles, args...); code != exitUsage {
 				t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
 			}
 		}
@@ -200,11 +200,11 @@ func TestCheckpointRestoreCmd(t *testing.T) {
 			t.Run(tc.Name, func(t *testing.T) {
 				fx := opsFixture(t, tc.Name)
 				to := filepath.Join(t.TempDir(), "restored")
-				_, stderr, code := opsUnchanged(t, fx, "checkpoint", "restore", fx, "3", "--to", to)
+				_, stderr, code := cliUnchanged(t, fx, leaseFiles, "checkpoint", "restore", fx, "3", "--to", to)
 				if code != exitFindings || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.Object) || !strings.Contains(stderr, "checkpoint 3") {
 					t.Fatalf("exit %d, stderr %q", code, stderr)
 				}
-				for p := range opsTree(t, to) {
+				for p := range fileHashes(t, to) {
 					if filepath.Base(p) != ".arkstate-lock" {
 						t.Fatalf("failed restore left %s", p)
 					}
@@ -212,26 +212,4 @@ func TestCheckpointRestoreCmd(t *testing.T) {
 			})
 		}
 	})
-}
-
-// opsAWSEnv gives the CLI static credentials and keeps it away from the
-// machine's AWS configuration and instance metadata.
-func opsAWSEnv(t *testing.T, key, secret string) {
-	t.Helper()
-	dir := t.TempDir()
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID":           key,
-		"AWS_SECRET_ACCESS_KEY":       secret,
-		"AWS_SESSION_TOKEN":           "",
-		"AWS_REGION":                  s3test.Region,
-		"AWS_CONFIG_FILE":             filepath.Join(dir, "config"),
-		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
-		"AWS_EC2_METADATA_DISABLED":   "true",
-	} {
-		t.Setenv(k, v)
-	}
-	for _, v := range []string{"ARKFLOW_STATE_S3_ENDPOINT", "ARKFLOW_STATE_S3_REGION", "ARKFLOW_STATE_S3_PATH_STYLE", "ARKFLOW_STATE_S3_USE_SSL"} {
-		t.Setenv(v, "")
-		os.Unsetenv(v)
-	}
 }

@@ -28,7 +28,7 @@ func TestCheckpointShowCmd(t *testing.T) {
 
 	t.Run("OK", func(t *testing.T) {
 		for _, ref := range []string{"latest", "3", "chk-00000000000000000003"} {
-			stdout, stderr, code := inspectReadOnly(t, dir, "checkpoint", "show", dir, ref, "-o", "json")
+			stdout, stderr, code := cliUnchanged(t, dir, nil, "checkpoint", "show", dir, ref, "-o", "json")
 			if code != exitOK {
 				t.Fatalf("%s: exit %d: %s", ref, code, stderr)
 			}
@@ -53,7 +53,7 @@ func TestCheckpointShowCmd(t *testing.T) {
 				t.Fatalf("%s: show decodes to\n%s\nthe manifest is\n%s", ref, gotBytes, wantBytes)
 			}
 		}
-		table, _, code := inspectReadOnly(t, dir, "checkpoint", "show", dir, "latest")
+		table, _, code := cliUnchanged(t, dir, nil, "checkpoint", "show", dir, "latest")
 		for _, want := range []string{"incremental (parent 2)", "operator count: states", "operator dedupe: ranges", "windows", "string/uint64", `{"offset":3000}`} {
 			if code != exitOK || !strings.Contains(table, want) {
 				t.Fatalf("table lacks %q (exit %d):\n%s", want, code, table)
@@ -61,7 +61,7 @@ func TestCheckpointShowCmd(t *testing.T) {
 		}
 	})
 	t.Run("OKSegments", func(t *testing.T) {
-		stdout, _, code := inspectReadOnly(t, dir, "checkpoint", "show", dir, "latest", "--segments", "-o", "json")
+		stdout, _, code := cliUnchanged(t, dir, nil, "checkpoint", "show", dir, "latest", "--segments", "-o", "json")
 		if code != exitOK {
 			t.Fatalf("exit %d", code)
 		}
@@ -80,28 +80,28 @@ func TestCheckpointShowCmd(t *testing.T) {
 				t.Fatalf("layout %+v", l)
 			}
 		}
-		table, _, _ := inspectReadOnly(t, dir, "checkpoint", "show", dir, "latest", "--segments")
+		table, _, _ := cliUnchanged(t, dir, nil, "checkpoint", "show", dir, "latest", "--segments")
 		if strings.Count(table, "\nsegment ") != 12 || !strings.Contains(table, "crc32c") {
 			t.Fatalf("table lacks the 12 segment layouts:\n%s", table)
 		}
 	})
 	t.Run("ErrDamagedSegment", func(t *testing.T) {
 		bad := filepath.Join(inspectFixtures, "truncated-segment")
-		stdout, _, code := inspectReadOnly(t, bad, "checkpoint", "show", bad, "latest", "--segments", "-o", "json")
+		stdout, _, code := cliUnchanged(t, bad, nil, "checkpoint", "show", bad, "latest", "--segments", "-o", "json")
 		if code != exitFindings || !strings.Contains(stdout, `"error": "segments/`) {
 			t.Fatalf("exit %d, want 1 with the layout's error:\n%s", code, stdout)
 		}
 	})
 	t.Run("ErrDamagedManifest", func(t *testing.T) {
 		bad := filepath.Join(inspectFixtures, "manifest-bad-checksum")
-		stdout, stderr, code := inspectReadOnly(t, bad, "checkpoint", "show", bad, "3")
+		stdout, stderr, code := cliUnchanged(t, bad, nil, "checkpoint", "show", bad, "3")
 		if code != exitFindings || stdout != "" || !strings.Contains(stderr, "checksum mismatch") {
 			t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 		}
 	})
 	t.Run("ErrUsage", func(t *testing.T) {
 		for _, args := range [][]string{{dir, "9"}, {dir, "x"}, {dir, "0"}, {dir}, {dir, "latest", "-o", "toml"}} {
-			_, stderr, code := inspectReadOnly(t, dir, append([]string{"checkpoint", "show"}, args...)...)
+			_, stderr, code := cliUnchanged(t, dir, nil, append([]string{"checkpoint", "show"}, args...)...)
 			if code != exitUsage || stderr == "" {
 				t.Errorf("show %v: exit %d, stderr %q; want 2", args, code, stderr)
 			}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/arkstate/arkstate/internal/golden"
 	"github.com/arkstate/arkstate/internal/s3test"
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
@@ -23,19 +23,6 @@ import (
 // of testdata/checkpoints (see pkg/checkpoint's TestDamageMatrix) and compare
 // their JSON with testdata/cli/checkpoint-*/. Regenerate the golden files
 // with: go test ./cmd/arkstate -run 'TestCheckpoint' -rewrite
-
-// The -rewrite flag is defined in init, after every package-level variable,
-// and only if no other test file of the package has defined it.
-func init() {
-	if flag.Lookup("rewrite") == nil {
-		flag.Bool("rewrite", false, "regenerate golden files")
-	}
-}
-
-func inspectRewriting() bool {
-	f := flag.Lookup("rewrite")
-	return f != nil && f.Value.String() == "true"
-}
 
 const (
 	inspectFixtures = "../../testdata/checkpoints"
@@ -67,54 +54,11 @@ func inspectCases(t *testing.T) []inspectCase {
 	return append([]inspectCase{{Name: "good", Checkpoint: 3}}, damaged...)
 }
 
-// inspectCLI runs arkstate with args as main does.
-func inspectCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	r := cliRun(t, "", args...)
-	return r.stdout, r.stderr, r.code
-}
-
-// inspectReadOnly runs arkstate with args and fails t if the store
-// directory changed.
-func inspectReadOnly(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	// The dir store's own files count too: a read-only command must not
-	// create a lock.
-	before := fileHashes(t, dir)
-	stdout, stderr, code = inspectCLI(t, args...)
-	after := fileHashes(t, dir)
-	for p, sum := range before {
-		if after[p] != sum {
-			t.Errorf("%v changed or removed %s", args, p)
-		}
-	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			t.Errorf("%v created %s", args, p)
-		}
-	}
-	return stdout, stderr, code
-}
-
 // inspectGolden compares got with the golden file, or writes it with -rewrite.
 func inspectGolden(t *testing.T, path, got string) {
 	t.Helper()
-	path = filepath.Join(inspectGoldens, path)
-	if inspectRewriting() {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./cmd/arkstate -run TestCheckpoint -rewrite to create it)", err)
-	}
-	if string(want) != got {
-		t.Fatalf("output differs from %s (run with -rewrite if the change is intended):\n--- got\n%s\n--- want\n%s", path, got, want)
+	if !golden.Check(t, filepath.Join(inspectGoldens, path), []byte(got)) {
+		t.FailNow()
 	}
 }
 
@@ -136,7 +80,7 @@ func TestCheckpointVerifyCmd(t *testing.T) {
 				wantCode = exitOK
 			}
 			// Every checkpoint, deep: the golden report.
-			stdout, stderr, code := inspectReadOnly(t, dir, "checkpoint", "verify", dir, "--all", "--deep", "-o", "json")
+			stdout, stderr, code := cliUnchanged(t, dir, nil, "checkpoint", "verify", dir, "--all", "--deep", "-o", "json")
 			if code != wantCode || stderr != "" {
 				t.Fatalf("exit %d, want %d; stderr %q", code, wantCode, stderr)
 			}
@@ -148,7 +92,7 @@ func TestCheckpointVerifyCmd(t *testing.T) {
 			}
 
 			// The default: the latest checkpoint, structure only, as a table.
-			stdout, _, code = inspectReadOnly(t, dir, "checkpoint", "verify", dir)
+			stdout, _, code = cliUnchanged(t, dir, nil, "checkpoint", "verify", dir)
 			wantStructural := exitOK
 			if c.Structural {
 				wantStructural = exitFindings
@@ -166,7 +110,7 @@ func TestCheckpointVerifyCmd(t *testing.T) {
 			}
 
 			// One checkpoint by id, deep, as YAML.
-			stdout, _, code = inspectReadOnly(t, dir, "checkpoint", "verify", dir, "3", "--deep", "-o", "yaml")
+			stdout, _, code = cliUnchanged(t, dir, nil, "checkpoint", "verify", dir, "3", "--deep", "-o", "yaml")
 			if code != wantCode || !strings.Contains(stdout, "problems:") || !strings.Contains(stdout, c.Object) {
 				t.Fatalf("yaml: exit %d, want %d:\n%s", code, wantCode, stdout)
 			}
@@ -178,7 +122,7 @@ func TestCheckpointVerifyCmd_Sample(t *testing.T) {
 	dir := filepath.Join(inspectFixtures, "good")
 	total, deep := 0, 0
 	for n := 1; n <= 3; n++ {
-		stdout, _, code := inspectReadOnly(t, dir, "checkpoint", "verify", dir, "--all", "--sample", fmt.Sprintf("%d/3", n), "-o", "json")
+		stdout, _, code := cliUnchanged(t, dir, nil, "checkpoint", "verify", dir, "--all", "--sample", fmt.Sprintf("%d/3", n), "-o", "json")
 		if code != exitOK {
 			t.Fatalf("exit %d", code)
 		}
@@ -207,30 +151,26 @@ func TestCheckpointVerifyCmd_ErrUsage(t *testing.T) {
 		{"-o", "xml"},
 		{"--no-such-flag"},
 	} {
-		stdout, stderr, code := inspectReadOnly(t, dir, append([]string{"checkpoint", "verify", dir}, args...)...)
+		stdout, stderr, code := cliUnchanged(t, dir, nil, append([]string{"checkpoint", "verify", dir}, args...)...)
 		if code != exitUsage || stdout != "" || !strings.HasPrefix(stderr, "arkstate: ") {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 with a message", args, code, stdout, stderr)
 		}
 	}
 	empty := t.TempDir()
-	if _, _, code := inspectCLI(t, "checkpoint", "verify", empty); code != exitUsage {
+	if _, _, code := cliRun(t, "", "checkpoint", "verify", empty); code != exitUsage {
 		t.Errorf("verify of a directory that is not a store: exit %d, want 2", code)
 	}
 }
 
 func TestCheckpointVerifyCmd_ErrUnreachable(t *testing.T) {
-	inspectAWSEnv(t, "AKIDTEST", "secret")
+	setAWSEnv(t, "AKIDTEST", "secret")
 	for _, cmd := range []string{"verify", "ls"} {
-		_, stderr, code := inspectCLI(t, "checkpoint", cmd, "s3://bucket/prefix", "--s3-endpoint", "http://127.0.0.1:1", "--s3-path-style")
+		_, stderr, code := cliRun(t, "", "checkpoint", cmd, "s3://bucket/prefix", "--s3-endpoint", "http://127.0.0.1:1", "--s3-path-style")
 		if code != exitIO || !strings.Contains(stderr, "unavailable") {
 			t.Errorf("%s against a closed port: exit %d, stderr %q; want 3", cmd, code, stderr)
 		}
 	}
 }
-
-// inspectAWSEnv gives the CLI static credentials and keeps it away from the
-// machine's AWS configuration and instance metadata.
-func inspectAWSEnv(t *testing.T, key, secret string) { opsAWSEnv(t, key, secret) }
 
 // TestCheckpointInspectCmds_S3 runs ls, show and verify against a store
 // written into a real S3 server.
@@ -250,12 +190,12 @@ func TestCheckpointInspectCmds_S3(t *testing.T) {
 	}
 	defer s.Close()
 	j := checkpointtest.Standard(t, s)
-	inspectAWSEnv(t, srv.AccessKey, srv.SecretKey)
+	setAWSEnv(t, srv.AccessKey, srv.SecretKey)
 	addr := "s3://" + bucket + "/job"
 	flags := []string{"--s3-endpoint", srv.Endpoint, "--s3-path-style", "-o", "json"}
 
 	t.Run("ls", func(t *testing.T) {
-		stdout, stderr, code := inspectCLI(t, append([]string{"checkpoint", "ls", addr}, flags...)...)
+		stdout, stderr, code := cliRun(t, "", append([]string{"checkpoint", "ls", addr}, flags...)...)
 		if code != exitOK {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
@@ -269,7 +209,7 @@ func TestCheckpointInspectCmds_S3(t *testing.T) {
 		}
 	})
 	t.Run("show", func(t *testing.T) {
-		stdout, stderr, code := inspectCLI(t, append([]string{"checkpoint", "show", addr, "latest", "--segments"}, flags...)...)
+		stdout, stderr, code := cliRun(t, "", append([]string{"checkpoint", "show", addr, "latest", "--segments"}, flags...)...)
 		if code != exitOK {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
@@ -286,7 +226,7 @@ func TestCheckpointInspectCmds_S3(t *testing.T) {
 		}
 	})
 	t.Run("verify", func(t *testing.T) {
-		stdout, stderr, code := inspectCLI(t, append([]string{"checkpoint", "verify", addr, "--all", "--deep"}, flags...)...)
+		stdout, stderr, code := cliRun(t, "", append([]string{"checkpoint", "verify", addr, "--all", "--deep"}, flags...)...)
 		if code != exitOK {
 			t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
 		}
@@ -313,7 +253,7 @@ func TestCheckpointInspectCmds_S3(t *testing.T) {
 		if err := s.Put(ctx, victim, bytes.NewReader(data), l.Size); err != nil {
 			t.Fatal(err)
 		}
-		stdout, _, code = inspectCLI(t, append([]string{"checkpoint", "verify", addr, "--deep"}, flags...)...)
+		stdout, _, code = cliRun(t, "", append([]string{"checkpoint", "verify", addr, "--deep"}, flags...)...)
 		rep = decodeVerifyReport(t, stdout)
 		if code != exitFindings || len(rep.Problems) != 1 || rep.Problems[0].File != victim {
 			t.Fatalf("exit %d, problems %+v; want exit 1 naming %s", code, rep.Problems, victim)

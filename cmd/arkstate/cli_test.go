@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,21 +17,54 @@ import (
 )
 
 // The CLI test harness: every in-process run of the command goes through
-// cliRun, and every comparison of files before and after through
-// fileHashes. The helpers of the older test files wrap them.
-
-// cliResult is what one run of the command left.
-type cliResult struct {
-	code           int
-	stdout, stderr string
-}
+// cliRun (or cliUnchanged, which also checks that it left a directory as it
+// was), and every comparison of files before and after through fileHashes.
 
 // cliRun runs arkstate with args and stdin as main does.
-func cliRun(t testing.TB, stdin string, args ...string) cliResult {
+func cliRun(t testing.TB, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := Main(context.Background(), args, strings.NewReader(stdin), &out, &errb)
-	return cliResult{code: code, stdout: out.String(), stderr: errb.String()}
+	code = Main(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+// cliUnchanged is cliRun for a command that must leave the files below dir
+// as they were: it fails t if the command changed, created or removed one,
+// apart from those mayTouch allows (nil allows none, so a read-only command
+// may not even create the directory store's lock file).
+func cliUnchanged(t testing.TB, dir string, mayTouch func(rel string) bool, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	files := func() map[string]string {
+		m := fileHashes(t, dir)
+		if mayTouch != nil {
+			maps.DeleteFunc(m, func(p, _ string) bool {
+				rel, err := filepath.Rel(dir, p)
+				return err == nil && mayTouch(filepath.ToSlash(rel))
+			})
+		}
+		return m
+	}
+	before := files()
+	stdout, stderr, code = cliRun(t, "", args...)
+	after := files()
+	for p, sum := range before {
+		if after[p] != sum {
+			t.Errorf("%v changed or removed %s", args, p)
+		}
+	}
+	for p := range after {
+		if _, ok := before[p]; !ok {
+			t.Errorf("%v created %s", args, p)
+		}
+	}
+	return stdout, stderr, code
+}
+
+// leaseFiles are the files gc and prune may write in a store they leave
+// otherwise unchanged: their hold on it under leases/, and the directory
+// store's lock file that conditional writes create.
+func leaseFiles(rel string) bool {
+	return strings.HasPrefix(rel, "leases/") || rel == ".arkstate-lock"
 }
 
 // fileHashes maps every file below root to its SHA-256 in hex; a missing
@@ -89,7 +123,36 @@ func startS3Env(t *testing.T) (*s3test.Server, string, []string) {
 		t.Fatalf("s3test: real S3 server unavailable: %v", err)
 	}
 	t.Cleanup(func() { srv.Stop() })
-	env := []string{"AWS_ACCESS_KEY_ID=" + srv.AccessKey, "AWS_SECRET_ACCESS_KEY=" + srv.SecretKey,
-		"AWS_REGION=" + s3test.Region, "AWS_EC2_METADATA_DISABLED=true"}
-	return srv, srv.NewBucket(t), env
+	return srv, srv.NewBucket(t), awsEnv(t, srv.AccessKey, srv.SecretKey)
+}
+
+// awsEnv is the environment, for a child process, that gives arkstate
+// static credentials and keeps it away from the machine's AWS
+// configuration and instance metadata.
+func awsEnv(t testing.TB, key, secret string) []string {
+	dir := t.TempDir()
+	return []string{
+		"AWS_ACCESS_KEY_ID=" + key,
+		"AWS_SECRET_ACCESS_KEY=" + secret,
+		"AWS_SESSION_TOKEN=",
+		"AWS_REGION=" + s3test.Region,
+		"AWS_CONFIG_FILE=" + filepath.Join(dir, "config"),
+		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "credentials"),
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
+// setAWSEnv sets awsEnv for the CLI run in this process by cliRun, and
+// clears the ARKFLOW_STATE_S3_* variables that would change its store
+// options.
+func setAWSEnv(t *testing.T, key, secret string) {
+	t.Helper()
+	for _, kv := range awsEnv(t, key, secret) {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	for _, v := range []string{"ARKFLOW_STATE_S3_ENDPOINT", "ARKFLOW_STATE_S3_REGION", "ARKFLOW_STATE_S3_PATH_STYLE", "ARKFLOW_STATE_S3_USE_SSL"} {
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
 }

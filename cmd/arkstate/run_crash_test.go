@@ -286,7 +286,7 @@ func TestRunCrash_S3(t *testing.T) {
 	defer srv.Stop()
 	bucket := srv.NewBucket(t)
 	extra := fmt.Sprintf("  s3_config: {bucket: %s, prefix: crash, region: %s, endpoint: %q, path_style: true, use_ssl: false}\n", bucket, s3test.Region, srv.Endpoint)
-	env := []string{"AWS_ACCESS_KEY_ID=" + srv.AccessKey, "AWS_SECRET_ACCESS_KEY=" + srv.SecretKey, "AWS_EC2_METADATA_DISABLED=true"}
+	env := awsEnv(t, srv.AccessKey, srv.SecretKey)
 	testRunCrash(t, crashSetup{backend: "s3", extra: extra, env: env, interval: 100}, 4<<20)
 }
 

@@ -65,7 +65,7 @@ loop:
 			{"checkpoint", "gc", store, "--grace", "0s"},
 			{"checkpoint", "prune", store, "--keep-last", "1", "--grace", "0s"},
 		} {
-			_, stderr, code := opsCLI(t, args...)
+			_, stderr, code := cliRun(t, "", args...)
 			switch {
 			case code == exitIO && strings.Contains(stderr, "does not delete beside a running job") && strings.Contains(stderr, "lease held"):
 				refused++
@@ -83,7 +83,7 @@ loop:
 		t.Fatalf("output after gc ran beside the job differs from an uninterrupted run's (%d vs %d keys)", len(got), len(want))
 	}
 	opsVerify(t, store)
-	if _, stderr, code := opsCLI(t, "checkpoint", "prune", store, "--keep-last", "1", "--grace", "0s"); code != exitOK {
+	if _, stderr, code := cliRun(t, "", "checkpoint", "prune", store, "--keep-last", "1", "--grace", "0s"); code != exitOK {
 		t.Fatalf("prune after the job stopped: exit %d\n%s", code, stderr)
 	}
 	opsVerify(t, store)

@@ -20,9 +20,7 @@ func TestRunS3OutputConnection(t *testing.T) {
 	want := referenceCounts(t, fmt.Sprintf(crashpointConfig, "{type: file, path: out/}", "local", ""))
 	srv, bucket, _ := startS3Env(t)
 	host := strings.TrimPrefix(srv.Endpoint, "http://")
-	wrongChain := []string{"AWS_ACCESS_KEY_ID=AKIDWRONG", "AWS_SECRET_ACCESS_KEY=wrong-secret", "AWS_REGION=" + s3test.Region,
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=" + filepath.Join(t.TempDir(), "none"),
-		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(t.TempDir(), "none")}
+	wrongChain := awsEnv(t, "AKIDWRONG", "wrong-secret")
 	output := func(prefix, keys string) string {
 		return fmt.Sprintf("{type: s3, bucket: %s, prefix: %s, endpoint: %q, use_ssl: false, region: %s, path_style: true%s}",
 			bucket, prefix, host, s3test.Region, keys)

@@ -8,14 +8,6 @@ import (
 	"testing"
 )
 
-// runCLI runs arkstate with args as main does and returns its exit code
-// and stderr.
-func runCLI(t *testing.T, args ...string) (int, string) {
-	t.Helper()
-	r := cliRun(t, "", args...)
-	return r.code, r.stderr
-}
-
 // goodPipeline is the crash tests' word count on a local store.
 var goodPipeline = fmt.Sprintf(crashConfig, "local", 200, "")
 
@@ -47,7 +39,7 @@ func TestRun_ErrBadSetup(t *testing.T) {
 			if err := os.WriteFile(other, []byte(cfg), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if code, stderr := runCLI(t, "run", "-c", other, "--log-level", "error"); code != 0 {
+			if _, stderr, code := cliRun(t, "", "run", "-c", other, "--log-level", "error"); code != 0 {
 				t.Fatalf("setup run exited %d: %s", code, stderr)
 			}
 			os.RemoveAll(filepath.Join(dir, "out"))
@@ -57,7 +49,7 @@ func TestRun_ErrBadSetup(t *testing.T) {
 			if err := os.WriteFile(cfg, []byte(goodPipeline), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if code, stderr := runCLI(t, "run", "-c", cfg, "--log-level", "error"); code != 0 {
+			if _, stderr, code := cliRun(t, "", "run", "-c", cfg, "--log-level", "error"); code != 0 {
 				t.Fatalf("setup run exited %d: %s", code, stderr)
 			}
 			os.RemoveAll(filepath.Join(dir, "out"))
@@ -79,7 +71,7 @@ func TestRun_ErrBadSetup(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := listFiles(t, dir)
-			code, stderr := runCLI(t, append([]string{"run", "-c", cfg, "--log-level", "error"}, c.args...)...)
+			_, stderr, code := cliRun(t, "", append([]string{"run", "-c", cfg, "--log-level", "error"}, c.args...)...)
 			if code != c.code || !strings.Contains(stderr, c.want) {
 				t.Fatalf("exit %d, stderr %q; want exit %d mentioning %q", code, stderr, c.code, c.want)
 			}

@@ -18,8 +18,8 @@ import (
 // batch job that computed the state would hand them over.
 func bootstrapSource(t *testing.T) (dump, statesFile string) {
 	t.Helper()
-	root, j := stateStandardDir(t)
-	code, dump, errOut := stateCLI(t, "", "state", "dump", root, "latest")
+	root, j := checkpointtest.StandardDir(t)
+	dump, errOut, code := cliRun(t, "", "state", "dump", root, "latest")
 	if code != exitOK || len(stateLines(dump)) != 1617 {
 		t.Fatalf("dump: exit %d, stderr %q", code, errOut)
 	}
@@ -75,7 +75,7 @@ func TestStateImport_Bootstrap(t *testing.T) {
 		t.Fatalf("s3test: real S3 server unavailable: %v", err)
 	}
 	t.Cleanup(func() { srv.Stop() })
-	opsAWSEnv(t, srv.AccessKey, srv.SecretKey)
+	setAWSEnv(t, srv.AccessKey, srv.SecretKey)
 	bucket := srv.NewBucket(t)
 	s3flags := []string{"--s3-endpoint", srv.Endpoint, "--s3-path-style"}
 
@@ -97,10 +97,10 @@ func TestStateImport_Bootstrap(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := tc.store(t)
-			run := func(stdin string, args ...string) (int, string, string) {
-				return stateCLI(t, stdin, append(args, tc.flags...)...)
+			run := func(stdin string, args ...string) (stdout, stderr string, code int) {
+				return cliRun(t, stdin, append(args, tc.flags...)...)
 			}
-			code, out, errOut := run("", append([]string{"state", "import", store, "--from", from}, create...)...)
+			out, errOut, code := run("", append([]string{"state", "import", store, "--from", from}, create...)...)
 			if code != exitOK {
 				t.Fatalf("bootstrap import: exit %d, stderr %q", code, errOut)
 			}
@@ -109,7 +109,7 @@ func TestStateImport_Bootstrap(t *testing.T) {
 			}
 			// A new store has one key-group range per operator, so the
 			// dump's order differs from the source's; its lines do not.
-			if code, got, errOut := run("", "state", "dump", store, "latest"); code != exitOK || !sameLines(got, dump) {
+			if got, errOut, code := run("", "state", "dump", store, "latest"); code != exitOK || !sameLines(got, dump) {
 				g, w := sortedLines(got), sortedLines(dump)
 				for i := range min(len(g), len(w)) {
 					if g[i] != w[i] {
@@ -118,12 +118,12 @@ func TestStateImport_Bootstrap(t *testing.T) {
 				}
 				t.Fatalf("dump of the created store: exit %d, stderr %q; %d lines, want %d", code, errOut, len(g), len(w))
 			}
-			if code, out, errOut := run("", "checkpoint", "verify", store, "--all", "--deep"); code != exitOK {
+			if out, errOut, code := run("", "checkpoint", "verify", store, "--all", "--deep"); code != exitOK {
 				t.Fatalf("verify of the created store: exit %d\n%s%s", code, out, errOut)
 			}
 			// A second bootstrap into the now existing store is an ordinary
 			// import; --job-id is checked against the store.
-			code, _, errOut = run("", []string{"state", "import", store, "--from", from, "--job-id", "other-job"}...)
+			_, errOut, code = run("", []string{"state", "import", store, "--from", from, "--job-id", "other-job"}...)
 			if code != exitUsage || !strings.Contains(errOut, `belongs to job "`+checkpointtest.JobID+`"`) {
 				t.Fatalf("import with another --job-id: exit %d, stderr %q", code, errOut)
 			}
@@ -146,7 +146,7 @@ func TestStateImport_Bootstrap(t *testing.T) {
 {"operator":"count","state":"count","key":"never-seen","deleted":true}
 {"operator":"count",` + windowLine + `"deleted":true}
 `
-			code, out, errOut = run(deletes, "state", "import", store, "--from", "-", "--incremental", "-o", "json")
+			out, errOut, code = run(deletes, "state", "import", store, "--from", "-", "--incremental", "-o", "json")
 			if code != exitOK {
 				t.Fatalf("delete import: exit %d, stderr %q", code, errOut)
 			}
@@ -157,7 +157,7 @@ func TestStateImport_Bootstrap(t *testing.T) {
 			if !strings.Contains(errOut, `<stdin>:2: operator "count" state "count" key "never-seen": no such entry`) {
 				t.Fatalf("the missing entry is not reported on stderr: %q", errOut)
 			}
-			_, after, _ := run("", "state", "dump", store, "latest")
+			after, _, _ := run("", "state", "dump", store, "latest")
 			var wantLines []string
 			for _, l := range stateLines(dump) {
 				if strings.Contains(l, `"state":"count","key":"word-00001",`) ||
@@ -175,7 +175,7 @@ func TestStateImport_Bootstrap(t *testing.T) {
 			if tc.name == "Hybrid" {
 				// Every write reached the remote copy: the S3 prefix alone
 				// dumps the same.
-				_, remote, _ := stateCLI(t, "", append([]string{"state", "dump", "s3://" + bucket + "/hybrid", "latest"}, s3flags...)...)
+				remote, _, _ := cliRun(t, "", append([]string{"state", "dump", "s3://" + bucket + "/hybrid", "latest"}, s3flags...)...)
 				if !sameLines(remote, after) {
 					t.Fatalf("the remote side of the hybrid store dumps %d lines, the hybrid store %d", len(stateLines(remote)), len(stateLines(after)))
 				}
@@ -201,7 +201,7 @@ func TestStateImport_Bootstrap(t *testing.T) {
 				parent := t.TempDir()
 				store := filepath.Join(parent, "store")
 				in := stateWrite(t, "in.jsonl", tc.input)
-				code, out, errOut := stateCLI(t, "", append([]string{"state", "import", store, "--from", in}, tc.args...)...)
+				out, errOut, code := cliRun(t, "", append([]string{"state", "import", store, "--from", in}, tc.args...)...)
 				if code != exitUsage || out != "" || !strings.Contains(errOut, tc.stderr) {
 					t.Fatalf("exit %d, stdout %q, stderr %q; want exit 2 mentioning %q", code, out, errOut, tc.stderr)
 				}
@@ -210,10 +210,10 @@ func TestStateImport_Bootstrap(t *testing.T) {
 				}
 				// The same into an empty S3 prefix leaves it empty.
 				addr := "s3://" + bucket + "/refused-" + tc.name
-				if code, _, errOut := stateCLI(t, "", append(append([]string{"state", "import", addr, "--from", in}, tc.args...), s3flags...)...); code != exitUsage {
+				if _, errOut, code := cliRun(t, "", append(append([]string{"state", "import", addr, "--from", in}, tc.args...), s3flags...)...); code != exitUsage {
 					t.Fatalf("into S3: exit %d, stderr %q", code, errOut)
 				}
-				if code, out, _ := stateCLI(t, "", append([]string{"checkpoint", "ls", addr}, s3flags...)...); code != exitUsage {
+				if out, _, code := cliRun(t, "", append([]string{"checkpoint", "ls", addr}, s3flags...)...); code != exitUsage {
 					t.Fatalf("a refused import made %s a store: exit %d, %s", addr, code, out)
 				}
 			})
@@ -224,7 +224,7 @@ func TestStateImport_Bootstrap(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := stateTree(t, dir)
-			code, _, errOut := stateCLI(t, "", append([]string{"state", "import", dir, "--from", from}, create...)...)
+			_, errOut, code := cliRun(t, "", append([]string{"state", "import", dir, "--from", from}, create...)...)
 			if code != exitUsage || !strings.Contains(errOut, "not empty") {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
@@ -242,7 +242,7 @@ func TestExamples_WordCountFromImport(t *testing.T) {
 	dir := copyExample(t, "word_count")
 	states := stateWrite(t, "states.json", `[{"id":"wordcount/1-count","states":[{"name":"count","kind":"value","codec":"uint64"}]}]`)
 	in := stateWrite(t, "in.jsonl", `{"operator":"wordcount/1-count","state":"count","key":"exactly","value":1000}`+"\n")
-	code, _, errOut := stateCLI(t, "", "state", "import", filepath.Join(dir, "state"), "--from", in,
+	_, errOut, code := cliRun(t, "", "state", "import", filepath.Join(dir, "state"), "--from", in,
 		"--job-id", "wordcount", "--key-groups", "128", "--states", states)
 	if code != exitOK {
 		t.Fatalf("bootstrap import: exit %d, stderr %q", code, errOut)

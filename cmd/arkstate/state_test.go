@@ -18,26 +18,6 @@ import (
 	"github.com/arkstate/arkstate/pkg/store"
 )
 
-// stateCLI runs arkstate with args and stdin as main does.
-func stateCLI(t testing.TB, stdin string, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	r := cliRun(t, stdin, args...)
-	return r.code, r.stdout, r.stderr
-}
-
-// stateStandardDir writes the synthetic job's three checkpoints into a new
-// directory store and returns its root.
-func stateStandardDir(t *testing.T) (string, *checkpointtest.Job) {
-	t.Helper()
-	root := t.TempDir()
-	s, err := store.NewDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return root, checkpointtest.Standard(t, s)
-}
-
 // stateTree hashes every file under root, as one comparable string.
 func stateTree(t testing.TB, root string) string {
 	t.Helper()
@@ -63,10 +43,10 @@ func stateLines(s string) []string {
 }
 
 func TestStateDump(t *testing.T) {
-	root, _ := stateStandardDir(t)
+	root, _ := checkpointtest.StandardDir(t)
 	t.Run("OK", func(t *testing.T) {
 		before := stateTree(t, root)
-		code, out, errOut := stateCLI(t, "", "state", "dump", root, "latest")
+		out, errOut, code := cliRun(t, "", "state", "dump", root, "latest")
 		if code != exitOK || errOut != "" {
 			t.Fatalf("exit %d, stderr %q", code, errOut)
 		}
@@ -88,14 +68,14 @@ func TestStateDump(t *testing.T) {
 		}
 		// The same checkpoint by number and by directory name, and -o json.
 		for _, args := range [][]string{{"3"}, {"chk-00000000000000000003"}, {"latest", "-o", "json"}} {
-			_, again, _ := stateCLI(t, "", append([]string{"state", "dump", root}, args...)...)
+			again, _, _ := cliRun(t, "", append([]string{"state", "dump", root}, args...)...)
 			if again != out {
 				t.Fatalf("dump %v differs from dump latest", args)
 			}
 		}
 	})
 	t.Run("OKFilters", func(t *testing.T) {
-		_, all, _ := stateCLI(t, "", "state", "dump", root, "latest")
+		all, _, _ := cliRun(t, "", "state", "dump", root, "latest")
 		cases := []struct {
 			args []string
 			keep func(string) bool
@@ -114,7 +94,7 @@ func TestStateDump(t *testing.T) {
 					want.WriteString(l + "\n")
 				}
 			}
-			code, got, errOut := stateCLI(t, "", append([]string{"state", "dump", root, "latest"}, tc.args...)...)
+			got, errOut, code := cliRun(t, "", append([]string{"state", "dump", root, "latest"}, tc.args...)...)
 			if code != exitOK || got != want.String() || got == "" {
 				t.Fatalf("dump %v: exit %d %q\ngot  %q\nwant %q", tc.args, code, errOut, got, want.String())
 			}
@@ -135,7 +115,7 @@ func TestStateDump(t *testing.T) {
 	for _, tc := range errCases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := stateTree(t, root)
-			code, out, errOut := stateCLI(t, "", tc.args...)
+			out, errOut, code := cliRun(t, "", tc.args...)
 			if code != exitUsage || out != "" || strings.Count(errOut, "\n") != 1 {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want exit 2, nothing on stdout, one line on stderr", code, out, errOut)
 			}
@@ -148,14 +128,14 @@ func TestStateDump(t *testing.T) {
 
 func TestStateImport(t *testing.T) {
 	t.Run("OKRoundTrip", func(t *testing.T) {
-		root, j := stateStandardDir(t)
-		_, a, _ := stateCLI(t, "", "state", "dump", root, "latest")
+		root, j := checkpointtest.StandardDir(t)
+		a, _, _ := cliRun(t, "", "state", "dump", root, "latest")
 		file := stateWrite(t, "a.jsonl", a)
-		code, out, errOut := stateCLI(t, "", "state", "import", root, "--from", file)
+		out, errOut, code := cliRun(t, "", "state", "import", root, "--from", file)
 		if code != exitOK || !strings.Contains(out, "checkpoint:") || !strings.Contains(out, " 4\n") || !strings.Contains(out, "1617") {
 			t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 		}
-		_, b, _ := stateCLI(t, "", "state", "dump", root, "latest")
+		b, _, _ := cliRun(t, "", "state", "dump", root, "latest")
 		if a != b {
 			t.Fatal("dump after import differs from the dump imported")
 		}
@@ -186,9 +166,9 @@ func TestStateImport(t *testing.T) {
 		}
 	})
 	t.Run("OKJSONIncrementalStdin", func(t *testing.T) {
-		root, _ := stateStandardDir(t)
+		root, _ := checkpointtest.StandardDir(t)
 		lines := `{"operator":"count","state":"count","key":"word-00001","value":77}` + "\n"
-		code, out, errOut := stateCLI(t, lines, "state", "import", root, "--from", "-", "--incremental", "-o", "json")
+		out, errOut, code := cliRun(t, lines, "state", "import", root, "--from", "-", "--incremental", "-o", "json")
 		if code != exitOK {
 			t.Fatalf("exit %d, stderr %q", code, errOut)
 		}
@@ -199,14 +179,14 @@ func TestStateImport(t *testing.T) {
 		if rep["checkpoint_id"] != 4.0 || rep["entries"] != 1.0 || rep["kind"] != "incremental" || rep["parent"] != 3.0 || rep["segments_written"] != 1.0 {
 			t.Fatalf("report %v", rep)
 		}
-		_, got, _ := stateCLI(t, "", "state", "dump", root, "latest", "--key", "word-00001", "--state", "count")
+		got, _, _ := cliRun(t, "", "state", "dump", root, "latest", "--key", "word-00001", "--state", "count")
 		if got != lines {
 			t.Fatalf("dump after the upsert: %q", got)
 		}
 	})
 	t.Run("OKStatesIntoEmptyStore", func(t *testing.T) {
-		root, _ := stateStandardDir(t)
-		_, a, _ := stateCLI(t, "", "state", "dump", root, "latest", "--operator", "dedupe")
+		root, _ := checkpointtest.StandardDir(t)
+		a, _, _ := cliRun(t, "", "state", "dump", root, "latest", "--operator", "dedupe")
 		empty := t.TempDir()
 		s, err := store.NewDir(empty)
 		if err != nil {
@@ -217,11 +197,11 @@ func TestStateImport(t *testing.T) {
 			t.Fatal(err)
 		}
 		states := stateWrite(t, "states.json", `[{"id":"dedupe","states":[{"name":"seen","kind":"list","codec":"string","ttl_millis":0}]}]`)
-		code, out, errOut := stateCLI(t, "", "state", "import", empty, "--from", stateWrite(t, "a.jsonl", a), "--states", states, "-o", "json")
+		out, errOut, code := cliRun(t, "", "state", "import", empty, "--from", stateWrite(t, "a.jsonl", a), "--states", states, "-o", "json")
 		if code != exitOK || !strings.Contains(out, `"checkpoint_id": 1`) {
 			t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 		}
-		_, b, _ := stateCLI(t, "", "state", "dump", empty, "latest")
+		b, _, _ := cliRun(t, "", "state", "dump", empty, "latest")
 		if len(stateLines(b)) != 217 || len(b) != len(a) {
 			t.Fatalf("dump of the new store has %d lines (%d bytes), want 217 (%d bytes)", len(stateLines(b)), len(b), len(a))
 		}
@@ -242,22 +222,18 @@ func TestStateImport(t *testing.T) {
 		}
 		defer s.Close()
 		checkpointtest.Standard(t, s)
-		t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-		t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-		t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-		t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-		t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+		setAWSEnv(t, srv.AccessKey, srv.SecretKey)
 		addr := "s3://" + bucket + "/job"
 		flags := []string{"--s3-endpoint", srv.Endpoint, "--s3-path-style", "--s3-region", s3test.Region}
-		code, a, errOut := stateCLI(t, "", append([]string{"state", "dump", addr, "latest"}, flags...)...)
+		a, errOut, code := cliRun(t, "", append([]string{"state", "dump", addr, "latest"}, flags...)...)
 		if code != exitOK || len(stateLines(a)) != 1617 {
 			t.Fatalf("dump: exit %d, %d lines, stderr %q", code, len(stateLines(a)), errOut)
 		}
-		code, out, errOut := stateCLI(t, "", append([]string{"state", "import", addr, "--from", stateWrite(t, "a.jsonl", a), "-o", "json"}, flags...)...)
+		out, errOut, code := cliRun(t, "", append([]string{"state", "import", addr, "--from", stateWrite(t, "a.jsonl", a), "-o", "json"}, flags...)...)
 		if code != exitOK || !strings.Contains(out, `"checkpoint_id": 4`) {
 			t.Fatalf("import: exit %d, stdout %q, stderr %q", code, out, errOut)
 		}
-		_, b, _ := stateCLI(t, "", append([]string{"state", "dump", addr, "latest"}, flags...)...)
+		b, _, _ := cliRun(t, "", append([]string{"state", "dump", addr, "latest"}, flags...)...)
 		if a != b {
 			t.Fatal("dump after import differs from the dump imported")
 		}
@@ -281,7 +257,7 @@ func TestStateImport(t *testing.T) {
 	}
 	for _, tc := range errCases {
 		t.Run(tc.name, func(t *testing.T) {
-			root, _ := stateStandardDir(t)
+			root, _ := checkpointtest.StandardDir(t)
 			before := stateTree(t, root)
 			in := stateWrite(t, "in.jsonl", tc.input)
 			args := []string{"state", "import", root, "--from", in}
@@ -294,7 +270,7 @@ func TestStateImport(t *testing.T) {
 				}
 				args = append(args, a)
 			}
-			code, out, errOut := stateCLI(t, "", args...)
+			out, errOut, code := cliRun(t, "", args...)
 			if code != exitUsage || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, tc.stderr) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want exit 2 and one line containing %q", code, out, errOut, tc.stderr)
 			}

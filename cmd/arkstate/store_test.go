@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/arkstate/arkstate/internal/s3test"
+	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
 	"github.com/arkstate/arkstate/pkg/store"
 )
 
@@ -18,17 +19,17 @@ import (
 // --remote, and shows that ls, verify and restore read through to the
 // remote copy when the local side is empty or damaged.
 func TestStoreCmds_Hybrid(t *testing.T) {
-	src, j := opsStandard(t)
+	src, j := checkpointtest.StandardDir(t)
 	srv, err := s3test.Start(context.Background())
 	if err != nil {
 		t.Fatalf("s3test: real S3 server unavailable: %v", err)
 	}
 	t.Cleanup(func() { srv.Stop() })
-	opsAWSEnv(t, srv.AccessKey, srv.SecretKey)
+	setAWSEnv(t, srv.AccessKey, srv.SecretKey)
 	bucket := srv.NewBucket(t)
 	s3flags := []string{"--s3-endpoint", srv.Endpoint, "--s3-path-style"}
 	remote := "s3://" + bucket + "/job"
-	if _, stderr, code := opsCLI(t, append([]string{"checkpoint", "restore", src, "latest", "--to", remote}, s3flags...)...); code != exitOK {
+	if _, stderr, code := cliRun(t, "", append([]string{"checkpoint", "restore", src, "latest", "--to", remote}, s3flags...)...); code != exitOK {
 		t.Fatalf("restore to S3: exit %d: %s", code, stderr)
 	}
 
@@ -38,13 +39,13 @@ func TestStoreCmds_Hybrid(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stdout, stderr, code := opsCLI(t, append([]string{"checkpoint", "ls", addr, "-o", "json"}, s3flags...)...)
+		stdout, stderr, code := cliRun(t, "", append([]string{"checkpoint", "ls", addr, "-o", "json"}, s3flags...)...)
 		if code != exitOK || !strings.Contains(stdout, `"id": `+jsonNumber(3)) {
 			t.Fatalf("ls %s: exit %d\n%s%s", addr, code, stdout, stderr)
 		}
 		opsVerify(t, append([]string{addr}, s3flags...)...)
 		back := filepath.Join(t.TempDir(), "back")
-		if _, stderr, code := opsCLI(t, append([]string{"checkpoint", "restore", addr, "3", "--to", back}, s3flags...)...); code != exitOK {
+		if _, stderr, code := cliRun(t, "", append([]string{"checkpoint", "restore", addr, "3", "--to", back}, s3flags...)...); code != exitOK {
 			t.Fatalf("restore from %s: exit %d: %s", addr, code, stderr)
 		}
 		opsDirCounts(t, back, j)
@@ -72,7 +73,7 @@ func TestStoreCmds_Hybrid(t *testing.T) {
 		t.Chdir(filepath.Dir(local))
 		back := filepath.Join(t.TempDir(), "back")
 		args := append([]string{"checkpoint", "restore", "local", "3", "--to", back, "--remote", remote}, s3flags...)
-		if _, stderr, code := opsCLI(t, args...); code != exitOK {
+		if _, stderr, code := cliRun(t, "", args...); code != exitOK {
 			t.Fatalf("restore through the damaged local side: exit %d: %s", code, stderr)
 		}
 		opsDirCounts(t, back, j)
@@ -88,7 +89,7 @@ func TestStoreCmds_Hybrid(t *testing.T) {
 			{[]string{"checkpoint", "ls", "hybrid:///tmp/x?remote=hybrid:///tmp/y"}, "cannot be hybrid"},
 			{[]string{"checkpoint", "ls", remote, "--remote", remote}, "must be a directory"},
 		} {
-			_, stderr, code := opsCLI(t, append(tc.args, s3flags...)...)
+			_, stderr, code := cliRun(t, "", append(tc.args, s3flags...)...)
 			if code != exitUsage || !strings.Contains(stderr, tc.want) {
 				t.Errorf("%v: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, stderr, exitUsage, tc.want)
 			}

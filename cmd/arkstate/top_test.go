@@ -45,7 +45,7 @@ func rowFields(frame, first string) []string {
 
 func TestTop_ErrExitCodes(t *testing.T) {
 	// A port nothing listens on: the job cannot be reached.
-	code, stderr := runCLI(t, "top", "--once", "--addr", "127.0.0.1:1")
+	_, stderr, code := cliRun(t, "", "top", "--once", "--addr", "127.0.0.1:1")
 	if code != exitIO || !strings.Contains(stderr, "cannot reach the job") {
 		t.Errorf("unreachable job: exit %d, %s", code, stderr)
 	}
@@ -55,7 +55,7 @@ func TestTop_ErrExitCodes(t *testing.T) {
 		{"top", "--once", "--store", filepath.Join(t.TempDir(), "missing")},
 		{"top", "extra"},
 	} {
-		if code, stderr := runCLI(t, args...); code != exitUsage {
+		if _, stderr, code := cliRun(t, "", args...); code != exitUsage {
 			t.Errorf("%q: exit %d, want %d: %s", args, code, exitUsage, stderr)
 		}
 	}

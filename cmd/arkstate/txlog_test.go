@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,21 +72,6 @@ func txlogFixture(t *testing.T, n int) (string, []string) {
 	return dir, segs
 }
 
-// txlogCLI runs arkstate with args the way main does and fails t if the
-// files under dir changed: every txlog command only reads.
-func txlogCLI(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	var before map[string]string
-	if dir != "" {
-		before = fileHashes(t, dir)
-	}
-	r := cliRun(t, "", args...)
-	if dir != "" && !maps.Equal(before, fileHashes(t, dir)) {
-		t.Errorf("%v changed the files under %s", args, dir)
-	}
-	return r.stdout, r.stderr, r.code
-}
-
 func txlogFlip(t *testing.T, path string, off int64) {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -103,7 +87,7 @@ func txlogFlip(t *testing.T, path string, off int64) {
 func TestTxlogLsCmd(t *testing.T) {
 	dir, segs := txlogFixture(t, 60)
 	t.Run("OK", func(t *testing.T) {
-		stdout, stderr, code := txlogCLI(t, dir, "txlog", "ls", dir, "-o", "json")
+		stdout, stderr, code := cliUnchanged(t, dir, nil, "txlog", "ls", dir, "-o", "json")
 		if code != exitOK {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
@@ -125,14 +109,14 @@ func TestTxlogLsCmd(t *testing.T) {
 		}
 	})
 	t.Run("OKTable", func(t *testing.T) {
-		stdout, _, code := txlogCLI(t, dir, "txlog", "ls", dir)
+		stdout, _, code := cliUnchanged(t, dir, nil, "txlog", "ls", dir)
 		if code != exitOK || !strings.Contains(stdout, "00000000000000000001.log") || !strings.Contains(stdout, "FIRST LSN") ||
 			!strings.Contains(stdout, "2025-03-14T15:09:26Z") {
 			t.Fatalf("exit %d, table:\n%s", code, stdout)
 		}
 	})
 	t.Run("OKYAML", func(t *testing.T) {
-		stdout, _, code := txlogCLI(t, dir, "txlog", "ls", dir, "--stream", "main", "-o", "yaml")
+		stdout, _, code := cliUnchanged(t, dir, nil, "txlog", "ls", dir, "--stream", "main", "-o", "yaml")
 		var v txlogLsView
 		if code != exitOK || yaml.Unmarshal([]byte(stdout), &v) != nil || len(v.Streams) != 1 || v.Streams[0].Records != 60 {
 			t.Fatalf("exit %d, yaml:\n%s", code, stdout)
@@ -140,13 +124,13 @@ func TestTxlogLsCmd(t *testing.T) {
 	})
 	t.Run("OKEmptyStore", func(t *testing.T) {
 		empty := t.TempDir()
-		stdout, _, code := txlogCLI(t, empty, "txlog", "ls", empty, "-o", "json")
+		stdout, _, code := cliUnchanged(t, empty, nil, "txlog", "ls", empty, "-o", "json")
 		if code != exitOK || !strings.Contains(stdout, `"streams": []`) {
 			t.Fatalf("exit %d: %s", code, stdout)
 		}
 	})
 	t.Run("ErrStreamNotFound", func(t *testing.T) {
-		_, stderr, code := txlogCLI(t, dir, "txlog", "ls", dir, "--stream", "nope")
+		_, stderr, code := cliUnchanged(t, dir, nil, "txlog", "ls", dir, "--stream", "nope")
 		if code != exitUsage || !strings.Contains(stderr, "stream not found") {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
@@ -159,7 +143,7 @@ func TestTxlogLsCmd(t *testing.T) {
 			{"txlog", "ls", dir, "-o", "xml"},
 			{"txlog", "ls", dir, "--stream", "a/b"},
 		} {
-			if _, stderr, code := txlogCLI(t, dir, args...); code != exitUsage {
+			if _, stderr, code := cliUnchanged(t, dir, nil, args...); code != exitUsage {
 				t.Errorf("%v: exit %d, want 2: %s", args, code, stderr)
 			}
 		}
@@ -169,7 +153,7 @@ func TestTxlogLsCmd(t *testing.T) {
 func TestTxlogVerifyCmd(t *testing.T) {
 	verify := func(t *testing.T, dir string, args ...string) (txlogVerifyView, string, int) {
 		t.Helper()
-		stdout, stderr, code := txlogCLI(t, dir, append([]string{"txlog", "verify", dir, "-o", "json"}, args...)...)
+		stdout, stderr, code := cliUnchanged(t, dir, nil, append([]string{"txlog", "verify", dir, "-o", "json"}, args...)...)
 		var v txlogVerifyView
 		if code == exitOK || code == exitFindings {
 			if err := json.Unmarshal([]byte(stdout), &v); err != nil {
@@ -196,7 +180,7 @@ func TestTxlogVerifyCmd(t *testing.T) {
 		if code != exitOK || !v.OK || len(p) != 1 || p[0].Kind != "torn-tail" || p[0].File != "txlog/main/"+filepath.Base(last) {
 			t.Fatalf("exit %d, %+v", code, v)
 		}
-		stdout, _, _ := txlogCLI(t, dir, "txlog", "verify", dir)
+		stdout, _, _ := cliUnchanged(t, dir, nil, "txlog", "verify", dir)
 		if !strings.Contains(stdout, "ok (notices)") || !strings.Contains(stdout, "torn-tail: txlog/main/") {
 			t.Fatalf("table:\n%s", stdout)
 		}
@@ -214,7 +198,7 @@ func TestTxlogVerifyCmd(t *testing.T) {
 		if stderr != "" {
 			t.Fatalf("findings wrote to stderr: %q", stderr)
 		}
-		stdout, _, code := txlogCLI(t, dir, "txlog", "verify", dir)
+		stdout, _, code := cliUnchanged(t, dir, nil, "txlog", "verify", dir)
 		if code != exitFindings || !strings.Contains(stdout, "DAMAGED") || !strings.Contains(stdout, "advice: ") {
 			t.Fatalf("exit %d, table:\n%s", code, stdout)
 		}
@@ -230,11 +214,11 @@ func TestTxlogVerifyCmd(t *testing.T) {
 	})
 	t.Run("ErrUsage", func(t *testing.T) {
 		empty := t.TempDir()
-		if _, stderr, code := txlogCLI(t, empty, "txlog", "verify", empty); code != exitUsage || !strings.Contains(stderr, "no transaction log") {
+		if _, stderr, code := cliUnchanged(t, empty, nil, "txlog", "verify", empty); code != exitUsage || !strings.Contains(stderr, "no transaction log") {
 			t.Fatalf("verify of a store without a log: exit %d, %s", code, stderr)
 		}
 		dir, _ := txlogFixture(t, 10)
-		if _, _, code := txlogCLI(t, dir, "txlog", "verify", dir, "--stream", "other"); code != exitUsage {
+		if _, _, code := cliUnchanged(t, dir, nil, "txlog", "verify", dir, "--stream", "other"); code != exitUsage {
 			t.Fatalf("verify of a missing stream: exit %d", code)
 		}
 	})
@@ -244,7 +228,7 @@ func TestTxlogReplayCmd(t *testing.T) {
 	dir, _ := txlogFixture(t, 60)
 	replay := func(t *testing.T, dir string, args ...string) ([]map[string]any, string, int) {
 		t.Helper()
-		stdout, stderr, code := txlogCLI(t, dir, append([]string{"txlog", "replay", dir, "--stream", "main", "-o", "json"}, args...)...)
+		stdout, stderr, code := cliUnchanged(t, dir, nil, append([]string{"txlog", "replay", dir, "--stream", "main", "-o", "json"}, args...)...)
 		var recs []map[string]any
 		dec := json.NewDecoder(strings.NewReader(stdout))
 		for dec.More() {
@@ -307,11 +291,11 @@ func TestTxlogReplayCmd(t *testing.T) {
 		}
 	})
 	t.Run("OKTableYAML", func(t *testing.T) {
-		stdout, _, code := txlogCLI(t, dir, "txlog", "replay", dir, "--stream", "main", "--to", "3")
+		stdout, _, code := cliUnchanged(t, dir, nil, "txlog", "replay", dir, "--stream", "main", "--to", "3")
 		if code != exitOK || !strings.Contains(stdout, "count/n kg=9 key=base64:/wAC") || strings.Count(stdout, "\n") != 4 {
 			t.Fatalf("exit %d, table:\n%s", code, stdout)
 		}
-		stdout, _, code = txlogCLI(t, dir, "txlog", "replay", dir, "--stream", "main", "--to", "3", "-o", "yaml")
+		stdout, _, code = cliUnchanged(t, dir, nil, "txlog", "replay", dir, "--stream", "main", "--to", "3", "-o", "yaml")
 		if code != exitOK || strings.Count(stdout, "---\n") != 3 || !strings.Contains(stdout, "key_base64: /wAC") {
 			t.Fatalf("exit %d, yaml:\n%s", code, stdout)
 		}
@@ -341,7 +325,7 @@ func TestTxlogReplayCmd(t *testing.T) {
 			{"txlog", "replay", dir, "--stream", "nope"},
 			{"txlog", "replay", dir, "--stream", "main", "--from", "1000"},
 		} {
-			if _, stderr, code := txlogCLI(t, dir, args...); code != exitUsage {
+			if _, stderr, code := cliUnchanged(t, dir, nil, args...); code != exitUsage {
 				t.Errorf("%v: exit %d, want 2: %s", args, code, stderr)
 			}
 		}
@@ -349,18 +333,11 @@ func TestTxlogReplayCmd(t *testing.T) {
 }
 
 func TestTxlogCmds_ErrUnreachable(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	setAWSEnv(t, "AKIDTEST", "secret")
 	for _, args := range [][]string{{"ls"}, {"verify"}, {"replay", "--stream", "main"}} {
 		full := append([]string{"txlog"}, args[0], "s3://bucket/prefix", "--s3-endpoint", "http://127.0.0.1:1", "--s3-path-style")
 		full = append(full, args[1:]...)
-		_, stderr, code := txlogCLI(t, "", full...)
+		_, stderr, code := cliRun(t, "", full...)
 		if code != exitIO {
 			t.Errorf("%v against a closed port: exit %d, want 3: %s", args, code, stderr)
 		}

@@ -103,7 +103,8 @@ func stateCounts(s *checkpoint.DiffSummary) map[string][3]uint64 {
 
 func TestDiff(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
-		r, _, root := standardDir(t)
+		root, j := checkpointtest.StandardDir(t)
+		r := j.Repo
 		before := treeDigest(t, root)
 		// The standard history, worked out by hand: checkpoint 2 counted
 		// words 0..59 again (new window w002, every third word seen again);
@@ -225,7 +226,8 @@ func TestDiff(t *testing.T) {
 
 	t.Run("OKDifferentParallelism", func(t *testing.T) {
 		ctx := context.Background()
-		r, _, _ := standardDir(t)
+		_, j := checkpointtest.StandardDir(t)
+		r := j.Repo
 		m3 := manifest(t, r, 3)
 		// Checkpoint 4 holds checkpoint 3's state of "count" as a single
 		// range over all key groups, as parallelism 1 would write it.
@@ -267,7 +269,8 @@ func TestDiff(t *testing.T) {
 	})
 
 	t.Run("ErrCheckpointNotFound", func(t *testing.T) {
-		r, _, _ := standardDir(t)
+		_, j := checkpointtest.StandardDir(t)
+		r := j.Repo
 		_, err := checkpoint.Diff(context.Background(), r, 1, 9, checkpoint.DiffOptions{}, nil)
 		if !errors.Is(err, checkpoint.ErrCheckpointNotFound) {
 			t.Fatalf("got %v", err)
@@ -275,7 +278,8 @@ func TestDiff(t *testing.T) {
 	})
 
 	t.Run("ErrEmit", func(t *testing.T) {
-		r, _, _ := standardDir(t)
+		_, j := checkpointtest.StandardDir(t)
+		r := j.Repo
 		stop := errors.New("stop")
 		n := 0
 		_, err := checkpoint.Diff(context.Background(), r, 1, 2, checkpoint.DiffOptions{Keys: true}, func(checkpoint.KeyChange) error {
@@ -288,7 +292,8 @@ func TestDiff(t *testing.T) {
 	})
 
 	t.Run("ErrCorrupt", func(t *testing.T) {
-		r, _, root := standardDir(t)
+		root, j := checkpointtest.StandardDir(t)
+		r := j.Repo
 		m := manifest(t, r, 2)
 		seg := format.SegmentPath(m.Operators[1].Ranges[1].Layers[1].Hash)
 		flipByte(t, root+"/"+seg, 3)

@@ -148,7 +148,8 @@ func TestRestore(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("OKDirToDir", func(t *testing.T) {
-		src, j, root := standardDir(t)
+		root, j := checkpointtest.StandardDir(t)
+		src := j.Repo
 		before := treeDigest(t, root)
 		dst, _ := newDirStore(t)
 		var calls []int64
@@ -173,7 +174,8 @@ func TestRestore(t *testing.T) {
 	})
 
 	t.Run("OKChainStopsAtFull", func(t *testing.T) {
-		src, _, _ := standardDir(t)
+		_, j := checkpointtest.StandardDir(t)
+		src := j.Repo
 		dst, _ := newDirStore(t)
 		plan, err := checkpoint.Restore(ctx, src, 2, dst, checkpoint.RestoreOptions{})
 		if err != nil {
@@ -196,7 +198,8 @@ func TestRestore(t *testing.T) {
 	})
 
 	t.Run("OKDirToS3", func(t *testing.T) {
-		src, j, _ := standardDir(t)
+		_, j := checkpointtest.StandardDir(t)
+		src := j.Repo
 		srv := s3Server.Get(t)
 		dst := storetest.NewS3(t, srv.NewBucket(t), "restored/job", storetest.S3Options(srv))
 		plan, err := checkpoint.Restore(ctx, src, 3, dst, checkpoint.RestoreOptions{})
@@ -219,7 +222,8 @@ func TestRestore(t *testing.T) {
 	})
 
 	t.Run("OKDryRun", func(t *testing.T) {
-		src, _, _ := standardDir(t)
+		_, j := checkpointtest.StandardDir(t)
+		src := j.Repo
 		dst, droot := newDirStore(t)
 		plan, err := checkpoint.Restore(ctx, src, 3, dst, checkpoint.RestoreOptions{DryRun: true})
 		if err != nil {
@@ -270,7 +274,8 @@ func TestRestore(t *testing.T) {
 	})
 
 	t.Run("ErrTargetNotEmpty", func(t *testing.T) {
-		src, j, _ := standardDir(t)
+		_, j := checkpointtest.StandardDir(t)
+		src := j.Repo
 		dst, _ := newDirStore(t)
 		if _, err := checkpoint.Restore(ctx, src, 2, dst, checkpoint.RestoreOptions{}); err != nil {
 			t.Fatal(err)
@@ -294,7 +299,8 @@ func TestRestore(t *testing.T) {
 	})
 
 	t.Run("ErrJobMismatch", func(t *testing.T) {
-		src, _, _ := standardDir(t)
+		_, j := checkpointtest.StandardDir(t)
+		src := j.Repo
 		dst, _ := newDirStore(t)
 		if _, err := checkpoint.InitRepo(ctx, dst, "other", checkpointtest.KeyGroups); err != nil {
 			t.Fatal(err)
@@ -306,7 +312,8 @@ func TestRestore(t *testing.T) {
 	})
 
 	t.Run("ErrSameStore", func(t *testing.T) {
-		src, _, _ := standardDir(t)
+		_, j := checkpointtest.StandardDir(t)
+		src := j.Repo
 		_, err := checkpoint.Restore(ctx, src, 3, src.Store(), checkpoint.RestoreOptions{Force: true})
 		if !errors.Is(err, checkpoint.ErrSameStore) {
 			t.Fatalf("got %v, want ErrSameStore", err)
@@ -314,7 +321,8 @@ func TestRestore(t *testing.T) {
 	})
 
 	t.Run("ErrCheckpointNotFound", func(t *testing.T) {
-		src, _, _ := standardDir(t)
+		_, j := checkpointtest.StandardDir(t)
+		src := j.Repo
 		dst, _ := newDirStore(t)
 		_, err := checkpoint.Restore(ctx, src, 7, dst, checkpoint.RestoreOptions{})
 		if !errors.Is(err, checkpoint.ErrCheckpointNotFound) {
@@ -325,7 +333,8 @@ func TestRestore(t *testing.T) {
 	t.Run("ErrDamaged", func(t *testing.T) {
 		for _, tc := range damageCases() {
 			t.Run(tc.name, func(t *testing.T) {
-				src, _, root := standardDir(t)
+				root, j := checkpointtest.StandardDir(t)
+				src := j.Repo
 				file := tc.damage(t, src, root)
 				dst, droot := newDirStore(t)
 				_, err := checkpoint.Restore(ctx, src, 3, dst, checkpoint.RestoreOptions{})

@@ -183,7 +183,8 @@ func TestPrune(t *testing.T) {
 	})
 
 	t.Run("ErrKeepLast", func(t *testing.T) {
-		r, _, _ := standardDir(t)
+		_, j := checkpointtest.StandardDir(t)
+		r := j.Repo
 		if _, err := checkpoint.Prune(ctx, r, checkpoint.PruneOptions{KeepLast: 0}); err == nil {
 			t.Fatal("keep-last 0 accepted")
 		}
@@ -208,7 +209,8 @@ func TestGC(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("OKNothingToDo", func(t *testing.T) {
-		r, _, root := standardDir(t)
+		root, j := checkpointtest.StandardDir(t)
+		r := j.Repo
 		before := treeDigest(t, root)
 		rep, err := checkpoint.GC(ctx, r, checkpoint.GCOptions{Grace: -1})
 		if err != nil {
@@ -223,7 +225,8 @@ func TestGC(t *testing.T) {
 	})
 
 	t.Run("OKFailedCheckpoint", func(t *testing.T) {
-		r, j, root := standardDir(t)
+		root, j := checkpointtest.StandardDir(t)
+		r := j.Repo
 		seg, other := failedCheckpoint(t, r, 4)
 		rep, err := checkpoint.GC(ctx, r, checkpoint.GCOptions{})
 		if err != nil {
@@ -261,7 +264,8 @@ func TestGC(t *testing.T) {
 	})
 
 	t.Run("OKGrace", func(t *testing.T) {
-		r, _, root := standardDir(t)
+		root, j := checkpointtest.StandardDir(t)
+		r := j.Repo
 		old, _ := failedCheckpoint(t, r, 4)
 		young := format.SegmentPath(putSegment(t, r, []liveEntry{{state: "count", kg: 9, key: "young", value: "y"}}, format.LayerBase, 5).Hash)
 		setAge(t, root, old, 61*time.Minute)
@@ -276,7 +280,8 @@ func TestGC(t *testing.T) {
 	})
 
 	t.Run("OKDryRun", func(t *testing.T) {
-		r, _, root := standardDir(t)
+		root, j := checkpointtest.StandardDir(t)
+		r := j.Repo
 		seg, other := failedCheckpoint(t, r, 4)
 		before := treeDigest(t, root)
 		rep, err := checkpoint.GC(ctx, r, checkpoint.GCOptions{DryRun: true, Grace: -1})
@@ -292,7 +297,8 @@ func TestGC(t *testing.T) {
 	})
 
 	t.Run("OKTemporaryFiles", func(t *testing.T) {
-		r, _, root := standardDir(t)
+		root, j := checkpointtest.StandardDir(t)
+		r := j.Repo
 		tmpOld := "segments/ab/.arkstate-tmp-111"
 		tmpYoung := ".arkstate-tmp-222"
 		for _, name := range []string{tmpOld, tmpYoung} {
@@ -324,7 +330,8 @@ func TestGC(t *testing.T) {
 	})
 
 	t.Run("OKUnknownObjectKept", func(t *testing.T) {
-		r, _, _ := standardDir(t)
+		_, j := checkpointtest.StandardDir(t)
+		r := j.Repo
 		if err := r.Store().Put(ctx, "segments/README", strings.NewReader("hi"), 2); err != nil {
 			t.Fatal(err)
 		}
@@ -384,7 +391,8 @@ func TestGC(t *testing.T) {
 	})
 
 	t.Run("ErrUnreadableManifest", func(t *testing.T) {
-		r, _, root := standardDir(t)
+		root, j := checkpointtest.StandardDir(t)
+		r := j.Repo
 		failedCheckpoint(t, r, 4)
 		flipByte(t, filepath.Join(root, format.ManifestPath(2)), -30)
 		before := treeDigest(t, root)

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arkstate/arkstate/internal/golden"
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
 	"github.com/arkstate/arkstate/pkg/format"
@@ -35,19 +35,6 @@ import (
 // them. Regenerate with:
 //
 //	go test ./pkg/checkpoint -run TestDamageMatrix -rewrite
-
-// The -rewrite flag is defined in init, after every package-level variable,
-// and only if no other test file of the package has defined it.
-func init() {
-	if flag.Lookup("rewrite") == nil {
-		flag.Bool("rewrite", false, "regenerate golden files and fixtures")
-	}
-}
-
-func vfRewriting() bool {
-	f := flag.Lookup("rewrite")
-	return f != nil && f.Value.String() == "true"
-}
 
 const vfFixturesDir = "../../testdata/checkpoints"
 
@@ -359,7 +346,7 @@ func vfOpenFixture(t testing.TB, name string) *checkpoint.Repo {
 func TestDamageMatrix(t *testing.T) {
 	tmp := t.TempDir()
 	generated := vfGenerateFixtures(t, tmp)
-	if vfRewriting() {
+	if golden.Rewriting() {
 		if err := os.RemoveAll(vfFixturesDir); err != nil {
 			t.Fatal(err)
 		}
@@ -430,17 +417,6 @@ func TestDamageMatrix(t *testing.T) {
 	}
 }
 
-func vfNewStandardDir(t testing.TB) (*store.DirStore, string, *checkpointtest.Job) {
-	t.Helper()
-	dir := t.TempDir()
-	s, err := store.NewDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s, dir, checkpointtest.Standard(t, s)
-}
-
 // vfUnavailableStore fails every Open of names with prefix as an unreachable
 // store would.
 type vfUnavailableStore struct {
@@ -458,7 +434,7 @@ func (u vfUnavailableStore) Open(ctx context.Context, name string) (store.Object
 func TestVerify(t *testing.T) {
 	ctx := context.Background()
 	t.Run("OK", func(t *testing.T) {
-		_, _, j := vfNewStandardDir(t)
+		_, j := checkpointtest.StandardDir(t)
 		rep, err := checkpoint.Verify(ctx, j.Repo, checkpoint.VerifyOptions{IDs: []uint64{2, 1, 2}, Deep: true, Concurrency: 1})
 		if err != nil {
 			t.Fatal(err)
@@ -484,7 +460,7 @@ func TestVerify(t *testing.T) {
 		}
 	})
 	t.Run("OKLatest", func(t *testing.T) {
-		_, _, j := vfNewStandardDir(t)
+		_, j := checkpointtest.StandardDir(t)
 		rep, err := checkpoint.Verify(ctx, j.Repo, checkpoint.VerifyOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -494,7 +470,7 @@ func TestVerify(t *testing.T) {
 		}
 	})
 	t.Run("OKSample", func(t *testing.T) {
-		_, _, j := vfNewStandardDir(t)
+		_, j := checkpointtest.StandardDir(t)
 		for _, T := range []int{1, 2, 3, 7} {
 			seen := 0
 			var bytes int64
@@ -528,7 +504,7 @@ func TestVerify(t *testing.T) {
 	})
 	t.Run("OKSeveralProblems", func(t *testing.T) {
 		// Damage in one object must not stop the checks of the others.
-		_, dir, j := vfNewStandardDir(t)
+		dir, j := checkpointtest.StandardDir(t)
 		m3, _ := j.Repo.Manifest(ctx, 3)
 		var victims []string
 		for _, op := range m3.Operators {
@@ -556,7 +532,7 @@ func TestVerify(t *testing.T) {
 	})
 	t.Run("OKLayerNotListedByWriter", func(t *testing.T) {
 		// Checkpoint 3 claims checkpoint 2 wrote a segment 2 never listed.
-		_, dir, j := vfNewStandardDir(t)
+		dir, j := checkpointtest.StandardDir(t)
 		m3, _ := j.Repo.Manifest(ctx, 3)
 		m1, _ := j.Repo.Manifest(ctx, 1)
 		rs := &m3.Operators[0].Ranges[0]
@@ -574,7 +550,7 @@ func TestVerify(t *testing.T) {
 		}
 	})
 	t.Run("OKIndexDisagrees", func(t *testing.T) {
-		_, dir, j := vfNewStandardDir(t)
+		dir, j := checkpointtest.StandardDir(t)
 		m3, _ := j.Repo.Manifest(ctx, 3)
 		l := &m3.Operators[1].Ranges[1].Layers[len(m3.Operators[1].Ranges[1].Layers)-1]
 		l.Entries++
@@ -588,7 +564,7 @@ func TestVerify(t *testing.T) {
 		}
 	})
 	t.Run("ErrCheckpointNotFound", func(t *testing.T) {
-		_, _, j := vfNewStandardDir(t)
+		_, j := checkpointtest.StandardDir(t)
 		_, err := checkpoint.Verify(ctx, j.Repo, checkpoint.VerifyOptions{IDs: []uint64{3, 9}})
 		if !errors.Is(err, checkpoint.ErrCheckpointNotFound) {
 			t.Fatalf("err %v, want ErrCheckpointNotFound", err)
@@ -604,7 +580,8 @@ func TestVerify(t *testing.T) {
 		}
 	})
 	t.Run("ErrUnavailable", func(t *testing.T) {
-		s, _, _ := vfNewStandardDir(t)
+		_, j := checkpointtest.StandardDir(t)
+		s := j.Repo.Store()
 		r, err := checkpoint.OpenRepo(ctx, vfUnavailableStore{Store: s, prefix: "segments/"})
 		if err != nil {
 			t.Fatal(err)
@@ -614,7 +591,7 @@ func TestVerify(t *testing.T) {
 		}
 	})
 	t.Run("ErrSample", func(t *testing.T) {
-		_, _, j := vfNewStandardDir(t)
+		_, j := checkpointtest.StandardDir(t)
 		if _, err := checkpoint.Verify(ctx, j.Repo, checkpoint.VerifyOptions{Sample: checkpoint.Sample{N: 4, T: 3}}); err == nil {
 			t.Fatal("sample 4/3 accepted")
 		}

@@ -23,20 +23,6 @@ import (
 	"github.com/arkstate/arkstate/pkg/store"
 )
 
-// standardDir writes the standard fixture history into a new directory
-// store and returns the repo and the store's root.
-func standardDir(t *testing.T) (*checkpoint.Repo, *checkpointtest.Job, string) {
-	t.Helper()
-	root := t.TempDir()
-	s, err := store.NewDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	j := checkpointtest.Standard(t, s)
-	return j.Repo, j, root
-}
-
 func manifest(t testing.TB, r *checkpoint.Repo, id uint64) *format.Manifest {
 	t.Helper()
 	m, err := r.Manifest(context.Background(), id)
@@ -199,7 +185,8 @@ func flipByte(t testing.TB, path string, off int64) {
 func TestOpenView(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		ctx := context.Background()
-		r, _, _ := standardDir(t)
+		_, j := checkpointtest.StandardDir(t)
+		r := j.Repo
 		for id := uint64(1); id <= 3; id++ {
 			m := manifest(t, r, id)
 			for _, op := range []string{"count", "dedupe"} {
@@ -236,7 +223,8 @@ func TestOpenView(t *testing.T) {
 
 	t.Run("OKKeyGroupRange", func(t *testing.T) {
 		ctx := context.Background()
-		r, _, _ := standardDir(t)
+		_, j := checkpointtest.StandardDir(t)
+		r := j.Repo
 		m := manifest(t, r, 3)
 		kg := state.KeyGroupFor(checkpointtest.Word(7), checkpointtest.KeyGroups)
 		v, err := checkpoint.OpenViewRange(ctx, r, m, "count", state.KeyGroupRange{Start: kg, End: kg})
@@ -259,7 +247,8 @@ func TestOpenView(t *testing.T) {
 	})
 
 	t.Run("ErrOperatorNotFound", func(t *testing.T) {
-		r, _, _ := standardDir(t)
+		_, j := checkpointtest.StandardDir(t)
+		r := j.Repo
 		_, err := checkpoint.OpenView(context.Background(), r, manifest(t, r, 1), "nope")
 		if !errors.Is(err, checkpoint.ErrOperatorNotFound) {
 			t.Fatalf("got %v, want ErrOperatorNotFound", err)
@@ -267,7 +256,8 @@ func TestOpenView(t *testing.T) {
 	})
 
 	t.Run("ErrCorrupt", func(t *testing.T) {
-		r, _, root := standardDir(t)
+		root, j := checkpointtest.StandardDir(t)
+		r := j.Repo
 		m := manifest(t, r, 1)
 		seg := format.SegmentPath(m.Operators[0].Ranges[0].Layers[0].Hash)
 		flipByte(t, filepath.Join(root, seg), 10) // inside block 0

@@ -13,6 +13,7 @@ import (
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/state"
 	"github.com/arkstate/arkstate/pkg/store"
+	"github.com/arkstate/arkstate/pkg/store/storetest"
 )
 
 // JobID and KeyGroups describe the synthetic job.
@@ -171,6 +172,15 @@ func Standard(tb testing.TB, s store.Store) *Job {
 	j.Delete(tb, 100, 110)
 	j.Checkpoint(tb)
 	return j
+}
+
+// StandardDir writes the standard fixture history into a directory store
+// in a new temporary directory and returns the directory and the job. The
+// store is closed when tb ends.
+func StandardDir(tb testing.TB) (string, *Job) {
+	tb.Helper()
+	dir := tb.TempDir()
+	return dir, Standard(tb, storetest.NewDir(tb, dir))
 }
 
 // Snapshot adds full snapshots of op's subtasks to bld, for tests that

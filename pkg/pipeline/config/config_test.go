@@ -4,17 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/arkstate/arkstate/internal/golden"
 	"github.com/arkstate/arkstate/pkg/store"
 )
-
-var rewrite = flag.Bool("rewrite", false, "rewrite the golden files in testdata/pipelines")
 
 // testdataDir holds the fixtures: valid/*.yaml with their rendered
 // configuration in *.golden, invalid/*.yaml with their errors in *.golden.
@@ -215,19 +213,7 @@ func readEnv(t *testing.T, file string) []string {
 
 func checkGolden(t *testing.T, file, got string) {
 	t.Helper()
-	if *rewrite {
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -rewrite to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (go test -rewrite updates it)\ngot:\n%s\nwant:\n%s", file, got, want)
-	}
+	golden.Check(t, file, []byte(got))
 }
 
 func TestParse(t *testing.T) {
