@@ -147,12 +147,12 @@ func TestCheckpointRestoreCmd(t *testing.T) {
 		if _, stderr, code := cliRun(t, "", "checkpoint", "restore", src, "2", "--to", to); code != exitOK {
 			t.Fatalf("first restore: exit %d: %s", code, stderr)
 		}
-		before := fileHashes(t, to)
+		before := checkpointtest.TreeHashes(t, to)
 		_, stderr, code := cliRun(t, "", "checkpoint", "restore", src, "3", "--to", to)
 		if code != exitUsage || !strings.Contains(stderr, "not empty") {
 			t.Fatalf("exit %d, stderr %q", code, stderr)
 		}
-		if after := fileHashes(t, to); len(after) != len(before) {
+		if after := checkpointtest.TreeHashes(t, to); len(after) != len(before) {
 			t.Fatal("refused restore changed the target")
 		}
 		if _, stderr, code := cliRun(t, "", "checkpoint", "restore", src, "3", "--to", to, "--force"); code != exitOK {
@@ -204,7 +204,7 @@ func TestCheckpointRestoreCmd(t *testing.T) {
 				if code != exitFindings || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.Object) || !strings.Contains(stderr, "checkpoint 3") {
 					t.Fatalf("exit %d, stderr %q", code, stderr)
 				}
-				for p := range fileHashes(t, to) {
+				for p := range checkpointtest.TreeHashes(t, to) {
 					if filepath.Base(p) != ".arkstate-lock" {
 						t.Fatalf("failed restore left %s", p)
 					}

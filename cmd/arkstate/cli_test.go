@@ -3,10 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
-	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -14,11 +10,13 @@ import (
 	"testing"
 
 	"github.com/arkstate/arkstate/internal/s3test"
+	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
 )
 
 // The CLI test harness: every in-process run of the command goes through
 // cliRun (or cliUnchanged, which also checks that it left a directory as it
-// was), and every comparison of files before and after through fileHashes.
+// was), and every comparison of files before and after through
+// checkpointtest.TreeHashes.
 
 // cliRun runs arkstate with args and stdin as main does.
 func cliRun(t testing.TB, stdin string, args ...string) (stdout, stderr string, code int) {
@@ -35,12 +33,9 @@ func cliRun(t testing.TB, stdin string, args ...string) (stdout, stderr string, 
 func cliUnchanged(t testing.TB, dir string, mayTouch func(rel string) bool, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	files := func() map[string]string {
-		m := fileHashes(t, dir)
+		m := checkpointtest.TreeHashes(t, dir)
 		if mayTouch != nil {
-			maps.DeleteFunc(m, func(p, _ string) bool {
-				rel, err := filepath.Rel(dir, p)
-				return err == nil && mayTouch(filepath.ToSlash(rel))
-			})
+			maps.DeleteFunc(m, func(rel, _ string) bool { return mayTouch(rel) })
 		}
 		return m
 	}
@@ -49,12 +44,12 @@ func cliUnchanged(t testing.TB, dir string, mayTouch func(rel string) bool, args
 	after := files()
 	for p, sum := range before {
 		if after[p] != sum {
-			t.Errorf("%v changed or removed %s", args, p)
+			t.Errorf("%v changed or removed %s in %s", args, p, dir)
 		}
 	}
 	for p := range after {
 		if _, ok := before[p]; !ok {
-			t.Errorf("%v created %s", args, p)
+			t.Errorf("%v created %s in %s", args, p, dir)
 		}
 	}
 	return stdout, stderr, code
@@ -65,29 +60,6 @@ func cliUnchanged(t testing.TB, dir string, mayTouch func(rel string) bool, args
 // store's lock file that conditional writes create.
 func leaseFiles(rel string) bool {
 	return strings.HasPrefix(rel, "leases/") || rel == ".arkstate-lock"
-}
-
-// fileHashes maps every file below root to its SHA-256 in hex; a missing
-// root has none.
-func fileHashes(t testing.TB, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) && p == root {
-			return fs.SkipAll
-		}
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		sum := sha256.Sum256(b)
-		out[p] = hex.EncodeToString(sum[:])
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // writePipeline writes yaml as dir/pipeline.yaml and returns its path.

@@ -3,10 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"maps"
+	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,17 +16,6 @@ import (
 	"github.com/arkstate/arkstate/pkg/state"
 	"github.com/arkstate/arkstate/pkg/store"
 )
-
-// stateTree hashes every file under root, as one comparable string.
-func stateTree(t testing.TB, root string) string {
-	t.Helper()
-	var b strings.Builder
-	h := fileHashes(t, root)
-	for _, p := range slices.Sorted(maps.Keys(h)) {
-		b.WriteString(p + " " + h[p] + "\n")
-	}
-	return b.String()
-}
 
 func stateWrite(t testing.TB, name, content string) string {
 	t.Helper()
@@ -45,7 +33,7 @@ func stateLines(s string) []string {
 func TestStateDump(t *testing.T) {
 	root, _ := checkpointtest.StandardDir(t)
 	t.Run("OK", func(t *testing.T) {
-		before := stateTree(t, root)
+		before := fmt.Sprint(checkpointtest.TreeHashes(t, root))
 		out, errOut, code := cliRun(t, "", "state", "dump", root, "latest")
 		if code != exitOK || errOut != "" {
 			t.Fatalf("exit %d, stderr %q", code, errOut)
@@ -63,7 +51,7 @@ func TestStateDump(t *testing.T) {
 		if !strings.Contains(out, `{"operator":"count","state":"windows","key":"word-00000","map_key":"w002","value":0}`+"\n") {
 			t.Fatal("no map-state line for word-00000")
 		}
-		if stateTree(t, root) != before {
+		if fmt.Sprint(checkpointtest.TreeHashes(t, root)) != before {
 			t.Fatal("state dump changed the store")
 		}
 		// The same checkpoint by number and by directory name, and -o json.
@@ -114,12 +102,12 @@ func TestStateDump(t *testing.T) {
 	}
 	for _, tc := range errCases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := stateTree(t, root)
+			before := fmt.Sprint(checkpointtest.TreeHashes(t, root))
 			out, errOut, code := cliRun(t, "", tc.args...)
 			if code != exitUsage || out != "" || strings.Count(errOut, "\n") != 1 {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want exit 2, nothing on stdout, one line on stderr", code, out, errOut)
 			}
-			if stateTree(t, root) != before {
+			if fmt.Sprint(checkpointtest.TreeHashes(t, root)) != before {
 				t.Fatal("a failed dump changed the store")
 			}
 		})
@@ -258,7 +246,7 @@ func TestStateImport(t *testing.T) {
 	for _, tc := range errCases {
 		t.Run(tc.name, func(t *testing.T) {
 			root, _ := checkpointtest.StandardDir(t)
-			before := stateTree(t, root)
+			before := fmt.Sprint(checkpointtest.TreeHashes(t, root))
 			in := stateWrite(t, "in.jsonl", tc.input)
 			args := []string{"state", "import", root, "--from", in}
 			for _, a := range tc.args {
@@ -274,7 +262,7 @@ func TestStateImport(t *testing.T) {
 			if code != exitUsage || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, tc.stderr) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want exit 2 and one line containing %q", code, out, errOut, tc.stderr)
 			}
-			if stateTree(t, root) != before {
+			if fmt.Sprint(checkpointtest.TreeHashes(t, root)) != before {
 				t.Fatal("a failed import changed the store")
 			}
 		})

@@ -42,7 +42,7 @@ func collectDiff(t testing.TB, r *checkpoint.Repo, a, b uint64) (*checkpoint.Dif
 // diffNaively computes the expected key changes from fully resolved maps.
 func diffNaively(t testing.TB, r *checkpoint.Repo, a, b uint64) []keyChange {
 	t.Helper()
-	ma, mb := manifest(t, r, a), manifest(t, r, b)
+	ma, mb := checkpointtest.Manifest(t, r, a), checkpointtest.Manifest(t, r, b)
 	ops := map[string]bool{}
 	for _, m := range []*format.Manifest{ma, mb} {
 		for _, o := range m.Operators {
@@ -105,7 +105,7 @@ func TestDiff(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		root, j := checkpointtest.StandardDir(t)
 		r := j.Repo
-		before := treeDigest(t, root)
+		before := checkpointtest.TreeHashes(t, root)
 		// The standard history, worked out by hand: checkpoint 2 counted
 		// words 0..59 again (new window w002, every third word seen again);
 		// checkpoint 3 counted 550..649 (600..649 new) and deleted the
@@ -140,7 +140,7 @@ func TestDiff(t *testing.T) {
 				t.Errorf("diff %d %d: bytes +%d -%d, keys say +%d -%d", tc.a, tc.b, sum.BytesAdded, sum.BytesRemoved, added, removed)
 			}
 		}
-		if after := treeDigest(t, root); !maps.Equal(before, after) {
+		if after := checkpointtest.TreeHashes(t, root); !maps.Equal(before, after) {
 			t.Fatal("diff changed the store")
 		}
 	})
@@ -183,7 +183,7 @@ func TestDiff(t *testing.T) {
 		r := checkpointtest.Standard(t, cs).Repo
 		// Checkpoint 4 re-references checkpoint 3's layers everywhere but
 		// in count's first range, which goes back to checkpoint 2's.
-		m2, m3 := manifest(t, r, 2), manifest(t, r, 3)
+		m2, m3 := checkpointtest.Manifest(t, r, 2), checkpointtest.Manifest(t, r, 3)
 		b, err := r.NewCheckpoint(ctx, 4, 3, checkpoint.BuilderOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -228,7 +228,7 @@ func TestDiff(t *testing.T) {
 		ctx := context.Background()
 		_, j := checkpointtest.StandardDir(t)
 		r := j.Repo
-		m3 := manifest(t, r, 3)
+		m3 := checkpointtest.Manifest(t, r, 3)
 		// Checkpoint 4 holds checkpoint 3's state of "count" as a single
 		// range over all key groups, as parallelism 1 would write it.
 		v, err := checkpoint.OpenView(ctx, r, m3, "count")
@@ -294,9 +294,9 @@ func TestDiff(t *testing.T) {
 	t.Run("ErrCorrupt", func(t *testing.T) {
 		root, j := checkpointtest.StandardDir(t)
 		r := j.Repo
-		m := manifest(t, r, 2)
+		m := checkpointtest.Manifest(t, r, 2)
 		seg := format.SegmentPath(m.Operators[1].Ranges[1].Layers[1].Hash)
-		flipByte(t, root+"/"+seg, 3)
+		checkpointtest.FlipByte(t, root+"/"+seg, 3)
 		_, err := checkpoint.Diff(context.Background(), r, 1, 2, checkpoint.DiffOptions{}, nil)
 		var ce *format.CorruptError
 		if !errors.As(err, &ce) || ce.File != seg || !strings.Contains(err.Error(), "checkpoint 2") {

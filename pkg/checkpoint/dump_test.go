@@ -3,15 +3,10 @@ package checkpoint_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -49,28 +44,6 @@ func dumpFind(recs []checkpoint.DumpRecord, op, st, key string) []checkpoint.Dum
 		if r.Operator == op && r.State == st && r.Key == key {
 			out = append(out, r)
 		}
-	}
-	return out
-}
-
-// dumpTree hashes every file under root, to show a command changed nothing.
-func dumpTree(t testing.TB, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(b)
-		out[p] = hex.EncodeToString(sum[:])
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	return out
 }
@@ -150,10 +123,10 @@ func TestDump(t *testing.T) {
 		}
 		defer s.Close()
 		j := checkpointtest.Standard(t, s)
-		before := dumpTree(t, root)
+		before := checkpointtest.TreeHashes(t, root)
 		dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
 		dumpAll(t, j.Repo, 2, checkpoint.DumpFilter{Key: checkpointtest.Word(7)})
-		if after := dumpTree(t, root); fmt.Sprint(after) != fmt.Sprint(before) {
+		if after := checkpointtest.TreeHashes(t, root); fmt.Sprint(after) != fmt.Sprint(before) {
 			t.Fatal("Dump changed the store")
 		}
 	})
@@ -203,8 +176,8 @@ func TestDump(t *testing.T) {
 			[]format.StateDescriptor{{Name: "m", Kind: "map", Codec: "string/bytes"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := impRepo(t, store.NewMem("dump"))
-			impWriteRaw(t, r, 1, "op", tc.descs, []format.Entry{tc.entry})
+			r := newRepo(t, store.NewMem("dump"))
+			writeRaw(t, r, 1, "op", tc.descs, []format.Entry{tc.entry})
 			err := checkpoint.Dump(context.Background(), r, 1, checkpoint.DumpFilter{}, func(checkpoint.DumpRecord) error { return nil })
 			var ce *format.CorruptError
 			if !errors.As(err, &ce) || !errors.Is(err, format.ErrMalformed) {
@@ -214,15 +187,15 @@ func TestDump(t *testing.T) {
 	}
 }
 
-// impWriteRaw commits checkpoint id with one range over all key groups of op
+// writeRaw commits checkpoint id with one range over all key groups of op
 // holding entries exactly as given, bypassing the state engine.
-func impWriteRaw(t testing.TB, r *checkpoint.Repo, id uint64, op string, descs []format.StateDescriptor, entries []format.Entry) *format.Manifest {
+func writeRaw(t testing.TB, r *checkpoint.Repo, id uint64, op string, descs []format.StateDescriptor, entries []format.Entry) *format.Manifest {
 	t.Helper()
-	return impWriteRawRange(t, r, id, op, descs, entries, 0, r.Marker().KeyGroups-1)
+	return writeRawRange(t, r, id, op, descs, entries, 0, r.Marker().KeyGroups-1)
 }
 
-// impWriteRawRange is impWriteRaw with one range [start, end].
-func impWriteRawRange(t testing.TB, r *checkpoint.Repo, id uint64, op string, descs []format.StateDescriptor, entries []format.Entry, start, end uint32) *format.Manifest {
+// writeRawRange is writeRaw with one range [start, end].
+func writeRawRange(t testing.TB, r *checkpoint.Repo, id uint64, op string, descs []format.StateDescriptor, entries []format.Entry, start, end uint32) *format.Manifest {
 	t.Helper()
 	ctx := context.Background()
 	sp, err := checkpoint.SpoolSegment("", format.SegmentWriterOptions{}, func(w *format.SegmentWriter) error {
@@ -328,8 +301,8 @@ func TestDumpRecord_UnmarshalJSON(t *testing.T) {
 	}
 }
 
-// impRepo initialises a store for the synthetic job's id and key groups.
-func impRepo(t testing.TB, s store.Store) *checkpoint.Repo {
+// newRepo initialises a store for the synthetic job's id and key groups.
+func newRepo(t testing.TB, s store.Store) *checkpoint.Repo {
 	t.Helper()
 	r, err := checkpoint.InitRepo(context.Background(), s, checkpointtest.JobID, checkpointtest.KeyGroups)
 	if err != nil {
@@ -338,23 +311,23 @@ func impRepo(t testing.TB, s store.Store) *checkpoint.Repo {
 	return r
 }
 
-// impPoint is a struct stored with the json codec.
-type impPoint struct {
+// point is a struct stored with the json codec.
+type point struct {
 	X, Y float64
 	Tag  string `json:"tag"`
 }
 
-// impIndentedJSON claims the name "json" but writes indented JSON, which
+// indentedJSON claims the name "json" but writes indented JSON, which
 // has no exact line form and must travel as base64.
-type impIndentedJSON struct{}
+type indentedJSON struct{}
 
-func (impIndentedJSON) Name() string { return "json" }
-func (impIndentedJSON) Append(dst []byte, v impPoint) ([]byte, error) {
+func (indentedJSON) Name() string { return "json" }
+func (indentedJSON) Append(dst []byte, v point) ([]byte, error) {
 	b, err := json.MarshalIndent(v, "", "  ")
 	return append(dst, b...), err
 }
-func (impIndentedJSON) Decode(b []byte) (impPoint, error) {
-	var p impPoint
+func (indentedJSON) Decode(b []byte) (point, error) {
+	var p point
 	return p, json.Unmarshal(b, &p)
 }
 
@@ -380,16 +353,16 @@ func (impRot13) Decode(b []byte) (string, error) {
 	return string(out), nil
 }
 
-// impRichClock is the rich job's time: far enough ahead that its TTL
+// richClock is the rich job's time: far enough ahead that its TTL
 // entries are still live when a test restores them with the real clock.
-var impRichClock = time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+var richClock = time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 
-// impRichKeys are the keys every state of the rich job gets: plain, empty,
+// richKeys are the keys every state of the rich job gets: plain, empty,
 // not UTF-8, and non-ASCII.
-var impRichKeys = []string{"plain", "", "\xff\x00bin", "ключ", "a\"<&>\n", "key-5"}
+var richKeys = []string{"plain", "", "\xff\x00bin", "ключ", "a\"<&>\n", "key-5"}
 
-// impRich holds typed handles on a backend of the rich operator.
-type impRich struct {
+// richHandles holds typed handles on a backend of the rich operator.
+type richHandles struct {
 	be   *state.Backend
 	u64  *state.Value[uint64]
 	i64  *state.Value[int64]
@@ -400,32 +373,32 @@ type impRich struct {
 	b    *state.Value[bool]
 	s    *state.Value[string]
 	raw  *state.Value[[]byte]
-	doc  *state.Value[impPoint]
-	ind  *state.Value[impPoint]
+	doc  *state.Value[point]
+	ind  *state.Value[point]
 	rot  *state.Value[string]
 	ttl  *state.Value[string]
 	red  *state.Reducing[int64]
 	m    *state.Map[uint64, string]
 	mttl *state.Map[string, int64]
 	l    *state.List[float64]
-	lj   *state.List[impPoint]
+	lj   *state.List[point]
 }
 
-// impNewRichBackend returns a backend for the rich operator.
-func impNewRichBackend(t testing.TB, rng *state.KeyGroupRange) *state.Backend {
+// newRichBackend returns a backend for the rich operator.
+func newRichBackend(t testing.TB, rng *state.KeyGroupRange) *state.Backend {
 	t.Helper()
-	be, err := state.NewBackend(state.Options{KeyGroups: checkpointtest.KeyGroups, Range: rng, Now: func() int64 { return impRichClock }})
+	be, err := state.NewBackend(state.Options{KeyGroups: checkpointtest.KeyGroups, Range: rng, Now: func() int64 { return richClock }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return be
 }
 
-// impBindRich registers the rich operator's states on be. After a
+// bindRich registers the rich operator's states on be. After a
 // restore, it binds them to the restored data.
-func impBindRich(t testing.TB, be *state.Backend) *impRich {
+func bindRich(t testing.TB, be *state.Backend) *richHandles {
 	t.Helper()
-	r := &impRich{be: be}
+	r := &richHandles{be: be}
 	var errs []error
 	reg := func(err error) { errs = append(errs, err) }
 	var e error
@@ -447,9 +420,9 @@ func impBindRich(t testing.TB, be *state.Backend) *impRich {
 	reg(e)
 	r.raw, e = state.NewValue(be, state.Descriptor[[]byte]{Name: "raw"})
 	reg(e)
-	r.doc, e = state.NewValue(be, state.Descriptor[impPoint]{Name: "doc"})
+	r.doc, e = state.NewValue(be, state.Descriptor[point]{Name: "doc"})
 	reg(e)
-	r.ind, e = state.NewValue(be, state.Descriptor[impPoint]{Name: "ind", Codec: impIndentedJSON{}})
+	r.ind, e = state.NewValue(be, state.Descriptor[point]{Name: "ind", Codec: indentedJSON{}})
 	reg(e)
 	r.rot, e = state.NewValue(be, state.Descriptor[string]{Name: "rot", Codec: impRot13{}})
 	reg(e)
@@ -463,7 +436,7 @@ func impBindRich(t testing.TB, be *state.Backend) *impRich {
 	reg(e)
 	r.l, e = state.NewList(be, state.Descriptor[float64]{Name: "l"})
 	reg(e)
-	r.lj, e = state.NewList(be, state.Descriptor[impPoint]{Name: "lj"})
+	r.lj, e = state.NewList(be, state.Descriptor[point]{Name: "lj"})
 	reg(e)
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
@@ -471,17 +444,17 @@ func impBindRich(t testing.TB, be *state.Backend) *impRich {
 	return r
 }
 
-// impRichStates is the number of states of the rich operator.
-const impRichStates = 18
+// richStates is the number of states of the rich operator.
+const richStates = 18
 
 var (
-	impFloats = []float64{math.NaN(), math.Copysign(0, -1), math.Inf(1), 0.1, 1e300, math.Float64frombits(0x7ff0000000000abc)}
-	impStrs   = []string{"text", "", "\xff\xfe", "<b>&amp;</b>", "tab\tnl\n"}
+	floats = []float64{math.NaN(), math.Copysign(0, -1), math.Inf(1), 0.1, 1e300, math.Float64frombits(0x7ff0000000000abc)}
+	strs   = []string{"text", "", "\xff\xfe", "<b>&amp;</b>", "tab\tnl\n"}
 )
 
 // put writes the n-th key's values, which exercise every codec's corner
 // cases.
-func (r *impRich) put(t testing.TB, n int, k string) {
+func (r *richHandles) put(t testing.TB, n int, k string) {
 	t.Helper()
 	err := errors.Join(
 		r.u64.Put(k, math.MaxUint64-uint64(n)),
@@ -489,34 +462,34 @@ func (r *impRich) put(t testing.TB, n int, k string) {
 		r.i.Put(k, -n),
 		r.u32.Put(k, math.MaxUint32-uint32(n)),
 		r.i32.Put(k, math.MinInt32+int32(n)),
-		r.f.Put(k, impFloats[n%len(impFloats)]),
+		r.f.Put(k, floats[n%len(floats)]),
 		r.b.Put(k, n%2 == 0),
-		r.s.Put(k, impStrs[n%len(impStrs)]),
+		r.s.Put(k, strs[n%len(strs)]),
 		r.raw.Put(k, bytes.Repeat([]byte{byte(n), 0xff}, n)),
-		r.doc.Put(k, impPoint{X: float64(n) / 3, Y: -1, Tag: "<" + k + ">"}),
-		r.ind.Put(k, impPoint{X: 1, Tag: k}),
+		r.doc.Put(k, point{X: float64(n) / 3, Y: -1, Tag: "<" + k + ">"}),
+		r.ind.Put(k, point{X: 1, Tag: k}),
 		r.rot.Put(k, "Hello "+k),
 		r.ttl.Put(k, "expiring "+k),
 		r.red.Add(k, int64(n)*1000),
 		r.m.Put(k, 1, "one"),
-		r.m.Put(k, math.MaxUint64, impStrs[n%len(impStrs)]),
+		r.m.Put(k, math.MaxUint64, strs[n%len(strs)]),
 		r.mttl.Put(k, "w-"+k, int64(n)),
-		r.l.Add(k, impFloats[n%len(impFloats)]),
+		r.l.Add(k, floats[n%len(floats)]),
 		r.l.Add(k, float64(n)),
-		r.lj.Add(k, impPoint{Tag: k}),
+		r.lj.Add(k, point{Tag: k}),
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-// impWriteRich commits checkpoint id (parent 0) holding the rich operator
+// writeRich commits checkpoint id (parent 0) holding the rich operator
 // "rich" in two key-group ranges, written by the state engine with its
-// clock at impRichClock.
-func impWriteRich(t testing.TB, r *checkpoint.Repo, id uint64) *format.Manifest {
+// clock at richClock.
+func writeRich(t testing.TB, r *checkpoint.Repo, id uint64) *format.Manifest {
 	t.Helper()
 	ctx := context.Background()
-	var subs []*impRich
+	var subs []*richHandles
 	var rngs []state.KeyGroupRange
 	for i := range 2 {
 		rng, err := state.RangeForSubtask(checkpointtest.KeyGroups, 2, i)
@@ -524,9 +497,9 @@ func impWriteRich(t testing.TB, r *checkpoint.Repo, id uint64) *format.Manifest 
 			t.Fatal(err)
 		}
 		rngs = append(rngs, rng)
-		subs = append(subs, impBindRich(t, impNewRichBackend(t, &rng)))
+		subs = append(subs, bindRich(t, newRichBackend(t, &rng)))
 	}
-	for n, k := range impRichKeys {
+	for n, k := range richKeys {
 		subs[state.SubtaskFor(state.KeyGroupFor(k, checkpointtest.KeyGroups), checkpointtest.KeyGroups, 2)].put(t, n, k)
 	}
 	b, err := r.NewCheckpoint(ctx, id, 0, checkpoint.BuilderOptions{})
@@ -550,11 +523,11 @@ func impWriteRich(t testing.TB, r *checkpoint.Repo, id uint64) *format.Manifest 
 
 func TestDump_Rich(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
-		r := impRepo(t, store.NewMem("rich"))
-		impWriteRich(t, r, 1)
+		r := newRepo(t, store.NewMem("rich"))
+		writeRich(t, r, 1)
 		recs, lines := dumpAll(t, r, 1, checkpoint.DumpFilter{})
 		// One record per state and key, and a second map key in "m".
-		if want := (impRichStates + 1) * len(impRichKeys); len(recs) != want {
+		if want := (richStates + 1) * len(richKeys); len(recs) != want {
 			t.Fatalf("%d records, want %d:\n%s", len(recs), want, lines)
 		}
 		for _, line := range strings.Split(strings.TrimSpace(lines), "\n") {

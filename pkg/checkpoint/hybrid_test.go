@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -78,20 +77,6 @@ func hybridObjects(t *testing.T, s store.Store) []string {
 	return names
 }
 
-func objectBytes(t *testing.T, s store.Store, name string) []byte {
-	t.Helper()
-	rc, _, err := s.Get(context.Background(), name)
-	if err != nil {
-		t.Fatalf("Get(%q) from %s: %v", name, s.Location(), err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatalf("Get(%q) from %s: %v", name, s.Location(), err)
-	}
-	return b
-}
-
 // checkReplicated flushes h and checks that its remote store holds exactly
 // the local objects with the same bytes. A closed store is left alone.
 func checkReplicated(t *testing.T, h *store.HybridStore) {
@@ -108,7 +93,7 @@ func checkReplicated(t *testing.T, h *store.HybridStore) {
 		t.Fatalf("after Flush the remote store holds %q; the local one %q", remote, local)
 	}
 	for _, name := range local {
-		if !bytes.Equal(objectBytes(t, h.Local(), name), objectBytes(t, h.Remote(), name)) {
+		if !bytes.Equal(checkpointtest.ReadObject(t, h.Local(), name), checkpointtest.ReadObject(t, h.Remote(), name)) {
 			t.Fatalf("%s differs between the local and the remote store", name)
 		}
 	}
@@ -214,7 +199,7 @@ func TestHybridStore_Restore(t *testing.T) {
 		if st.Queued != 0 || st.Copied == 0 || st.Failed != 0 || st.Conflicts != 0 || st.CopiedBytes == 0 {
 			t.Fatalf("Stats after Flush = %+v", st)
 		}
-		want := jobState(t, j.Repo, manifestOf(t, j.Repo, 3))
+		want := jobState(t, j.Repo, checkpointtest.Manifest(t, j.Repo, 3))
 		if err := h.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -234,7 +219,7 @@ func TestHybridStore_Restore(t *testing.T) {
 		if err != nil || latest != 3 {
 			t.Fatalf("Latest = %d, %v; want 3", latest, err)
 		}
-		m := manifestOf(t, r, latest)
+		m := checkpointtest.Manifest(t, r, latest)
 		if got := jobState(t, r, m); !slices.Equal(got, want) {
 			t.Fatalf("state restored from S3 differs from the original:\n%s", firstDiff(got, want))
 		}
@@ -281,7 +266,7 @@ func TestHybridStore_Restore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := jobState(t, s3Only, manifestOf(t, s3Only, 4)); !slices.Equal(got, want) {
+		if got := jobState(t, s3Only, checkpointtest.Manifest(t, s3Only, 4)); !slices.Equal(got, want) {
 			t.Fatalf("checkpoint 4 read from S3 differs from the original state:\n%s", firstDiff(got, want))
 		}
 	})
@@ -302,7 +287,7 @@ func TestHybridStore_RestoreLocalDamage(t *testing.T) {
 	if err := h.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	m := manifestOf(t, j.Repo, 3)
+	m := checkpointtest.Manifest(t, j.Repo, 3)
 	want := jobState(t, j.Repo, m)
 
 	// Flip a byte inside the first block of checkpoint 3's base layer.
@@ -340,7 +325,7 @@ func TestHybridStore_RestoreLocalDamage(t *testing.T) {
 	if st := h.Stats(); st.ReadFromRemote != 1 {
 		t.Fatalf("ReadFromRemote = %d, want 1", st.ReadFromRemote)
 	}
-	if !bytes.Equal(objectBytes(t, h.Local(), name), data) {
+	if !bytes.Equal(checkpointtest.ReadObject(t, h.Local(), name), data) {
 		t.Fatal("the damaged local copy was changed")
 	}
 
@@ -370,9 +355,9 @@ func TestHybridStore_ScanKeepsRemoteCopy(t *testing.T) {
 	if err := h.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	m := manifestOf(t, j.Repo, 3)
+	m := checkpointtest.Manifest(t, j.Repo, 3)
 	name := format.SegmentPath(m.Operators[0].Ranges[0].Layers[0].Hash)
-	good := objectBytes(t, remote, name)
+	good := checkpointtest.ReadObject(t, remote, name)
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +370,7 @@ func TestHybridStore_ScanKeepsRemoteCopy(t *testing.T) {
 	if err := h2.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := objectBytes(t, h2.Remote(), name); !bytes.Equal(got, good) {
+	if got := checkpointtest.ReadObject(t, h2.Remote(), name); !bytes.Equal(got, good) {
 		t.Fatalf("the remote copy of %s changed (%d bytes, was %d): the scan copied a damaged local segment", name, len(got), len(good))
 	}
 	if st := h2.Stats(); st.DamagedLocal != 1 || st.Copied != 0 || !strings.Contains(st.LastError, name) {
@@ -394,15 +379,6 @@ func TestHybridStore_ScanKeepsRemoteCopy(t *testing.T) {
 	if fi, err := os.Stat(local); err != nil || fi.Size() != int64(len(good)/2) {
 		t.Fatalf("the damaged local copy was changed: %v, %v", fi, err)
 	}
-}
-
-func manifestOf(t *testing.T, r *checkpoint.Repo, id uint64) *format.Manifest {
-	t.Helper()
-	m, err := r.Manifest(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
 
 func firstDiff(got, want []string) string {
@@ -465,7 +441,7 @@ func checkManifestOrder(t *testing.T, s store.Store, already, puts []string) {
 		}
 		manifests++
 		before := append(slices.Clone(already), puts[:i]...)
-		for _, o := range manifestOf(t, r, id).Operators {
+		for _, o := range checkpointtest.Manifest(t, r, id).Operators {
 			for _, rs := range o.Ranges {
 				for _, l := range rs.Layers {
 					if !slices.Contains(before, format.SegmentPath(l.Hash)) {
@@ -509,7 +485,7 @@ func checkS3Complete(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	for _, id := range ids {
-		for _, o := range manifestOf(t, r, id).Operators {
+		for _, o := range checkpointtest.Manifest(t, r, id).Operators {
 			for _, rs := range o.Ranges {
 				for _, l := range rs.Layers {
 					if _, err := s.Stat(ctx, format.SegmentPath(l.Hash)); err != nil {
@@ -603,7 +579,7 @@ func TestHybridStore_Copy(t *testing.T) {
 		if st := first.Stats(); st.Conflicts != 1 || st.Queued != 0 || !strings.Contains(st.LastError, name) {
 			t.Fatalf("Stats = %+v; want one conflict naming the object and nothing queued", st)
 		}
-		if got := string(objectBytes(t, direct, name)); got != "second writer" {
+		if got := string(checkpointtest.ReadObject(t, direct, name)); got != "second writer" {
 			t.Fatalf("S3 holds %q; want the second writer's object kept", got)
 		}
 		// The conflict is not retried, and reported once.
@@ -621,7 +597,7 @@ func TestHybridStore_Copy(t *testing.T) {
 		if st := first.Stats(); st.Conflicts != 0 || st.Copied != 1 {
 			t.Fatalf("Stats = %+v; want one copy and no conflict", st)
 		}
-		if got := string(objectBytes(t, direct, name)); got != "same" {
+		if got := string(checkpointtest.ReadObject(t, direct, name)); got != "same" {
 			t.Fatalf("S3 holds %q", got)
 		}
 	})
@@ -649,7 +625,7 @@ func TestHybridStore_Copy(t *testing.T) {
 		if _, err := h.PutIf(ctx, name, strings.NewReader("swapped"), 7, store.Condition{IfMatch: info.ETag}); err != nil {
 			t.Fatalf("compare-and-swap with the S3 ETag: %v", err)
 		}
-		if got := string(objectBytes(t, direct, name)); got != "swapped" {
+		if got := string(checkpointtest.ReadObject(t, direct, name)); got != "swapped" {
 			t.Fatalf("S3 holds %q after the swap", got)
 		}
 	})
@@ -688,7 +664,7 @@ func TestHybridStore_Close(t *testing.T) {
 			}
 		}
 		for _, name := range segs[:len(segs)/2] {
-			data := objectBytes(t, mustDir(t, root), name)
+			data := checkpointtest.ReadObject(t, storetest.NewDir(t, root), name)
 			if err := direct.Put(ctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
 				t.Fatal(err)
 			}
@@ -720,18 +696,6 @@ func TestHybridStore_Close(t *testing.T) {
 			t.Fatalf("Flush after Close: %v; want ErrClosed", err)
 		}
 	})
-}
-
-// mustDir opens another dir store over root for reading what a closed
-// hybrid store left there.
-func mustDir(t *testing.T, root string) *store.DirStore {
-	t.Helper()
-	s, err := store.NewDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }
 
 func TestHybridStore_Lease(t *testing.T) {

@@ -18,22 +18,22 @@ import (
 	"github.com/arkstate/arkstate/pkg/store"
 )
 
-// impEntry is a resolved entry with its operator, owning its bytes.
-type impEntry struct {
+// importEntry is a resolved entry with its operator, owning its bytes.
+type importEntry struct {
 	op string
 	e  format.Entry
 }
 
-// impEntries returns every live entry of checkpoint id as stored, sorted
+// importEntries returns every live entry of checkpoint id as stored, sorted
 // by operator and entry so that range layouts do not matter.
-func impEntries(t testing.TB, r *checkpoint.Repo, id uint64) []impEntry {
+func importEntries(t testing.TB, r *checkpoint.Repo, id uint64) []importEntry {
 	t.Helper()
 	ctx := context.Background()
 	m, err := r.Manifest(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []impEntry
+	var out []importEntry
 	for _, o := range m.Operators {
 		v, err := checkpoint.OpenView(ctx, r, m, o.ID)
 		if err != nil {
@@ -42,20 +42,20 @@ func impEntries(t testing.TB, r *checkpoint.Repo, id uint64) []impEntry {
 		for v.Next() {
 			e := *v.Entry()
 			e.Key, e.Value = bytes.Clone(e.Key), bytes.Clone(e.Value)
-			out = append(out, impEntry{o.ID, e})
+			out = append(out, importEntry{o.ID, e})
 		}
 		if err := v.Err(); err != nil {
 			t.Fatal(err)
 		}
 		v.Close()
 	}
-	slices.SortFunc(out, func(a, b impEntry) int {
+	slices.SortFunc(out, func(a, b importEntry) int {
 		return cmp.Or(cmp.Compare(a.op, b.op), format.CompareEntries(&a.e, &b.e))
 	})
 	return out
 }
 
-func impSameEntries(t testing.TB, got, want []impEntry) {
+func sameEntries(t testing.TB, got, want []importEntry) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%d entries, want %d", len(got), len(want))
@@ -68,7 +68,7 @@ func impSameEntries(t testing.TB, got, want []impEntry) {
 	}
 }
 
-func impRun(t testing.TB, r *checkpoint.Repo, lines string, opts checkpoint.ImportOptions) (*checkpoint.ImportResult, error) {
+func runImport(t testing.TB, r *checkpoint.Repo, lines string, opts checkpoint.ImportOptions) (*checkpoint.ImportResult, error) {
 	t.Helper()
 	if opts.Name == "" {
 		opts.Name = "test.jsonl"
@@ -76,32 +76,18 @@ func impRun(t testing.TB, r *checkpoint.Repo, lines string, opts checkpoint.Impo
 	return checkpoint.Import(context.Background(), r, strings.NewReader(lines), opts)
 }
 
-func impMust(t testing.TB, r *checkpoint.Repo, lines string, opts checkpoint.ImportOptions) *checkpoint.ImportResult {
+func mustImport(t testing.TB, r *checkpoint.Repo, lines string, opts checkpoint.ImportOptions) *checkpoint.ImportResult {
 	t.Helper()
-	res, err := impRun(t, r, lines, opts)
+	res, err := runImport(t, r, lines, opts)
 	if err != nil {
 		t.Fatalf("Import: %v", err)
 	}
 	return res
 }
 
-// impObjects lists the store's object names, to show a failed import
-// wrote nothing.
-func impObjects(t testing.TB, s store.Store) []string {
-	t.Helper()
-	var names []string
-	for info, err := range s.List(context.Background(), "") {
-		if err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, info.Name)
-	}
-	return names
-}
-
-// impRestoreStandard restores checkpoint m of the synthetic job into one
+// restoreStandard restores checkpoint m of the synthetic job into one
 // backend per operator and reads every word through the typed API.
-func impRestoreStandard(t testing.TB, r *checkpoint.Repo, m *format.Manifest) string {
+func restoreStandard(t testing.TB, r *checkpoint.Repo, m *format.Manifest) string {
 	t.Helper()
 	ctx := context.Background()
 	bes := map[string]*state.Backend{}
@@ -153,7 +139,7 @@ func TestImport(t *testing.T) {
 		s := store.NewMem("imp")
 		j := checkpointtest.Standard(t, s)
 		_, a := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
-		res := impMust(t, j.Repo, a, checkpoint.ImportOptions{})
+		res := mustImport(t, j.Repo, a, checkpoint.ImportOptions{})
 		m := res.Manifest
 		if m.CheckpointID != 4 || m.Kind != format.KindFull || m.Parent != 0 || res.Entries != 1617 || res.Skipped != 0 {
 			t.Fatalf("imported checkpoint %d kind %s parent %d with %d entries (%d skipped)", m.CheckpointID, m.Kind, m.Parent, res.Entries, res.Skipped)
@@ -162,9 +148,9 @@ func TestImport(t *testing.T) {
 		if a != b {
 			t.Fatal("the dump of the imported checkpoint differs from the dump it was imported from")
 		}
-		impSameEntries(t, impEntries(t, j.Repo, 4), impEntries(t, j.Repo, 3))
+		sameEntries(t, importEntries(t, j.Repo, 4), importEntries(t, j.Repo, 3))
 		m3, _ := j.Repo.Manifest(ctx, 3)
-		if got, want := impRestoreStandard(t, j.Repo, m), impRestoreStandard(t, j.Repo, m3); got != want {
+		if got, want := restoreStandard(t, j.Repo, m), restoreStandard(t, j.Repo, m3); got != want {
 			t.Fatal("restored state of the imported checkpoint differs from the original's")
 		}
 		if fmt.Sprint(m.Sources) != fmt.Sprint(m3.Sources) {
@@ -177,25 +163,25 @@ func TestImport(t *testing.T) {
 		}
 	})
 	t.Run("OKRoundTripRich", func(t *testing.T) {
-		r := impRepo(t, store.NewMem("imp"))
-		impWriteRich(t, r, 1)
+		r := newRepo(t, store.NewMem("imp"))
+		writeRich(t, r, 1)
 		_, a := dumpAll(t, r, 1, checkpoint.DumpFilter{})
-		impMust(t, r, a, checkpoint.ImportOptions{})
+		mustImport(t, r, a, checkpoint.ImportOptions{})
 		_, b := dumpAll(t, r, 2, checkpoint.DumpFilter{})
 		if a != b {
 			t.Fatalf("dumps differ:\n%s\n%s", a, b)
 		}
-		impSameEntries(t, impEntries(t, r, 2), impEntries(t, r, 1))
+		sameEntries(t, importEntries(t, r, 2), importEntries(t, r, 1))
 
 		// Typed reads of the restored state, including the values that
 		// travelled as base64 and the TTL entries.
 		m, _ := r.Manifest(ctx, 2)
-		be := impNewRichBackend(t, nil)
+		be := newRichBackend(t, nil)
 		if err := r.RestoreBackend(ctx, m, "rich", be); err != nil {
 			t.Fatal(err)
 		}
-		rich := impBindRich(t, be)
-		for n, k := range impRichKeys {
+		rich := bindRich(t, be)
+		for n, k := range richKeys {
 			f, _, err1 := rich.f.Get(k)
 			s, _, err2 := rich.s.Get(k)
 			rot, _, err3 := rich.rot.Get(k)
@@ -206,11 +192,11 @@ func TestImport(t *testing.T) {
 			if err := errors.Join(err1, err2, err3, err4, err5, err6, err7); err != nil {
 				t.Fatal(err)
 			}
-			wantF := impFloats[n%len(impFloats)]
+			wantF := floats[n%len(floats)]
 			switch {
 			case math.Float64bits(f) != math.Float64bits(wantF):
 				t.Errorf("%q: f = %v (%#x), want %#x", k, f, math.Float64bits(f), math.Float64bits(wantF))
-			case s != impStrs[n%len(impStrs)]:
+			case s != strs[n%len(strs)]:
 				t.Errorf("%q: s = %q", k, s)
 			case rot != "Hello "+k:
 				t.Errorf("%q: rot = %q", k, rot)
@@ -218,7 +204,7 @@ func TestImport(t *testing.T) {
 				t.Errorf("%q: ind = %+v", k, ind)
 			case !okTTL || ttl != "expiring "+k:
 				t.Errorf("%q: ttl = %q, %t", k, ttl, okTTL)
-			case !okM || mx != impStrs[n%len(impStrs)]:
+			case !okM || mx != strs[n%len(strs)]:
 				t.Errorf("%q: m[max] = %q, %t", k, mx, okM)
 			case len(l) != 2 || math.Float64bits(l[0]) != math.Float64bits(wantF) || l[1] != float64(n):
 				t.Errorf("%q: l = %v", k, l)
@@ -233,7 +219,7 @@ func TestImport(t *testing.T) {
 {"operator":"count","state":"windows","key":"word-00002","map_key":"w999","value":5}
 {"operator":"dedupe","state":"seen","key":"word-00003","value":["x"]}
 `
-		res := impMust(t, j.Repo, upserts, checkpoint.ImportOptions{Incremental: true})
+		res := mustImport(t, j.Repo, upserts, checkpoint.ImportOptions{Incremental: true})
 		m := res.Manifest
 		if m.Kind != format.KindIncremental || m.Parent != 3 || res.Entries != 4 {
 			t.Fatalf("checkpoint %d kind %s parent %d entries %d", m.CheckpointID, m.Kind, m.Parent, res.Entries)
@@ -290,9 +276,9 @@ func TestImport(t *testing.T) {
 				t.Fatalf("fixture range has %d layers, want %d", len(rs.Layers), checkpoint.DefaultMaxChain)
 			}
 		}
-		before := impEntries(t, j.Repo, last)
+		before := importEntries(t, j.Repo, last)
 		w := checkpointtest.Word(5)
-		res := impMust(t, j.Repo, `{"operator":"count","state":"count","key":"`+w+`","value":1234}`, checkpoint.ImportOptions{Incremental: true})
+		res := mustImport(t, j.Repo, `{"operator":"count","state":"count","key":"`+w+`","value":1234}`, checkpoint.ImportOptions{Incremental: true})
 		kg := state.KeyGroupFor(w, checkpointtest.KeyGroups)
 		for _, o := range res.Manifest.Operators {
 			for _, rs := range o.Ranges {
@@ -310,7 +296,7 @@ func TestImport(t *testing.T) {
 				before[i].e.Value = []byte{0xd2, 0x04, 0, 0, 0, 0, 0, 0}
 			}
 		}
-		impSameEntries(t, impEntries(t, j.Repo, last+1), before)
+		sameEntries(t, importEntries(t, j.Repo, last+1), before)
 	})
 	t.Run("OKDelete", func(t *testing.T) {
 		j := checkpointtest.Standard(t, store.NewMem("imp"))
@@ -339,7 +325,7 @@ func TestImport(t *testing.T) {
 {"operator":"count","state":"windows","key":%q,"map_key":"no-such-window","deleted":true,"other":1}
 {"operator":"count","state":"count","key":"word-00009","value":7,"deleted":false}
 `, value.Key, mapEntry.Key, mapEntry.MapKey, list.Key, mapEntry.Key)
-		res := impMust(t, j.Repo, deletes, checkpoint.ImportOptions{Incremental: true})
+		res := mustImport(t, j.Repo, deletes, checkpoint.ImportOptions{Incremental: true})
 		if res.Entries != 6 || res.Deleted != 3 || len(res.Missing) != 2 || res.Missing[0].Line != 3 || res.Missing[1].Line != 5 ||
 			res.Missing[0].Key != "no-such-word" || string(res.Missing[1].MapKey) != `"no-such-window"` {
 			t.Fatalf("entries %d, deleted %d, missing %+v", res.Entries, res.Deleted, res.Missing)
@@ -364,16 +350,16 @@ func TestImport(t *testing.T) {
 		// The deletes are tombstones in a delta: the restored engine has
 		// neither key.
 		m, _ := j.Repo.Manifest(ctx, 4)
-		restored := impRestoreStandard(t, j.Repo, m)
+		restored := restoreStandard(t, j.Repo, m)
 		if !strings.Contains(restored, value.Key+" count=0/false") {
 			t.Fatalf("%s still has a count after its delete", value.Key)
 		}
 		// Deleting again finds nothing and changes nothing.
-		res = impMust(t, j.Repo, fmt.Sprintf(`{"operator":"count","state":"count","key":%q,"deleted":true}`, value.Key), checkpoint.ImportOptions{Incremental: true})
+		res = mustImport(t, j.Repo, fmt.Sprintf(`{"operator":"count","state":"count","key":%q,"deleted":true}`, value.Key), checkpoint.ImportOptions{Incremental: true})
 		if res.Deleted != 0 || len(res.Missing) != 1 {
 			t.Fatalf("second delete: deleted %d, missing %+v", res.Deleted, res.Missing)
 		}
-		impSameEntries(t, impEntries(t, j.Repo, 5), impEntries(t, j.Repo, 4))
+		sameEntries(t, importEntries(t, j.Repo, 5), importEntries(t, j.Repo, 4))
 	})
 	t.Run("OKDeleteCompacts", func(t *testing.T) {
 		j := checkpointtest.NewJob(t, store.NewMem("imp"))
@@ -382,9 +368,9 @@ func TestImport(t *testing.T) {
 			j.Checkpoint(t)
 		}
 		last := uint64(checkpoint.DefaultMaxChain)
-		before := impEntries(t, j.Repo, last)
+		before := importEntries(t, j.Repo, last)
 		w := checkpointtest.Word(5)
-		res := impMust(t, j.Repo, `{"operator":"count","state":"count","key":"`+w+`","deleted":true}`, checkpoint.ImportOptions{Incremental: true})
+		res := mustImport(t, j.Repo, `{"operator":"count","state":"count","key":"`+w+`","deleted":true}`, checkpoint.ImportOptions{Incremental: true})
 		if res.Deleted != 1 {
 			t.Fatalf("deleted %d, missing %+v", res.Deleted, res.Missing)
 		}
@@ -396,15 +382,15 @@ func TestImport(t *testing.T) {
 				}
 			}
 		}
-		want := slices.DeleteFunc(before, func(e impEntry) bool {
+		want := slices.DeleteFunc(before, func(e importEntry) bool {
 			return e.op == "count" && e.e.State == "count" && string(e.e.Key) == w
 		})
-		impSameEntries(t, impEntries(t, j.Repo, last+1), want)
+		sameEntries(t, importEntries(t, j.Repo, last+1), want)
 	})
 	t.Run("OKIncrementalNewOperator", func(t *testing.T) {
 		j := checkpointtest.Standard(t, store.NewMem("imp"))
 		states := []format.OperatorState{{ID: "extra", States: []format.StateDescriptor{{Name: "flag", Kind: "value", Codec: "bool"}}}}
-		res := impMust(t, j.Repo, `{"operator":"extra","state":"flag","key":"k","value":true}`, checkpoint.ImportOptions{Incremental: true, States: states})
+		res := mustImport(t, j.Repo, `{"operator":"extra","state":"flag","key":"k","value":true}`, checkpoint.ImportOptions{Incremental: true, States: states})
 		m := res.Manifest
 		if m.Kind != format.KindIncremental || len(m.Operators) != 3 || m.Operators[2].ID != "extra" {
 			t.Fatalf("kind %s, operators %v", m.Kind, m.Operators)
@@ -418,7 +404,7 @@ func TestImport(t *testing.T) {
 		}
 	})
 	t.Run("OKGapRanges", func(t *testing.T) {
-		r := impRepo(t, store.NewMem("imp"))
+		r := newRepo(t, store.NewMem("imp"))
 		descs := []format.StateDescriptor{{Name: "s", Kind: "value", Codec: "string"}}
 		var low, high string
 		for i := 0; low == "" || high == ""; i++ {
@@ -429,9 +415,9 @@ func TestImport(t *testing.T) {
 				high = k
 			}
 		}
-		impWriteRawRange(t, r, 1, "op", descs, []format.Entry{{State: "s", KeyGroup: state.KeyGroupFor(low, checkpointtest.KeyGroups), Key: []byte(low), Value: []byte("v")}}, 0, 63)
+		writeRawRange(t, r, 1, "op", descs, []format.Entry{{State: "s", KeyGroup: state.KeyGroupFor(low, checkpointtest.KeyGroups), Key: []byte(low), Value: []byte("v")}}, 0, 63)
 		lines := `{"operator":"op","state":"s","key":"` + low + `","value":"a"}` + "\n" + `{"operator":"op","state":"s","key":"` + high + `","value":"b"}`
-		res := impMust(t, r, lines, checkpoint.ImportOptions{})
+		res := mustImport(t, r, lines, checkpoint.ImportOptions{})
 		rs := res.Manifest.Operators[0].Ranges
 		if len(rs) != 2 || rs[0].Start != 0 || rs[0].End != 63 || rs[1].Start != 64 || rs[1].End != checkpointtest.KeyGroups-1 || len(rs[0].Layers) != 1 || len(rs[1].Layers) != 1 {
 			t.Fatalf("ranges %v, want the parent's [0,63] and a new [64,127], one base each", rs)
@@ -456,7 +442,7 @@ func TestImport(t *testing.T) {
 				kept++
 			}
 		}
-		res := impMust(t, j.Repo, in.String(), checkpoint.ImportOptions{Operator: "dedupe"})
+		res := mustImport(t, j.Repo, in.String(), checkpoint.ImportOptions{Operator: "dedupe"})
 		if res.Entries != int64(kept) || res.Skipped != 640+760 {
 			t.Fatalf("entries %d skipped %d, want %d and %d", res.Entries, res.Skipped, kept, 640+760)
 		}
@@ -472,27 +458,27 @@ func TestImport(t *testing.T) {
 	t.Run("OKFullReplacesOperators", func(t *testing.T) {
 		j := checkpointtest.Standard(t, store.NewMem("imp"))
 		_, counts := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{Operator: "count"})
-		res := impMust(t, j.Repo, counts, checkpoint.ImportOptions{})
+		res := mustImport(t, j.Repo, counts, checkpoint.ImportOptions{})
 		if len(res.Manifest.Operators) != 1 || res.Manifest.Operators[0].ID != "count" {
 			t.Fatalf("operators %v, want only count", res.Manifest.Operators)
 		}
 	})
 	t.Run("OKEmptyStoreWithStates", func(t *testing.T) {
-		src := impRepo(t, store.NewMem("src"))
-		m := impWriteRich(t, src, 1)
+		src := newRepo(t, store.NewMem("src"))
+		m := writeRich(t, src, 1)
 		_, a := dumpAll(t, src, 1, checkpoint.DumpFilter{})
-		dst := impRepo(t, store.NewMem("dst"))
-		res := impMust(t, dst, a, checkpoint.ImportOptions{States: m.Operators})
+		dst := newRepo(t, store.NewMem("dst"))
+		res := mustImport(t, dst, a, checkpoint.ImportOptions{States: m.Operators})
 		if res.Manifest.CheckpointID != 1 || len(res.Manifest.Operators[0].Ranges) != 1 {
 			t.Fatalf("checkpoint %d with ranges %v, want checkpoint 1 with one range", res.Manifest.CheckpointID, res.Manifest.Operators[0].Ranges)
 		}
-		impSameEntries(t, impEntries(t, dst, 1), impEntries(t, src, 1))
+		sameEntries(t, importEntries(t, dst, 1), importEntries(t, src, 1))
 	})
 	t.Run("OKReencode", func(t *testing.T) {
 		j := checkpointtest.Standard(t, store.NewMem("imp"))
 		_, a := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{Operator: "count", State: "count"})
 		states := []format.OperatorState{{ID: "count", States: []format.StateDescriptor{{Name: "count", Kind: "value", Codec: "int32"}}}}
-		res := impMust(t, j.Repo, a, checkpoint.ImportOptions{States: states, Operator: "count"})
+		res := mustImport(t, j.Repo, a, checkpoint.ImportOptions{States: states, Operator: "count"})
 		if d := res.Manifest.Operators[0].States; d[0].Name != "count" || d[0].Codec != "int32" {
 			t.Fatalf("descriptors %v, want count re-encoded as int32", d)
 		}
@@ -539,8 +525,8 @@ func TestImport(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := store.NewMem("imp")
 			j := checkpointtest.Standard(t, s)
-			before := impObjects(t, s)
-			_, err := impRun(t, j.Repo, tc.lines, tc.opts)
+			before := checkpointtest.Names(t, s, "")
+			_, err := runImport(t, j.Repo, tc.lines, tc.opts)
 			var ie *checkpoint.ImportError
 			if !errors.As(err, &ie) || ie.File != "test.jsonl" || ie.Line != tc.line || ie.Field != tc.field {
 				t.Fatalf("err = %v, want an ImportError for test.jsonl line %d field %q", err, tc.line, tc.field)
@@ -548,21 +534,21 @@ func TestImport(t *testing.T) {
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Fatalf("err = %v, want it to wrap %v", err, tc.is)
 			}
-			if after := impObjects(t, s); fmt.Sprint(after) != fmt.Sprint(before) {
+			if after := checkpointtest.Names(t, s, ""); fmt.Sprint(after) != fmt.Sprint(before) {
 				t.Fatalf("a failed import changed the store:\n%v\n%v", before, after)
 			}
 		})
 	}
 	t.Run("ErrIncrementalEmptyStore", func(t *testing.T) {
-		r := impRepo(t, store.NewMem("imp"))
-		_, err := impRun(t, r, `{"operator":"count","state":"count","key":"a","value":1}`, checkpoint.ImportOptions{Incremental: true})
+		r := newRepo(t, store.NewMem("imp"))
+		_, err := runImport(t, r, `{"operator":"count","state":"count","key":"a","value":1}`, checkpoint.ImportOptions{Incremental: true})
 		if !errors.Is(err, checkpoint.ErrNoCheckpoints) {
 			t.Fatalf("err = %v, want ErrNoCheckpoints", err)
 		}
 	})
 	t.Run("ErrNoDescriptors", func(t *testing.T) {
-		r := impRepo(t, store.NewMem("imp"))
-		_, err := impRun(t, r, `{"operator":"count","state":"count","key":"a","value":1}`, checkpoint.ImportOptions{})
+		r := newRepo(t, store.NewMem("imp"))
+		_, err := runImport(t, r, `{"operator":"count","state":"count","key":"a","value":1}`, checkpoint.ImportOptions{})
 		var ie *checkpoint.ImportError
 		if !errors.As(err, &ie) || ie.Field != "operator" || !strings.Contains(err.Error(), "no checkpoint") {
 			t.Fatalf("err = %v, want an ImportError for the operator saying the store has no checkpoint", err)
@@ -571,7 +557,7 @@ func TestImport(t *testing.T) {
 	t.Run("ErrIncrementalConflict", func(t *testing.T) {
 		j := checkpointtest.Standard(t, store.NewMem("imp"))
 		states := []format.OperatorState{{ID: "count", States: []format.StateDescriptor{{Name: "count", Kind: "value", Codec: "int32"}}}}
-		_, err := impRun(t, j.Repo, `{"operator":"count","state":"count","key":"a","value":1}`, checkpoint.ImportOptions{Incremental: true, States: states})
+		_, err := runImport(t, j.Repo, `{"operator":"count","state":"count","key":"a","value":1}`, checkpoint.ImportOptions{Incremental: true, States: states})
 		if !errors.Is(err, state.ErrStateConflict) {
 			t.Fatalf("err = %v, want ErrStateConflict", err)
 		}
@@ -608,9 +594,9 @@ func TestDecodeStateDescriptors(t *testing.T) {
 	}
 }
 
-// impBenchJob writes one full checkpoint of the synthetic job with words
+// benchJob writes one full checkpoint of the synthetic job with words
 // [0, n): about 2.3 entries per word over three states.
-func impBenchJob(b *testing.B, n int) *checkpointtest.Job {
+func benchJob(b *testing.B, n int) *checkpointtest.Job {
 	b.Helper()
 	j := checkpointtest.NewJob(b, store.NewMem("bench"))
 	j.Apply(b, 0, n)
@@ -619,7 +605,7 @@ func impBenchJob(b *testing.B, n int) *checkpointtest.Job {
 }
 
 func BenchmarkDump(b *testing.B) {
-	j := impBenchJob(b, 50000)
+	j := benchJob(b, 50000)
 	var entries, bytes int
 	for b.Loop() {
 		entries, bytes = 0, 0
@@ -638,7 +624,7 @@ func BenchmarkDump(b *testing.B) {
 }
 
 func BenchmarkImport(b *testing.B) {
-	j := impBenchJob(b, 50000)
+	j := benchJob(b, 50000)
 	_, lines := dumpAll(b, j.Repo, 1, checkpoint.DumpFilter{})
 	var entries int64
 	for b.Loop() {

@@ -17,23 +17,23 @@ import (
 	"github.com/arkstate/arkstate/pkg/store/storetest"
 )
 
-// vfGetFailStore fails every Get of names with prefix as an unreachable
+// getFailStore fails every Get of names with prefix as an unreachable
 // store would.
-type vfGetFailStore struct {
+type getFailStore struct {
 	store.Store
 	prefix string
 }
 
-func (g vfGetFailStore) Get(ctx context.Context, name string) (io.ReadCloser, store.ObjectInfo, error) {
+func (g getFailStore) Get(ctx context.Context, name string) (io.ReadCloser, store.ObjectInfo, error) {
 	if strings.HasPrefix(name, g.prefix) {
 		return nil, store.ObjectInfo{}, &store.Error{Op: "get", Name: name, Kind: store.ErrUnavailable, Err: errors.New("connection reset")}
 	}
 	return g.Store.Get(ctx, name)
 }
 
-// vfExpectedSizes computes what List should say about checkpoint id from
+// expectedSizes computes what List should say about checkpoint id from
 // the manifests directly.
-func vfExpectedSizes(t *testing.T, r *checkpoint.Repo, id uint64, others ...uint64) (keys uint64, logical, stored, exclusive int64) {
+func expectedSizes(t *testing.T, r *checkpoint.Repo, id uint64, others ...uint64) (keys uint64, logical, stored, exclusive int64) {
 	t.Helper()
 	ctx := context.Background()
 	m, err := r.Manifest(ctx, id)
@@ -89,7 +89,7 @@ func TestList(t *testing.T) {
 		for i, row := range list {
 			id := uint64(i + 1)
 			others := slices.DeleteFunc(slices.Clone(all), func(o uint64) bool { return o == id })
-			keys, logical, stored, exclusive := vfExpectedSizes(t, j.Repo, id, others...)
+			keys, logical, stored, exclusive := expectedSizes(t, j.Repo, id, others...)
 			wantKind, wantParent := format.KindIncremental, id-1
 			if id == 1 {
 				wantKind, wantParent = format.KindFull, 0
@@ -151,7 +151,7 @@ func TestList(t *testing.T) {
 			t.Fatalf("row %+v, want damaged for its missing parent", r)
 		}
 		// With 2 gone, 2's deltas are referenced by 3 alone.
-		_, _, _, exclusive := vfExpectedSizes(t, j.Repo, 3, 1)
+		_, _, _, exclusive := expectedSizes(t, j.Repo, 3, 1)
 		if list[1].ExclusiveBytes != exclusive {
 			t.Fatalf("exclusive %d, want %d", list[1].ExclusiveBytes, exclusive)
 		}
@@ -166,7 +166,7 @@ func TestList(t *testing.T) {
 	t.Run("ErrUnavailable", func(t *testing.T) {
 		s := store.NewMem("unavailable")
 		checkpointtest.Standard(t, s)
-		r, err := checkpoint.OpenRepo(ctx, vfGetFailStore{Store: s, prefix: "checkpoints/"})
+		r, err := checkpoint.OpenRepo(ctx, getFailStore{Store: s, prefix: "checkpoints/"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -278,7 +278,7 @@ func TestShow(t *testing.T) {
 		}
 	})
 	t.Run("ErrUnavailable", func(t *testing.T) {
-		r, err := checkpoint.OpenRepo(ctx, vfUnavailableStore{Store: s, prefix: "segments/"})
+		r, err := checkpoint.OpenRepo(ctx, unavailableStore{Store: s, prefix: "segments/"})
 		if err != nil {
 			t.Fatal(err)
 		}

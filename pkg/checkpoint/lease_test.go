@@ -177,7 +177,7 @@ func TestLease_Fence(t *testing.T) {
 			if m.CheckpointID != 4 || m.Parent != 3 || len(m.Operators) != len(m3.Operators) {
 				t.Fatalf("fence checkpoint %d (parent %d, %d operators); want 4 over 3 with its state", m.CheckpointID, m.Parent, len(m.Operators))
 			}
-			if got, want := impRestoreStandard(t, j.Repo, m), impRestoreStandard(t, j.Repo, m3); got != want {
+			if got, want := restoreStandard(t, j.Repo, m), restoreStandard(t, j.Repo, m3); got != want {
 				t.Fatal("the fence checkpoint's state differs from the latest checkpoint's")
 			}
 			// The zombie thaws and commits without a lease check (the race
@@ -235,7 +235,7 @@ func TestLease_FenceCopiesLateCheckpoint(t *testing.T) {
 	if late.CheckpointID != 4 || m.CheckpointID != 5 || m.Parent != 4 {
 		t.Fatalf("late checkpoint %d, fence %d over %d; want 4, then 5 over 4", late.CheckpointID, m.CheckpointID, m.Parent)
 	}
-	if got, want := impRestoreStandard(t, j.Repo, m), impRestoreStandard(t, j.Repo, late); got != want {
+	if got, want := restoreStandard(t, j.Repo, m), restoreStandard(t, j.Repo, late); got != want {
 		t.Fatal("the fence checkpoint lost what the late checkpoint committed")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"os"
@@ -24,45 +23,6 @@ import (
 	"github.com/arkstate/arkstate/pkg/store"
 	"github.com/arkstate/arkstate/pkg/store/storetest"
 )
-
-// newDirStore opens a directory store in a new temporary directory.
-func newDirStore(t testing.TB) (*store.DirStore, string) {
-	t.Helper()
-	root := t.TempDir()
-	s, err := store.NewDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s, root
-}
-
-// readObject returns an object's bytes.
-func readObject(t testing.TB, s store.Store, name string) []byte {
-	t.Helper()
-	rc, _, err := s.Get(context.Background(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func listNames(t testing.TB, s store.Store, prefix string) []string {
-	t.Helper()
-	var names []string
-	for info, err := range s.List(context.Background(), prefix) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, info.Name)
-	}
-	return names
-}
 
 // checkRestored checks that dst holds checkpoint id of src and its chain
 // byte for byte, that every segment verifies, and that the restored state
@@ -90,10 +50,10 @@ func checkRestored(t *testing.T, src *checkpoint.Repo, dst store.Store, plan *ch
 	segs := 0
 	for _, id := range ids {
 		name := format.ManifestPath(id)
-		if !bytes.Equal(readObject(t, dst, name), readObject(t, src.Store(), name)) {
+		if !bytes.Equal(checkpointtest.ReadObject(t, dst, name), checkpointtest.ReadObject(t, src.Store(), name)) {
 			t.Fatalf("%s differs from the source", name)
 		}
-		for _, o := range manifest(t, r, id).Operators {
+		for _, o := range checkpointtest.Manifest(t, r, id).Operators {
 			for _, rs := range o.Ranges {
 				for _, l := range rs.Layers {
 					seg, obj, err := r.OpenSegment(ctx, l)
@@ -109,14 +69,14 @@ func checkRestored(t *testing.T, src *checkpoint.Repo, dst store.Store, plan *ch
 			}
 		}
 	}
-	for range listNames(t, dst, "segments/") {
+	for range checkpointtest.Names(t, dst, "segments/") {
 		segs++
 	}
 	if segs != plan.Segments {
 		t.Fatalf("target holds %d segments, plan says %d", segs, plan.Segments)
 	}
 	if j != nil && plan.Checkpoint == 3 {
-		checkCounts(t, r, manifest(t, r, 3), j)
+		checkCounts(t, r, checkpointtest.Manifest(t, r, 3), j)
 	}
 }
 
@@ -150,8 +110,8 @@ func TestRestore(t *testing.T) {
 	t.Run("OKDirToDir", func(t *testing.T) {
 		root, j := checkpointtest.StandardDir(t)
 		src := j.Repo
-		before := treeDigest(t, root)
-		dst, _ := newDirStore(t)
+		before := checkpointtest.TreeHashes(t, root)
+		dst := storetest.NewDir(t, t.TempDir())
 		var calls []int64
 		var total int64
 		plan, err := checkpoint.Restore(ctx, src, 3, dst, checkpoint.RestoreOptions{Concurrency: 2, Progress: func(done, tot int64) {
@@ -165,7 +125,7 @@ func TestRestore(t *testing.T) {
 			t.Fatalf("chain %v", plan.Chain)
 		}
 		checkRestored(t, src, dst, plan, j)
-		if after := treeDigest(t, root); !maps.Equal(before, after) {
+		if after := checkpointtest.TreeHashes(t, root); !maps.Equal(before, after) {
 			t.Fatal("restore changed the source store")
 		}
 		if total != plan.SegmentBytes || len(calls) < 2 || calls[len(calls)-1] != total || !slices.IsSorted(calls) {
@@ -176,7 +136,7 @@ func TestRestore(t *testing.T) {
 	t.Run("OKChainStopsAtFull", func(t *testing.T) {
 		_, j := checkpointtest.StandardDir(t)
 		src := j.Repo
-		dst, _ := newDirStore(t)
+		dst := storetest.NewDir(t, t.TempDir())
 		plan, err := checkpoint.Restore(ctx, src, 2, dst, checkpoint.RestoreOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -186,7 +146,7 @@ func TestRestore(t *testing.T) {
 		}
 		checkRestored(t, src, dst, plan, nil)
 		// Segments only checkpoint 3 wrote are not copied.
-		m3 := manifest(t, src, 3)
+		m3 := checkpointtest.Manifest(t, src, 3)
 		for _, o := range m3.Operators {
 			for _, rs := range o.Ranges {
 				name := format.SegmentPath(rs.Layers[len(rs.Layers)-1].Hash)
@@ -213,7 +173,7 @@ func TestRestore(t *testing.T) {
 		srv := s3Server.Get(t)
 		s3s := storetest.NewS3(t, srv.NewBucket(t), "job", storetest.S3Options(srv))
 		j := checkpointtest.Standard(t, s3s)
-		dst, _ := newDirStore(t)
+		dst := storetest.NewDir(t, t.TempDir())
 		plan, err := checkpoint.Restore(ctx, j.Repo, 3, dst, checkpoint.RestoreOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -224,7 +184,8 @@ func TestRestore(t *testing.T) {
 	t.Run("OKDryRun", func(t *testing.T) {
 		_, j := checkpointtest.StandardDir(t)
 		src := j.Repo
-		dst, droot := newDirStore(t)
+		droot := t.TempDir()
+		dst := storetest.NewDir(t, droot)
 		plan, err := checkpoint.Restore(ctx, src, 3, dst, checkpoint.RestoreOptions{DryRun: true})
 		if err != nil {
 			t.Fatal(err)
@@ -232,7 +193,7 @@ func TestRestore(t *testing.T) {
 		if plan.Completed || !plan.DryRun || plan.Segments == 0 || plan.Files != plan.Segments+4 || plan.Requests == 0 {
 			t.Fatalf("dry-run plan %+v", plan)
 		}
-		if d := treeDigest(t, droot); len(d) != 0 {
+		if d := checkpointtest.TreeHashes(t, droot); len(d) != 0 {
 			t.Fatalf("dry run wrote %v", d)
 		}
 		// A target that does not exist yet.
@@ -254,19 +215,20 @@ func TestRestore(t *testing.T) {
 		srv := s3Server.Get(t)
 		s3s := storetest.NewS3(t, srv.NewBucket(t), "job", storetest.S3Options(srv))
 		j := checkpointtest.Standard(t, s3s)
-		name := format.SegmentPath(manifest(t, j.Repo, 3).Operators[0].Ranges[1].Layers[0].Hash)
-		b := readObject(t, s3s, name)
+		name := format.SegmentPath(checkpointtest.Manifest(t, j.Repo, 3).Operators[0].Ranges[1].Layers[0].Hash)
+		b := checkpointtest.ReadObject(t, s3s, name)
 		b[len(b)/2] ^= 1
 		if err := s3s.Put(ctx, name, bytes.NewReader(b), int64(len(b))); err != nil {
 			t.Fatal(err)
 		}
-		dst, droot := newDirStore(t)
+		droot := t.TempDir()
+		dst := storetest.NewDir(t, droot)
 		_, err := checkpoint.Restore(ctx, j.Repo, 3, dst, checkpoint.RestoreOptions{})
 		var ce *format.CorruptError
 		if !errors.As(err, &ce) || ce.File != name || !errors.Is(err, format.ErrChecksum) {
 			t.Fatalf("got %v, want a checksum CorruptError naming %s", err, name)
 		}
-		d := treeDigest(t, droot)
+		d := checkpointtest.TreeHashes(t, droot)
 		delete(d, ".arkstate-lock")
 		if len(d) != 0 {
 			t.Fatalf("failed restore left %v", d)
@@ -276,7 +238,7 @@ func TestRestore(t *testing.T) {
 	t.Run("ErrTargetNotEmpty", func(t *testing.T) {
 		_, j := checkpointtest.StandardDir(t)
 		src := j.Repo
-		dst, _ := newDirStore(t)
+		dst := storetest.NewDir(t, t.TempDir())
 		if _, err := checkpoint.Restore(ctx, src, 2, dst, checkpoint.RestoreOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -295,13 +257,13 @@ func TestRestore(t *testing.T) {
 		if !plan.Completed {
 			t.Fatal("forced restore did not complete")
 		}
-		checkCounts(t, src, manifest(t, src, 3), j)
+		checkCounts(t, src, checkpointtest.Manifest(t, src, 3), j)
 	})
 
 	t.Run("ErrJobMismatch", func(t *testing.T) {
 		_, j := checkpointtest.StandardDir(t)
 		src := j.Repo
-		dst, _ := newDirStore(t)
+		dst := storetest.NewDir(t, t.TempDir())
 		if _, err := checkpoint.InitRepo(ctx, dst, "other", checkpointtest.KeyGroups); err != nil {
 			t.Fatal(err)
 		}
@@ -323,7 +285,7 @@ func TestRestore(t *testing.T) {
 	t.Run("ErrCheckpointNotFound", func(t *testing.T) {
 		_, j := checkpointtest.StandardDir(t)
 		src := j.Repo
-		dst, _ := newDirStore(t)
+		dst := storetest.NewDir(t, t.TempDir())
 		_, err := checkpoint.Restore(ctx, src, 7, dst, checkpoint.RestoreOptions{})
 		if !errors.Is(err, checkpoint.ErrCheckpointNotFound) {
 			t.Fatalf("got %v", err)
@@ -336,7 +298,8 @@ func TestRestore(t *testing.T) {
 				root, j := checkpointtest.StandardDir(t)
 				src := j.Repo
 				file := tc.damage(t, src, root)
-				dst, droot := newDirStore(t)
+				droot := t.TempDir()
+				dst := storetest.NewDir(t, droot)
 				_, err := checkpoint.Restore(ctx, src, 3, dst, checkpoint.RestoreOptions{})
 				var ce *format.CorruptError
 				if !errors.As(err, &ce) || !errors.Is(err, tc.want) {
@@ -346,7 +309,7 @@ func TestRestore(t *testing.T) {
 					t.Fatalf("error %q does not name the checkpoint and %s", err, file)
 				}
 				// Nothing claims completeness; the empty target is empty again.
-				d := treeDigest(t, droot)
+				d := checkpointtest.TreeHashes(t, droot)
 				delete(d, ".arkstate-lock")
 				if len(d) != 0 {
 					t.Fatalf("failed restore left %v", d)
@@ -391,7 +354,8 @@ func TestRestore_DamageMatrix(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dst, droot := newDirStore(t)
+		droot := t.TempDir()
+		dst := storetest.NewDir(t, droot)
 		plan, err := checkpoint.Restore(ctx, src, 3, dst, checkpoint.RestoreOptions{})
 		return plan, droot, err
 	}
@@ -411,7 +375,7 @@ func TestRestore_DamageMatrix(t *testing.T) {
 			if !strings.Contains(err.Error(), fmt.Sprintf("checkpoint %d", tc.Checkpoint)) {
 				t.Fatalf("error %q does not name checkpoint %d", err, tc.Checkpoint)
 			}
-			d := treeDigest(t, droot)
+			d := checkpointtest.TreeHashes(t, droot)
 			delete(d, ".arkstate-lock")
 			if len(d) != 0 {
 				t.Fatalf("failed restore left %v", d)
@@ -430,7 +394,7 @@ type damageCase struct {
 
 func damageCases() []damageCase {
 	layer := func(t *testing.T, r *checkpoint.Repo, id uint64, op, ri, li int) format.SegmentRef {
-		return manifest(t, r, id).Operators[op].Ranges[ri].Layers[li]
+		return checkpointtest.Manifest(t, r, id).Operators[op].Ranges[ri].Layers[li]
 	}
 	return []damageCase{
 		{"SegmentMissing", format.ErrTruncated, func(t *testing.T, r *checkpoint.Repo, root string) string {
@@ -450,7 +414,7 @@ func damageCases() []damageCase {
 		}},
 		{"SegmentBitFlip", format.ErrChecksum, func(t *testing.T, r *checkpoint.Repo, root string) string {
 			name := format.SegmentPath(layer(t, r, 3, 0, 0, 0).Hash)
-			flipByte(t, filepath.Join(root, name), 20)
+			checkpointtest.FlipByte(t, filepath.Join(root, name), 20)
 			return name
 		}},
 		{"SegmentFailsVerify", format.ErrChecksum, func(t *testing.T, r *checkpoint.Repo, root string) string {
@@ -501,7 +465,7 @@ func damageCases() []damageCase {
 func renameSegment(t *testing.T, r *checkpoint.Repo, root string) string {
 	t.Helper()
 	ctx := context.Background()
-	m := manifest(t, r, 3)
+	m := checkpointtest.Manifest(t, r, 3)
 	l := &m.Operators[1].Ranges[1].Layers[0]
 	b, err := os.ReadFile(filepath.Join(root, format.SegmentPath(l.Hash)))
 	if err != nil {
@@ -525,7 +489,7 @@ func renameSegment(t *testing.T, r *checkpoint.Repo, root string) string {
 func replaceWithDamagedSegment(t *testing.T, r *checkpoint.Repo, root string) string {
 	t.Helper()
 	ctx := context.Background()
-	m := manifest(t, r, 3)
+	m := checkpointtest.Manifest(t, r, 3)
 	l := &m.Operators[0].Ranges[0].Layers[0]
 	b, err := os.ReadFile(filepath.Join(root, format.SegmentPath(l.Hash)))
 	if err != nil {
@@ -554,7 +518,7 @@ func replaceWithDamagedSegment(t *testing.T, r *checkpoint.Repo, root string) st
 func benchStore(b *testing.B) (*checkpoint.Repo, []format.SegmentRef, int64) {
 	b.Helper()
 	ctx := context.Background()
-	s, _ := newDirStore(b)
+	s := storetest.NewDir(b, b.TempDir())
 	r, err := checkpoint.InitRepo(ctx, s, "bench", 128)
 	if err != nil {
 		b.Fatal(err)
@@ -562,7 +526,7 @@ func benchStore(b *testing.B) (*checkpoint.Repo, []format.SegmentRef, int64) {
 	writeGenerated(b, r, 240_000*benchScale(b), 1400)
 	var refs []format.SegmentRef
 	var total int64
-	for _, o := range manifest(b, r, 2).Operators {
+	for _, o := range checkpointtest.Manifest(b, r, 2).Operators {
 		for _, rs := range o.Ranges {
 			for _, l := range rs.Layers {
 				refs = append(refs, l)

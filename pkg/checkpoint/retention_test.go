@@ -26,7 +26,8 @@ import (
 // DefaultMaxChain), then 9 full and 10 incremental on 9.
 func longHistory(t *testing.T) (*checkpoint.Repo, *checkpointtest.Job, string) {
 	t.Helper()
-	s, root := newDirStore(t)
+	root := t.TempDir()
+	s := storetest.NewDir(t, root)
 	j := checkpointtest.NewJob(t, s)
 	for i := range 10 {
 		j.Apply(t, i*50, i*50+300)
@@ -35,7 +36,7 @@ func longHistory(t *testing.T) (*checkpoint.Repo, *checkpointtest.Job, string) {
 		}
 		j.Checkpoint(t)
 	}
-	if m := manifest(t, j.Repo, 9); m.Kind != format.KindFull {
+	if m := checkpointtest.Manifest(t, j.Repo, 9); m.Kind != format.KindFull {
 		t.Fatalf("checkpoint 9 is %s, the history needs it full", m.Kind)
 	}
 	return j.Repo, j, root
@@ -88,8 +89,8 @@ func TestPrune(t *testing.T) {
 		if rep.Kept[0].ID != 9 || !strings.Contains(rep.Kept[0].Reason, "ancestor of 10") {
 			t.Fatalf("kept %+v, want 9 kept as the ancestor of 10", rep.Kept)
 		}
-		if len(listNames(t, r.Store(), "checkpoints/")) != 2 {
-			t.Fatalf("checkpoint directories left: %v", listNames(t, r.Store(), "checkpoints/"))
+		if len(checkpointtest.Names(t, r.Store(), "checkpoints/")) != 2 {
+			t.Fatalf("checkpoint directories left: %v", checkpointtest.Names(t, r.Store(), "checkpoints/"))
 		}
 		if rep.GC == nil || rep.GC.Deleted == 0 || rep.GC.Deleted != len(orphanNames(rep.GC, checkpoint.ActionDeleted)) {
 			t.Fatalf("gc %+v", rep.GC)
@@ -102,12 +103,12 @@ func TestPrune(t *testing.T) {
 		if len(gc.Orphans) != 0 || gc.Referenced != gc.Segments || !slices.Equal(gc.Checkpoints, []uint64{9, 10}) {
 			t.Fatalf("second gc %+v", gc)
 		}
-		checkCounts(t, r, manifest(t, r, 10), j)
+		checkCounts(t, r, checkpointtest.Manifest(t, r, 10), j)
 	})
 
 	t.Run("OKKeepsChain", func(t *testing.T) {
 		r, _, root := longHistory(t)
-		before := treeDigest(t, root)
+		before := checkpointtest.TreeHashes(t, root)
 		// Checkpoint 8 is incremental all the way back to 1.
 		rep, err := checkpoint.Prune(ctx, r, checkpoint.PruneOptions{KeepLast: 3, Grace: -1})
 		if err != nil {
@@ -116,19 +117,19 @@ func TestPrune(t *testing.T) {
 		if len(rep.Deleted) != 0 || len(rep.Kept) != 10 || rep.GC.Deleted != 0 {
 			t.Fatalf("report %+v", rep)
 		}
-		if after := treeDigest(t, root); !maps.Equal(before, after) {
+		if after := checkpointtest.TreeHashes(t, root); !maps.Equal(before, after) {
 			t.Fatal("prune that keeps everything changed the store")
 		}
 	})
 
 	t.Run("OKDryRun", func(t *testing.T) {
 		r, _, root := longHistory(t)
-		before := treeDigest(t, root)
+		before := checkpointtest.TreeHashes(t, root)
 		dry, err := checkpoint.Prune(ctx, r, checkpoint.PruneOptions{KeepLast: 1, DryRun: true, Grace: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if after := treeDigest(t, root); !maps.Equal(before, after) {
+		if after := checkpointtest.TreeHashes(t, root); !maps.Equal(before, after) {
 			t.Fatal("dry run changed the store")
 		}
 		real, err := checkpoint.Prune(ctx, r, checkpoint.PruneOptions{KeepLast: 1, Grace: -1})
@@ -156,13 +157,13 @@ func TestPrune(t *testing.T) {
 
 	t.Run("ErrUnreadableManifest", func(t *testing.T) {
 		r, _, root := longHistory(t)
-		flipByte(t, filepath.Join(root, format.ManifestPath(9)), -20)
-		before := treeDigest(t, root)
+		checkpointtest.FlipByte(t, filepath.Join(root, format.ManifestPath(9)), -20)
+		before := checkpointtest.TreeHashes(t, root)
 		rep, err := checkpoint.Prune(ctx, r, checkpoint.PruneOptions{KeepLast: 1, Grace: -1})
 		if !errors.Is(err, checkpoint.ErrUnreadableManifest) || rep == nil || len(rep.Unreadable) != 1 || rep.Unreadable[0].Checkpoint != 9 {
 			t.Fatalf("got %v, report %+v", err, rep)
 		}
-		if after := treeDigest(t, root); !maps.Equal(before, after) {
+		if after := checkpointtest.TreeHashes(t, root); !maps.Equal(before, after) {
 			t.Fatal("prune deleted something although an ancestor's manifest is damaged")
 		}
 	})
@@ -172,12 +173,12 @@ func TestPrune(t *testing.T) {
 		if err := os.Remove(filepath.Join(root, format.ManifestPath(9))); err != nil {
 			t.Fatal(err)
 		}
-		before := treeDigest(t, root)
+		before := checkpointtest.TreeHashes(t, root)
 		rep, err := checkpoint.Prune(ctx, r, checkpoint.PruneOptions{KeepLast: 1, Grace: -1})
 		if !errors.Is(err, checkpoint.ErrUnreadableManifest) || !strings.Contains(rep.Unreadable[0].Error, "checkpoint 10 builds on it") {
 			t.Fatalf("got %v, report %+v", err, rep)
 		}
-		if after := treeDigest(t, root); !maps.Equal(before, after) {
+		if after := checkpointtest.TreeHashes(t, root); !maps.Equal(before, after) {
 			t.Fatal("prune deleted something although a kept chain is broken")
 		}
 	})
@@ -211,7 +212,7 @@ func TestGC(t *testing.T) {
 	t.Run("OKNothingToDo", func(t *testing.T) {
 		root, j := checkpointtest.StandardDir(t)
 		r := j.Repo
-		before := treeDigest(t, root)
+		before := checkpointtest.TreeHashes(t, root)
 		rep, err := checkpoint.GC(ctx, r, checkpoint.GCOptions{Grace: -1})
 		if err != nil {
 			t.Fatal(err)
@@ -219,7 +220,7 @@ func TestGC(t *testing.T) {
 		if len(rep.Orphans) != 0 || rep.Deleted != 0 || rep.Segments == 0 || rep.Referenced != rep.Segments {
 			t.Fatalf("report %+v", rep)
 		}
-		if after := treeDigest(t, root); !maps.Equal(before, after) {
+		if after := checkpointtest.TreeHashes(t, root); !maps.Equal(before, after) {
 			t.Fatal("gc of a clean store changed it")
 		}
 	})
@@ -260,7 +261,7 @@ func TestGC(t *testing.T) {
 				t.Fatalf("%s survived gc: %v", name, err)
 			}
 		}
-		checkCounts(t, r, manifest(t, r, 3), j)
+		checkCounts(t, r, checkpointtest.Manifest(t, r, 3), j)
 	})
 
 	t.Run("OKGrace", func(t *testing.T) {
@@ -283,7 +284,7 @@ func TestGC(t *testing.T) {
 		root, j := checkpointtest.StandardDir(t)
 		r := j.Repo
 		seg, other := failedCheckpoint(t, r, 4)
-		before := treeDigest(t, root)
+		before := checkpointtest.TreeHashes(t, root)
 		rep, err := checkpoint.GC(ctx, r, checkpoint.GCOptions{DryRun: true, Grace: -1})
 		if err != nil {
 			t.Fatal(err)
@@ -291,7 +292,7 @@ func TestGC(t *testing.T) {
 		if got := orphanNames(rep, checkpoint.ActionWouldDelete); !slices.Equal(got, []string{other, seg}) || rep.Deleted != 0 {
 			t.Fatalf("would delete %v", got)
 		}
-		if after := treeDigest(t, root); !maps.Equal(before, after) {
+		if after := checkpointtest.TreeHashes(t, root); !maps.Equal(before, after) {
 			t.Fatal("dry run changed the store")
 		}
 	})
@@ -387,15 +388,15 @@ func TestGC(t *testing.T) {
 		if n := len(uploads.Uploads); n != 0 {
 			t.Fatalf("%d multipart uploads left", n)
 		}
-		checkCounts(t, j.Repo, manifest(t, j.Repo, 3), j)
+		checkCounts(t, j.Repo, checkpointtest.Manifest(t, j.Repo, 3), j)
 	})
 
 	t.Run("ErrUnreadableManifest", func(t *testing.T) {
 		root, j := checkpointtest.StandardDir(t)
 		r := j.Repo
 		failedCheckpoint(t, r, 4)
-		flipByte(t, filepath.Join(root, format.ManifestPath(2)), -30)
-		before := treeDigest(t, root)
+		checkpointtest.FlipByte(t, filepath.Join(root, format.ManifestPath(2)), -30)
+		before := checkpointtest.TreeHashes(t, root)
 		rep, err := checkpoint.GC(ctx, r, checkpoint.GCOptions{Grace: -1})
 		if !errors.Is(err, checkpoint.ErrUnreadableManifest) || rep == nil {
 			t.Fatalf("got %v", err)
@@ -408,7 +409,7 @@ func TestGC(t *testing.T) {
 		if len(rep.Orphans) != 2 || len(orphanNames(rep, checkpoint.ActionBlocked)) != len(rep.Orphans) {
 			t.Fatalf("orphans %+v", rep.Orphans)
 		}
-		if after := treeDigest(t, root); !maps.Equal(before, after) {
+		if after := checkpointtest.TreeHashes(t, root); !maps.Equal(before, after) {
 			t.Fatal("gc deleted something although a manifest is unreadable")
 		}
 	})

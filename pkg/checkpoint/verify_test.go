@@ -36,10 +36,10 @@ import (
 //
 //	go test ./pkg/checkpoint -run TestDamageMatrix -rewrite
 
-const vfFixturesDir = "../../testdata/checkpoints"
+const fixturesDir = "../../testdata/checkpoints"
 
-// vfDamageCase is one entry of testdata/checkpoints/cases.json.
-type vfDamageCase struct {
+// fixtureCase is one entry of testdata/checkpoints/cases.json.
+type fixtureCase struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	// Object is the object the damage is in: the file verify names.
@@ -55,13 +55,13 @@ type vfDamageCase struct {
 	Structural bool `json:"structural"`
 }
 
-// vfFixtureTime is the creation time written into the fixtures, so that
+// fixtureTime is the creation time written into the fixtures, so that
 // regenerating them yields the same bytes.
-var vfFixtureTime = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+var fixtureTime = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// vfGenerateFixtures writes the good store and every damaged copy under root
+// generateFixtures writes the good store and every damaged copy under root
 // and returns the cases.
-func vfGenerateFixtures(t *testing.T, root string) []vfDamageCase {
+func generateFixtures(t *testing.T, root string) []fixtureCase {
 	t.Helper()
 	ctx := context.Background()
 	good := filepath.Join(root, "good")
@@ -77,19 +77,19 @@ func vfGenerateFixtures(t *testing.T, root string) []vfDamageCase {
 	}
 	// Fixed creation times make the fixture bytes reproducible.
 	marker := j.Repo.Marker()
-	marker.CreatedAt = vfFixtureTime
+	marker.CreatedAt = fixtureTime
 	body, err := json.MarshalIndent(marker, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	vfWriteFile(t, filepath.Join(good, checkpoint.MarkerName), append(body, '\n'))
+	writeFile(t, filepath.Join(good, checkpoint.MarkerName), append(body, '\n'))
 	for _, id := range ids {
 		m, err := j.Repo.Manifest(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.CreatedAt = vfFixtureTime.Add(time.Duration(id) * time.Minute)
-		vfWriteManifest(t, good, m)
+		m.CreatedAt = fixtureTime.Add(time.Duration(id) * time.Minute)
+		writeManifest(t, good, m)
 	}
 	latest := ids[len(ids)-1]
 	m, err := j.Repo.Manifest(ctx, latest)
@@ -122,49 +122,49 @@ func vfGenerateFixtures(t *testing.T, root string) []vfDamageCase {
 	latestPath := format.ManifestPath(latest)
 
 	cases := []struct {
-		vfDamageCase
+		fixtureCase
 		damage func(t *testing.T, dir string)
 	}{
-		{vfDamageCase{Name: "flipped-block-bit", Object: ownPath, Kind: checkpoint.ProblemChecksum, Affects: []uint64{latest},
+		{fixtureCase{Name: "flipped-block-bit", Object: ownPath, Kind: checkpoint.ProblemChecksum, Affects: []uint64{latest},
 			Description: "one bit flipped in the middle of block 0 of a delta segment of the latest checkpoint"},
 			func(t *testing.T, dir string) {
 				p := filepath.Join(dir, ownPath)
-				data := vfReadFile(t, p)
+				data := readFile(t, p)
 				seg, err := format.OpenSegment(bytes.NewReader(data), int64(len(data)), ownPath)
 				if err != nil {
 					t.Fatal(err)
 				}
 				b := seg.Blocks()[0]
 				data[b.Offset+int64(b.StoredLen)/2] ^= 0x10
-				vfWriteFile(t, p, data)
+				writeFile(t, p, data)
 			}},
-		{vfDamageCase{Name: "truncated-segment", Object: ownPath, Kind: checkpoint.ProblemSize, Affects: []uint64{latest}, Structural: true,
+		{fixtureCase{Name: "truncated-segment", Object: ownPath, Kind: checkpoint.ProblemSize, Affects: []uint64{latest}, Structural: true,
 			Description: "a delta segment of the latest checkpoint cut to half its size"},
 			func(t *testing.T, dir string) {
 				p := filepath.Join(dir, ownPath)
-				data := vfReadFile(t, p)
-				vfWriteFile(t, p, data[:len(data)/2])
+				data := readFile(t, p)
+				writeFile(t, p, data[:len(data)/2])
 			}},
-		{vfDamageCase{Name: "missing-segment", Object: format.SegmentPath(shared.Hash), Kind: checkpoint.ProblemMissing, Affects: ids, Structural: true,
+		{fixtureCase{Name: "missing-segment", Object: format.SegmentPath(shared.Hash), Kind: checkpoint.ProblemMissing, Affects: ids, Structural: true,
 			Description: "a base segment that every checkpoint references removed"},
 			func(t *testing.T, dir string) {
-				vfRemoveFile(t, filepath.Join(dir, format.SegmentPath(shared.Hash)))
+				removeFile(t, filepath.Join(dir, format.SegmentPath(shared.Hash)))
 			}},
-		{vfDamageCase{Name: "manifest-bad-checksum", Object: latestPath, Kind: checkpoint.ProblemChecksum, Affects: []uint64{latest}, Structural: true,
+		{fixtureCase{Name: "manifest-bad-checksum", Object: latestPath, Kind: checkpoint.ProblemChecksum, Affects: []uint64{latest}, Structural: true,
 			Description: "the latest manifest's body changed (job_id) without updating its checksum"},
 			func(t *testing.T, dir string) {
 				p := filepath.Join(dir, latestPath)
-				data := vfReadFile(t, p)
+				data := readFile(t, p)
 				changed := bytes.Replace(data, []byte(`"job_id": "`+checkpointtest.JobID+`"`), []byte(`"job_id": "`+strings.ToUpper(checkpointtest.JobID)+`"`), 1)
 				if bytes.Equal(changed, data) {
 					t.Fatal("manifest has no job_id field to change")
 				}
-				vfWriteFile(t, p, changed)
+				writeFile(t, p, changed)
 			}},
-		{vfDamageCase{Name: "manifest-wrong-hash", Object: wrongPath, Kind: checkpoint.ProblemHash, Affects: []uint64{latest},
+		{fixtureCase{Name: "manifest-wrong-hash", Object: wrongPath, Kind: checkpoint.ProblemHash, Affects: []uint64{latest},
 			Description: "the latest manifest re-sealed with a valid checksum, one layer naming a hash that is not its content's (the content stored under that name)"},
 			func(t *testing.T, dir string) {
-				vfWriteFile(t, filepath.Join(dir, wrongPath), vfReadFile(t, filepath.Join(dir, ownPath)))
+				writeFile(t, filepath.Join(dir, wrongPath), readFile(t, filepath.Join(dir, ownPath)))
 				bad := *m
 				bad.Operators = slices.Clone(m.Operators)
 				for i := range bad.Operators {
@@ -180,36 +180,36 @@ func vfGenerateFixtures(t *testing.T, root string) []vfDamageCase {
 						}
 					}
 				}
-				bad.CreatedAt = vfFixtureTime.Add(time.Duration(latest) * time.Minute)
-				vfWriteManifest(t, dir, &bad)
+				bad.CreatedAt = fixtureTime.Add(time.Duration(latest) * time.Minute)
+				writeManifest(t, dir, &bad)
 			}},
-		{vfDamageCase{Name: "missing-parent", Object: parentPath, Kind: checkpoint.ProblemParent, Affects: []uint64{latest}, Structural: true,
+		{fixtureCase{Name: "missing-parent", Object: parentPath, Kind: checkpoint.ProblemParent, Affects: []uint64{latest}, Structural: true,
 			Description: "the MANIFEST of the latest checkpoint's parent removed"},
 			func(t *testing.T, dir string) {
-				vfRemoveFile(t, filepath.Join(dir, parentPath))
+				removeFile(t, filepath.Join(dir, parentPath))
 				if err := os.Remove(filepath.Dir(filepath.Join(dir, parentPath))); err != nil {
 					t.Fatal(err)
 				}
 			}},
 	}
-	var out []vfDamageCase
+	var out []fixtureCase
 	for _, c := range cases {
 		c.Checkpoint = latest
 		dir := filepath.Join(root, c.Name)
-		vfCopyTree(t, good, dir)
+		copyTree(t, good, dir)
 		c.damage(t, dir)
-		out = append(out, c.vfDamageCase)
+		out = append(out, c.fixtureCase)
 	}
 	data, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	vfWriteFile(t, filepath.Join(root, "cases.json"), append(data, '\n'))
-	vfWriteFile(t, filepath.Join(root, "README.md"), vfFixturesReadme(out))
+	writeFile(t, filepath.Join(root, "cases.json"), append(data, '\n'))
+	writeFile(t, filepath.Join(root, "README.md"), fixturesReadme(out))
 	return out
 }
 
-func vfFixturesReadme(cases []vfDamageCase) []byte {
+func fixturesReadme(cases []fixtureCase) []byte {
 	var b bytes.Buffer
 	b.WriteString("# Checkpoint store fixtures\n\n")
 	b.WriteString("Generated by `go test ./pkg/checkpoint -run TestDamageMatrix -rewrite`; do not edit.\n\n")
@@ -227,16 +227,16 @@ func vfFixturesReadme(cases []vfDamageCase) []byte {
 	return b.Bytes()
 }
 
-func vfWriteManifest(t *testing.T, storeDir string, m *format.Manifest) {
+func writeManifest(t *testing.T, storeDir string, m *format.Manifest) {
 	t.Helper()
 	data, err := format.EncodeManifest(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	vfWriteFile(t, filepath.Join(storeDir, format.ManifestPath(m.CheckpointID)), data)
+	writeFile(t, filepath.Join(storeDir, format.ManifestPath(m.CheckpointID)), data)
 }
 
-func vfReadFile(t testing.TB, p string) []byte {
+func readFile(t testing.TB, p string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(p)
 	if err != nil {
@@ -245,7 +245,7 @@ func vfReadFile(t testing.TB, p string) []byte {
 	return data
 }
 
-func vfWriteFile(t testing.TB, p string, data []byte) {
+func writeFile(t testing.TB, p string, data []byte) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
@@ -255,16 +255,16 @@ func vfWriteFile(t testing.TB, p string, data []byte) {
 	}
 }
 
-func vfRemoveFile(t testing.TB, p string) {
+func removeFile(t testing.TB, p string) {
 	t.Helper()
 	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// vfReadTree returns every file under root by slash-separated relative path,
+// readTree returns every file under root by slash-separated relative path,
 // leaving out the dir store's own files (its lock), which are not objects.
-func vfReadTree(t testing.TB, root string) map[string][]byte {
+func readTree(t testing.TB, root string) map[string][]byte {
 	t.Helper()
 	files := make(map[string][]byte)
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -288,15 +288,15 @@ func vfReadTree(t testing.TB, root string) map[string][]byte {
 	return files
 }
 
-func vfCopyTree(t testing.TB, from, to string) {
+func copyTree(t testing.TB, from, to string) {
 	t.Helper()
-	for rel, data := range vfReadTree(t, from) {
-		vfWriteFile(t, filepath.Join(to, filepath.FromSlash(rel)), data)
+	for rel, data := range readTree(t, from) {
+		writeFile(t, filepath.Join(to, filepath.FromSlash(rel)), data)
 	}
 }
 
-// vfDiffTrees describes how two trees differ, "" when they hold the same files.
-func vfDiffTrees(want, got map[string][]byte) string {
+// diffTrees describes how two trees differ, "" when they hold the same files.
+func diffTrees(want, got map[string][]byte) string {
 	var d []string
 	for name, w := range want {
 		g, ok := got[name]
@@ -316,19 +316,19 @@ func vfDiffTrees(want, got map[string][]byte) string {
 	return strings.Join(d, "\n")
 }
 
-// vfLoadDamageCases reads testdata/checkpoints/cases.json.
-func vfLoadDamageCases(t testing.TB) []vfDamageCase {
+// loadDamageCases reads testdata/checkpoints/cases.json.
+func loadDamageCases(t testing.TB) []fixtureCase {
 	t.Helper()
-	var cases []vfDamageCase
-	if err := json.Unmarshal(vfReadFile(t, filepath.Join(vfFixturesDir, "cases.json")), &cases); err != nil {
+	var cases []fixtureCase
+	if err := json.Unmarshal(readFile(t, filepath.Join(fixturesDir, "cases.json")), &cases); err != nil {
 		t.Fatal(err)
 	}
 	return cases
 }
 
-func vfOpenFixture(t testing.TB, name string) *checkpoint.Repo {
+func openFixture(t testing.TB, name string) *checkpoint.Repo {
 	t.Helper()
-	s, err := store.NewDir(filepath.Join(vfFixturesDir, name))
+	s, err := store.NewDir(filepath.Join(fixturesDir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,25 +345,25 @@ func vfOpenFixture(t testing.TB, name string) *checkpoint.Repo {
 // names every case's damaged object.
 func TestDamageMatrix(t *testing.T) {
 	tmp := t.TempDir()
-	generated := vfGenerateFixtures(t, tmp)
+	generated := generateFixtures(t, tmp)
 	if golden.Rewriting() {
-		if err := os.RemoveAll(vfFixturesDir); err != nil {
+		if err := os.RemoveAll(fixturesDir); err != nil {
 			t.Fatal(err)
 		}
-		vfCopyTree(t, tmp, vfFixturesDir)
+		copyTree(t, tmp, fixturesDir)
 	}
-	before := vfReadTree(t, vfFixturesDir)
-	if d := vfDiffTrees(vfReadTree(t, tmp), before); d != "" {
+	before := readTree(t, fixturesDir)
+	if d := diffTrees(readTree(t, tmp), before); d != "" {
 		t.Fatalf("testdata/checkpoints is stale; regenerate with go test ./pkg/checkpoint -run TestDamageMatrix -rewrite:\n%s", d)
 	}
-	cases := vfLoadDamageCases(t)
+	cases := loadDamageCases(t)
 	if len(cases) != len(generated) || len(cases) < 6 {
 		t.Fatalf("cases.json lists %d cases, the generator %d", len(cases), len(generated))
 	}
 	ctx := context.Background()
 
 	t.Run("OK", func(t *testing.T) {
-		r := vfOpenFixture(t, "good")
+		r := openFixture(t, "good")
 		rep, err := checkpoint.Verify(ctx, r, checkpoint.VerifyOptions{All: true, Deep: true})
 		if err != nil {
 			t.Fatal(err)
@@ -378,7 +378,7 @@ func TestDamageMatrix(t *testing.T) {
 	})
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
-			r := vfOpenFixture(t, c.Name)
+			r := openFixture(t, c.Name)
 			for _, tc := range []struct {
 				opts    checkpoint.VerifyOptions
 				affects []uint64
@@ -412,19 +412,19 @@ func TestDamageMatrix(t *testing.T) {
 			}
 		})
 	}
-	if d := vfDiffTrees(before, vfReadTree(t, vfFixturesDir)); d != "" {
+	if d := diffTrees(before, readTree(t, fixturesDir)); d != "" {
 		t.Fatalf("verify changed the fixtures:\n%s", d)
 	}
 }
 
-// vfUnavailableStore fails every Open of names with prefix as an unreachable
+// unavailableStore fails every Open of names with prefix as an unreachable
 // store would.
-type vfUnavailableStore struct {
+type unavailableStore struct {
 	store.Store
 	prefix string
 }
 
-func (u vfUnavailableStore) Open(ctx context.Context, name string) (store.Object, error) {
+func (u unavailableStore) Open(ctx context.Context, name string) (store.Object, error) {
 	if strings.HasPrefix(name, u.prefix) {
 		return nil, &store.Error{Op: "open", Name: name, Kind: store.ErrUnavailable, Err: errors.New("connection refused")}
 	}
@@ -512,9 +512,9 @@ func TestVerify(t *testing.T) {
 			victims = append(victims, format.SegmentPath(l.Hash))
 		}
 		for _, v := range victims {
-			vfRemoveFile(t, filepath.Join(dir, v))
+			removeFile(t, filepath.Join(dir, v))
 		}
-		vfWriteFile(t, filepath.Join(dir, format.ManifestPath(1)), []byte("{}"))
+		writeFile(t, filepath.Join(dir, format.ManifestPath(1)), []byte("{}"))
 		rep, err := checkpoint.Verify(ctx, j.Repo, checkpoint.VerifyOptions{All: true, Deep: true})
 		if err != nil {
 			t.Fatal(err)
@@ -539,7 +539,7 @@ func TestVerify(t *testing.T) {
 		rs.Layers = slices.Clone(rs.Layers)
 		rs.Layers[1] = m1.Operators[0].Ranges[0].Layers[0]
 		rs.Layers[1].Kind, rs.Layers[1].Checkpoint = format.LayerDelta, 2
-		vfWriteManifest(t, dir, m3)
+		writeManifest(t, dir, m3)
 		rep, err := checkpoint.Verify(ctx, j.Repo, checkpoint.VerifyOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -554,7 +554,7 @@ func TestVerify(t *testing.T) {
 		m3, _ := j.Repo.Manifest(ctx, 3)
 		l := &m3.Operators[1].Ranges[1].Layers[len(m3.Operators[1].Ranges[1].Layers)-1]
 		l.Entries++
-		vfWriteManifest(t, dir, m3)
+		writeManifest(t, dir, m3)
 		rep, err := checkpoint.Verify(ctx, j.Repo, checkpoint.VerifyOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -582,7 +582,7 @@ func TestVerify(t *testing.T) {
 	t.Run("ErrUnavailable", func(t *testing.T) {
 		_, j := checkpointtest.StandardDir(t)
 		s := j.Repo.Store()
-		r, err := checkpoint.OpenRepo(ctx, vfUnavailableStore{Store: s, prefix: "segments/"})
+		r, err := checkpoint.OpenRepo(ctx, unavailableStore{Store: s, prefix: "segments/"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -598,10 +598,10 @@ func TestVerify(t *testing.T) {
 	})
 }
 
-// vfWriteLargeSegmentStore writes a store whose one checkpoint has a single
+// writeLargeSegmentStore writes a store whose one checkpoint has a single
 // segment of about size bytes of poorly compressible values, so that deep
 // checks cross several of their sequential read chunks.
-func vfWriteLargeSegmentStore(t testing.TB, s store.Store, size int) (*checkpoint.Repo, format.SegmentRef) {
+func writeLargeSegmentStore(t testing.TB, s store.Store, size int) (*checkpoint.Repo, format.SegmentRef) {
 	t.Helper()
 	ctx := context.Background()
 	r, err := checkpoint.InitRepo(ctx, s, "large", 16)
@@ -612,7 +612,7 @@ func vfWriteLargeSegmentStore(t testing.TB, s store.Store, size int) (*checkpoin
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := vfAddRandomSegment(t, r, 0, 15, size, 1)
+	ref := addRandomSegment(t, r, 0, 15, size, 1)
 	desc := []format.StateDescriptor{{Name: "v", Kind: format.StateKindValue, Codec: "bytes"}}
 	if err := b.AddRange("op", desc, format.RangeState{Start: 0, End: 15, Layers: []format.SegmentRef{ref}}); err != nil {
 		t.Fatal(err)
@@ -623,9 +623,9 @@ func vfWriteLargeSegmentStore(t testing.TB, s store.Store, size int) (*checkpoin
 	return r, ref
 }
 
-// vfAddRandomSegment stores a base segment of about size bytes for key groups
+// addRandomSegment stores a base segment of about size bytes for key groups
 // [start, end] written by checkpoint id.
-func vfAddRandomSegment(t testing.TB, r *checkpoint.Repo, start, end uint32, size int, id uint64) format.SegmentRef {
+func addRandomSegment(t testing.TB, r *checkpoint.Repo, start, end uint32, size int, id uint64) format.SegmentRef {
 	t.Helper()
 	const valueLen = 512
 	n := size / valueLen
@@ -652,11 +652,11 @@ func vfAddRandomSegment(t testing.TB, r *checkpoint.Repo, start, end uint32, siz
 	return format.SegmentRef{Hash: sp.Hash(), Size: sp.Info.Size, Kind: format.LayerBase, Entries: sp.Info.Entries, Checkpoint: id}
 }
 
-// vfVerifyLargeSegment checks deep verification of a segment larger than the
+// verifyLargeSegment checks deep verification of a segment larger than the
 // verifier's sequential read chunk: intact, then renamed to a wrong hash.
-func vfVerifyLargeSegment(t *testing.T, s store.Store) {
+func verifyLargeSegment(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	r, ref := vfWriteLargeSegmentStore(t, s, 10<<20)
+	r, ref := writeLargeSegmentStore(t, s, 10<<20)
 	rep, err := checkpoint.Verify(ctx, r, checkpoint.VerifyOptions{Deep: true})
 	if err != nil {
 		t.Fatal(err)
@@ -667,7 +667,7 @@ func vfVerifyLargeSegment(t *testing.T, s store.Store) {
 	// The same bytes under another name: only the SHA-256 of the whole
 	// object can tell.
 	wrong := strings.Repeat("ab", 32)
-	if err := s.Put(ctx, format.SegmentPath(wrong), bytes.NewReader(vfReadAll(t, s, format.SegmentPath(ref.Hash))), ref.Size); err != nil {
+	if err := s.Put(ctx, format.SegmentPath(wrong), bytes.NewReader(checkpointtest.ReadObject(t, s, format.SegmentPath(ref.Hash))), ref.Size); err != nil {
 		t.Fatal(err)
 	}
 	b, err := r.NewCheckpoint(ctx, 2, 0, checkpoint.BuilderOptions{})
@@ -692,27 +692,13 @@ func vfVerifyLargeSegment(t *testing.T, s store.Store) {
 	}
 }
 
-func vfReadAll(t testing.TB, s store.Store, name string) []byte {
-	t.Helper()
-	obj, err := s.Open(context.Background(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer obj.Close()
-	data := make([]byte, obj.Size())
-	if n, err := obj.ReadAt(data, 0); n != len(data) {
-		t.Fatal(err)
-	}
-	return data
-}
-
 func TestVerify_Large(t *testing.T) {
 	s, err := store.NewDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	vfVerifyLargeSegment(t, s)
+	verifyLargeSegment(t, s)
 }
 
 func TestVerify_S3(t *testing.T) {
@@ -744,7 +730,7 @@ func TestVerify_S3(t *testing.T) {
 		}
 	})
 	t.Run("OKLarge", func(t *testing.T) {
-		vfVerifyLargeSegment(t, storetest.NewS3(t, bucket, "large", storetest.S3Options(srv)))
+		verifyLargeSegment(t, storetest.NewS3(t, bucket, "large", storetest.S3Options(srv)))
 	})
 }
 
@@ -778,7 +764,7 @@ func TestParseSample(t *testing.T) {
 // the fixture to real restores (state.Backend) and not only to verify.
 func TestDamageMatrix_GoodRestores(t *testing.T) {
 	ctx := context.Background()
-	r := vfOpenFixture(t, "good")
+	r := openFixture(t, "good")
 	m, err := r.Manifest(ctx, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -845,7 +831,7 @@ func BenchmarkVerifyDeep(b *testing.B) {
 	var total int64
 	desc := []format.StateDescriptor{{Name: "v", Kind: format.StateKindValue, Codec: "bytes"}}
 	for i := range uint32(ranges) {
-		ref := vfAddRandomSegment(b, r, i*4, i*4+3, perSegment, 1)
+		ref := addRandomSegment(b, r, i*4, i*4+3, perSegment, 1)
 		if err := bld.AddRange("op", desc, format.RangeState{Start: i * 4, End: i*4 + 3, Layers: []format.SegmentRef{ref}}); err != nil {
 			b.Fatal(err)
 		}

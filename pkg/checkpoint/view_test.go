@@ -2,13 +2,9 @@ package checkpoint_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
-	"io/fs"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -22,15 +18,6 @@ import (
 	"github.com/arkstate/arkstate/pkg/state"
 	"github.com/arkstate/arkstate/pkg/store"
 )
-
-func manifest(t testing.TB, r *checkpoint.Repo, id uint64) *format.Manifest {
-	t.Helper()
-	m, err := r.Manifest(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 // liveEntry is one resolved entry, as the oracle computes it.
 type liveEntry struct {
@@ -142,53 +129,13 @@ func (c *countingStore) opened() map[string]int {
 	return maps.Clone(c.reads)
 }
 
-// treeDigest maps every file below root to the SHA-256 of its content, to
-// show that an operation left a directory store untouched.
-func treeDigest(t testing.TB, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(b)
-		rel, _ := filepath.Rel(root, path)
-		out[filepath.ToSlash(rel)] = hex.EncodeToString(sum[:])
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// flipByte inverts one byte of a file in place.
-func flipByte(t testing.TB, path string, off int64) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if off < 0 {
-		off += int64(len(b))
-	}
-	b[off] ^= 0xff
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestOpenView(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		ctx := context.Background()
 		_, j := checkpointtest.StandardDir(t)
 		r := j.Repo
 		for id := uint64(1); id <= 3; id++ {
-			m := manifest(t, r, id)
+			m := checkpointtest.Manifest(t, r, id)
 			for _, op := range []string{"count", "dedupe"} {
 				v, err := checkpoint.OpenView(ctx, r, m, op)
 				if err != nil {
@@ -206,7 +153,7 @@ func TestOpenView(t *testing.T) {
 		}
 		// Checkpoint 3 deleted words 100..109 from "count": the deltas'
 		// tombstones must hide the base's entries.
-		v, err := checkpoint.OpenView(ctx, r, manifest(t, r, 3), "count")
+		v, err := checkpoint.OpenView(ctx, r, checkpointtest.Manifest(t, r, 3), "count")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,7 +172,7 @@ func TestOpenView(t *testing.T) {
 		ctx := context.Background()
 		_, j := checkpointtest.StandardDir(t)
 		r := j.Repo
-		m := manifest(t, r, 3)
+		m := checkpointtest.Manifest(t, r, 3)
 		kg := state.KeyGroupFor(checkpointtest.Word(7), checkpointtest.KeyGroups)
 		v, err := checkpoint.OpenViewRange(ctx, r, m, "count", state.KeyGroupRange{Start: kg, End: kg})
 		if err != nil {
@@ -249,7 +196,7 @@ func TestOpenView(t *testing.T) {
 	t.Run("ErrOperatorNotFound", func(t *testing.T) {
 		_, j := checkpointtest.StandardDir(t)
 		r := j.Repo
-		_, err := checkpoint.OpenView(context.Background(), r, manifest(t, r, 1), "nope")
+		_, err := checkpoint.OpenView(context.Background(), r, checkpointtest.Manifest(t, r, 1), "nope")
 		if !errors.Is(err, checkpoint.ErrOperatorNotFound) {
 			t.Fatalf("got %v, want ErrOperatorNotFound", err)
 		}
@@ -258,9 +205,9 @@ func TestOpenView(t *testing.T) {
 	t.Run("ErrCorrupt", func(t *testing.T) {
 		root, j := checkpointtest.StandardDir(t)
 		r := j.Repo
-		m := manifest(t, r, 1)
+		m := checkpointtest.Manifest(t, r, 1)
 		seg := format.SegmentPath(m.Operators[0].Ranges[0].Layers[0].Hash)
-		flipByte(t, filepath.Join(root, seg), 10) // inside block 0
+		checkpointtest.FlipByte(t, filepath.Join(root, seg), 10) // inside block 0
 		v, err := checkpoint.OpenView(context.Background(), r, m, m.Operators[0].ID)
 		if err != nil {
 			t.Fatal(err)
