@@ -783,53 +783,8 @@ func (t *task) commitOutput(ctx context.Context) error {
 // barriers: after barrier N arrives from one upstream subtask, that
 // subtask's later records wait until N has arrived from all of them.
 func (t *task) runStage(ctx context.Context) error {
-	blocked := make([]bool, t.ups)
-	var held []message
-	arrived, eofs, flushes := 0, 0, 0
-	var current uint64
-	var handle func(m message) (done bool, err error)
-	handle = func(m message) (bool, error) {
-		switch {
-		case blocked[m.from]:
-			held = append(held, m)
-		case m.barrier != 0:
-			current = m.barrier
-			blocked[m.from] = true
-			arrived++
-			if arrived < t.ups {
-				return false, nil
-			}
-			if err := t.barrier(current, nil); err != nil {
-				return false, err
-			}
-			arrived = 0
-			clear(blocked)
-			replay := held
-			held = nil
-			for _, h := range replay {
-				if done, err := handle(h); done || err != nil {
-					return done, err
-				}
-			}
-		case m.flush:
-			flushes++
-			if flushes == t.ups {
-				return false, t.flush()
-			}
-		case m.eof:
-			eofs++
-			if eofs == t.ups {
-				return true, t.finish()
-			}
-		default:
-			for _, rec := range m.recs {
-				if err := t.chain(rec); err != nil {
-					return false, err
-				}
-			}
-		}
-		return false, nil
-	}
+	align := newAligner(t.ups)
+	on := stageTask{t}
 	// Between messages the task folds frozen state layers into the base and
 	// sweeps expired entries, a bounded step at a time, so the maintenance
 	// that writes pay for as they go also happens while the stream is quiet.
@@ -856,7 +811,7 @@ func (t *task) runStage(ctx context.Context) error {
 			case m = <-t.in:
 			}
 		}
-		done, err := handle(m)
+		done, err := align.push(m, on)
 		if done || err != nil {
 			return err
 		}
@@ -871,6 +826,22 @@ func (t *task) runStage(ctx context.Context) error {
 		}
 	}
 }
+
+// stageTask is a task as its aligner drives it.
+type stageTask struct{ t *task }
+
+func (s stageTask) records(recs []Record) error {
+	for _, rec := range recs {
+		if err := s.t.chain(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s stageTask) barrier(id uint64) error { return s.t.barrier(id, nil) }
+func (s stageTask) flush() error            { return s.t.flush() }
+func (s stageTask) finish() error           { return s.t.finish() }
 
 // barrier takes this task's part of checkpoint id: freeze state in O(1),
 // pass the barrier on, pre-commit the output, acknowledge.

@@ -6,15 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/arkstate/arkstate/internal/datadriven"
 	"github.com/arkstate/arkstate/pkg/state"
 )
 
@@ -101,111 +104,66 @@ func assertNoOpenWindows(t *testing.T, p *windowProc, keys ...string) {
 	}
 }
 
-func TestWindow_Tumbling(t *testing.T) {
-	t.Run("OK", func(t *testing.T) {
-		p := openWindow(t, WindowSpec{Kind: "tumbling", Key: "k", TimeField: "ts", Size: 10 * time.Millisecond, WatermarkDelay: 5 * time.Millisecond, Aggregate: "sum", Field: "v"})
-		fired, flushed := runWindow(t, p, []event{
-			{"a", 1, 1}, {"a", 4, 2}, {"a", 12, 3},
-			{"a", 8, 4},   // out of order, within the delay: still counts in [0,10)
-			{"b", 3, 100}, // b has its own watermark
-			{"a", 16, 5},  // watermark 11 fires [0,10)
-			{"a", 9, 50},  // [0,10) has fired: dropped
-			{"a", 25, 6},  // watermark 20 fires [10,20)
-			{"b", -7, 1},  // before the epoch: [-10,0)
-		})
-		wantFired := []string{"a [0,10) n=3 sum=7", "a [10,20) n=2 sum=8"}
-		wantFlushed := []string{"a [20,30) n=1 sum=6", "b [-10,0) n=1 sum=1", "b [0,10) n=1 sum=100"}
-		if !slices.Equal(fired, wantFired) || !slices.Equal(flushed, wantFlushed) {
-			t.Fatalf("fired %q, flushed %q; want %q, %q", fired, flushed, wantFired, wantFlushed)
+// TestWindow_Cases runs the cases of testdata/window.txt.
+func TestWindow_Cases(t *testing.T) {
+	datadriven.RunFile(t, "testdata/window.txt", func(t *testing.T, c *datadriven.Case) string {
+		spec := WindowSpec{Key: "k", TimeField: "ts"}
+		for _, arg := range c.Args {
+			k, v, _ := strings.Cut(arg, "=")
+			ms := func() time.Duration {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					t.Fatalf("%s: %s: %v", c.Pos, arg, err)
+				}
+				return time.Duration(n) * time.Millisecond
+			}
+			switch k {
+			case "kind":
+				spec.Kind = v
+			case "size":
+				spec.Size = ms()
+			case "slide":
+				spec.Slide = ms()
+			case "gap":
+				spec.Gap = ms()
+			case "delay":
+				spec.WatermarkDelay = ms()
+			case "aggregate":
+				spec.Aggregate = v
+			case "field":
+				spec.Field = v
+			default:
+				t.Fatalf("%s: unknown argument %q", c.Pos, arg)
+			}
 		}
-		if d := dropped(t, p, "a"); d != 1 {
-			t.Fatalf("dropped %d records of a, want 1", d)
+		p := openWindow(t, spec)
+		var events []event
+		keys := map[string]bool{}
+		for _, line := range strings.Split(c.Input, "\n") {
+			line, _, _ = strings.Cut(line, "#")
+			var e event
+			if _, err := fmt.Sscan(line, &e.key, &e.ts, &e.v); err != nil {
+				t.Fatalf("%s: record %q: %v", c.Pos, line, err)
+			}
+			events = append(events, e)
+			keys[e.key] = true
 		}
-		assertNoOpenWindows(t, p, "a", "b")
-	})
-	t.Run("OKNoDelay", func(t *testing.T) {
-		// With no delay a record at a window's end fires it at once.
-		p := openWindow(t, WindowSpec{Kind: "tumbling", Key: "k", TimeField: "ts", Size: 10 * time.Millisecond})
-		fired, flushed := runWindow(t, p, []event{{"a", 0, 0}, {"a", 9, 0}, {"a", 10, 0}, {"a", 9, 0}})
-		if want := []string{"a [0,10) n=2"}; !slices.Equal(fired, want) {
-			t.Fatalf("fired %q, want %q", fired, want)
+		fired, flushed := runWindow(t, p, events)
+		var out strings.Builder
+		for _, f := range fired {
+			fmt.Fprintf(&out, "fired %s\n", f)
 		}
-		if want := []string{"a [10,20) n=1"}; !slices.Equal(flushed, want) {
-			t.Fatalf("flushed %q, want %q", flushed, want)
+		for _, f := range flushed {
+			fmt.Fprintf(&out, "flushed %s\n", f)
 		}
-		if d := dropped(t, p, "a"); d != 1 {
-			t.Fatalf("dropped %d, want 1", d)
+		sorted := slices.Sorted(maps.Keys(keys))
+		for _, k := range sorted {
+			if d := dropped(t, p, k); d != 0 {
+				fmt.Fprintf(&out, "dropped %s %d\n", k, d)
+			}
 		}
-	})
-}
-
-func TestWindow_Sliding(t *testing.T) {
-	t.Run("OK", func(t *testing.T) {
-		p := openWindow(t, WindowSpec{Kind: "sliding", Key: "k", TimeField: "ts", Size: 10 * time.Millisecond, Slide: 5 * time.Millisecond, Aggregate: "max", Field: "v"})
-		fired, flushed := runWindow(t, p, []event{
-			{"a", 3, 1},  // [-5,5) and [0,10)
-			{"a", 7, 2},  // [0,10) and [5,15); watermark 7 fires [-5,5)
-			{"a", 12, 3}, // [5,15) and [10,20); fires [0,10)
-			{"a", 4, 9},  // both its windows have fired: dropped
-			{"a", 9, 7},  // [0,10) has fired, [5,15) has not: counts there only
-		})
-		wantFired := []string{"a [-5,5) n=1 max=1", "a [0,10) n=2 max=2"}
-		wantFlushed := []string{"a [10,20) n=1 max=3", "a [5,15) n=3 max=7"}
-		if !slices.Equal(fired, wantFired) || !slices.Equal(flushed, wantFlushed) {
-			t.Fatalf("fired %q, flushed %q; want %q, %q", fired, flushed, wantFired, wantFlushed)
-		}
-		if d := dropped(t, p, "a"); d != 1 {
-			t.Fatalf("dropped %d, want 1", d)
-		}
-		assertNoOpenWindows(t, p, "a")
-	})
-	t.Run("OKUneven", func(t *testing.T) {
-		// A size that is not a multiple of the slide: a record is in two or
-		// three windows depending on where it falls.
-		p := openWindow(t, WindowSpec{Kind: "sliding", Key: "k", TimeField: "ts", Size: 10 * time.Millisecond, Slide: 4 * time.Millisecond, Aggregate: "min", Field: "v"})
-		fired, flushed := runWindow(t, p, []event{{"a", 8, 5}, {"a", 9, 6}, {"a", 11, 4}})
-		wantFired := []string{"a [0,10) n=2 min=5"}
-		wantFlushed := []string{"a [4,14) n=3 min=4", "a [8,18) n=3 min=4"}
-		if !slices.Equal(fired, wantFired) || !slices.Equal(flushed, wantFlushed) {
-			t.Fatalf("fired %q, flushed %q; want %q, %q", fired, flushed, wantFired, wantFlushed)
-		}
-	})
-}
-
-func TestWindow_Session(t *testing.T) {
-	t.Run("OK", func(t *testing.T) {
-		p := openWindow(t, WindowSpec{Kind: "session", Key: "k", TimeField: "ts", Gap: 10 * time.Millisecond, WatermarkDelay: 20 * time.Millisecond, Aggregate: "avg", Field: "v"})
-		fired, flushed := runWindow(t, p, []event{
-			{"a", 0, 1},   // [0,10)
-			{"a", 18, 2},  // [18,28): 18 apart, a second session
-			{"a", 9, 6},   // 9 from each: merges both into [0,28)
-			{"a", 50, 10}, // watermark 30 fires [0,28)
-			{"b", 0, 4},   // b's watermark is its own: not late
-			{"a", 5, 100}, // [5,15) is below the watermark and merges nothing: dropped
-			{"a", 45, 20}, // joins [50,60), which now starts at 45
-			{"a", 29, 7},  // behind the watermark, but [29,39) ends after it: a new session, as in Flink
-			{"a", 60, 3},  // exactly gap after 50: a new session; watermark 40 fires [29,39)
-		})
-		wantFired := []string{"a [0,28) n=3 avg=3", "a [29,39) n=1 avg=7"}
-		wantFlushed := []string{"a [45,60) n=2 avg=15", "a [60,70) n=1 avg=3", "b [0,10) n=1 avg=4"}
-		if !slices.Equal(fired, wantFired) || !slices.Equal(flushed, wantFlushed) {
-			t.Fatalf("fired %q, flushed %q; want %q, %q", fired, flushed, wantFired, wantFlushed)
-		}
-		if d := dropped(t, p, "a"); d != 1 {
-			t.Fatalf("dropped %d, want 1", d)
-		}
-		assertNoOpenWindows(t, p, "a", "b")
-	})
-	t.Run("OKExactGap", func(t *testing.T) {
-		// Records exactly gap apart are separate sessions; one within gap
-		// of two neighbours joins them, and a record can never bridge more
-		// than two sessions, as open sessions lie at least gap apart.
-		p := openWindow(t, WindowSpec{Kind: "session", Key: "k", TimeField: "ts", Gap: 10 * time.Millisecond, WatermarkDelay: time.Second, Aggregate: "sum", Field: "v"})
-		_, flushed := runWindow(t, p, []event{{"a", 10, 1}, {"a", 30, 2}, {"a", 20, 4}, {"a", 100, 8}, {"a", 25, 16}})
-		want := []string{"a [10,20) n=1 sum=1", "a [100,110) n=1 sum=8", "a [20,40) n=3 sum=22"}
-		if !slices.Equal(flushed, want) {
-			t.Fatalf("flushed %q, want %q", flushed, want)
-		}
+		assertNoOpenWindows(t, p, sorted...)
+		return out.String()
 	})
 }
 
