@@ -377,7 +377,9 @@ func readImportLine(br *bufio.Reader, buf *[]byte) ([]byte, error) {
 	}
 }
 
-// line turns one record into an entry of its operator.
+// line turns one line of the input into an entry of its operator: the
+// record (DumpRecord), the state it belongs to (descriptor), the entry
+// (entryOf), the memory budget, and filing it (add).
 func (imp *importer) line(text []byte, line int) *ImportError {
 	fail := func(field string, err error) *ImportError {
 		return &ImportError{File: imp.opts.Name, Line: line, Field: field, Err: err}
@@ -394,47 +396,72 @@ func (imp *importer) line(text []byte, line int) *ImportError {
 		imp.res.Skipped++
 		return nil
 	}
+	d, field, err := imp.descriptor(&rec)
+	if err != nil {
+		return fail(field, err)
+	}
+	e, field, err := entryOf(&rec, d, imp.keyGroups)
+	if err != nil {
+		return fail(field, err)
+	}
+	imp.mem += int64(len(e.Key)+len(e.Value)) + importEntryOverhead
+	if imp.mem > imp.opts.MaxMemory {
+		return fail("", fmt.Errorf("%w of %d bytes; import the operators one at a time or raise the limit", ErrImportTooLarge, imp.opts.MaxMemory))
+	}
+	imp.add(&rec, e, line)
+	return nil
+}
+
+// descriptor finds the state a record belongs to, or says which field
+// names what is missing.
+func (imp *importer) descriptor(rec *DumpRecord) (d format.StateDescriptor, field string, err error) {
 	if rec.Deleted && !imp.opts.Incremental {
-		return fail("deleted", errors.New("a full import replaces the whole state, so it has nothing to delete from; delete entries with --incremental"))
+		return d, "deleted", errors.New("a full import replaces the whole state, so it has nothing to delete from; delete entries with --incremental")
 	}
 	descs, ok := imp.descs[rec.Operator]
 	if !ok {
-		return fail("operator", fmt.Errorf("operator %q has no state descriptors (%s); declare its states in a descriptors file", rec.Operator, imp.parentWord()))
+		return d, "operator", fmt.Errorf("operator %q has no state descriptors (%s); declare its states in a descriptors file", rec.Operator, imp.parentWord())
 	}
-	d, ok := descs[rec.State]
-	if !ok {
-		return fail("state", fmt.Errorf("operator %q has no state %q (%s); declare it in a descriptors file", rec.Operator, rec.State, imp.parentWord()))
+	if d, ok = descs[rec.State]; !ok {
+		return d, "state", fmt.Errorf("operator %q has no state %q (%s); declare it in a descriptors file", rec.Operator, rec.State, imp.parentWord())
 	}
+	return d, "", nil
+}
+
+// entryOf turns a record of state d into the engine's entry (key group,
+// stored key and value, expiry, tombstone), checking it against d and the
+// format's limits; an error comes with the record field it is about.
+func entryOf(rec *DumpRecord, d format.StateDescriptor, keyGroups uint32) (format.Entry, string, error) {
 	kind := state.Kind(d.Kind)
 	key := []byte(rec.Key)
 	switch {
 	case kind == state.KindMap && !rec.IsMap():
-		return fail("map_key", fmt.Errorf("missing: state %q is a map state (want \"map_key\" or \"map_key_b64\")", rec.State))
+		return format.Entry{}, "map_key", fmt.Errorf("missing: state %q is a map state (want \"map_key\" or \"map_key_b64\")", rec.State)
 	case kind != state.KindMap && rec.IsMap():
-		return fail("map_key", fmt.Errorf("state %q is a %s state, not a map state", rec.State, d.Kind))
+		return format.Entry{}, "map_key", fmt.Errorf("state %q is a %s state, not a map state", rec.State, d.Kind)
 	case kind == state.KindMap:
 		mk := rec.MapKeyRaw
 		if rec.MapKey != nil {
 			keyCodec, _, _ := state.SplitMapCodec(d.Codec)
 			var err error
 			if mk, err = state.ValueFromJSON(keyCodec, rec.MapKey); err != nil {
-				return fail("map_key", err)
+				return format.Entry{}, "map_key", err
 			}
 		}
 		key = state.JoinMapKey(rec.Key, mk)
 	}
 	if len(key) > format.MaxKeyLen {
-		return fail("key", fmt.Errorf("%d bytes stored, limit %d", len(key), format.MaxKeyLen))
+		return format.Entry{}, "key", fmt.Errorf("%d bytes stored, limit %d", len(key), format.MaxKeyLen)
 	}
 	value := rec.ValueRaw
 	if rec.Value != nil {
 		var err error
 		if value, err = state.StateValueFromJSON(kind, d.Codec, rec.Value); err != nil {
-			return fail("value", err)
+			return format.Entry{}, "value", err
 		}
 	}
 	if len(value) > format.MaxValueLen {
-		return fail("value", fmt.Errorf("%d bytes stored, limit %d", len(value), format.MaxValueLen))
+		return format.Entry{}, "value", fmt.Errorf("%d bytes stored, limit %d", len(value), format.MaxValueLen)
 	}
 	if value == nil && !rec.Deleted {
 		// nil marks a tombstone in the engine; an empty value is live.
@@ -443,20 +470,28 @@ func (imp *importer) line(text []byte, line int) *ImportError {
 	var expires int64
 	if rec.ExpiresAt != nil {
 		if d.TTLMillis == 0 {
-			return fail("expires_at", fmt.Errorf("state %q has no TTL, so its entries cannot expire", rec.State))
+			return format.Entry{}, "expires_at", fmt.Errorf("state %q has no TTL, so its entries cannot expire", rec.State)
 		}
 		expires = rec.ExpiresAt.UnixNano()
 		if !time.Unix(0, expires).Equal(*rec.ExpiresAt) {
-			return fail("expires_at", fmt.Errorf("%s is outside the years 1678-2262 that Unix nanoseconds hold", rec.ExpiresAt.Format(time.RFC3339)))
+			return format.Entry{}, "expires_at", fmt.Errorf("%s is outside the years 1678-2262 that Unix nanoseconds hold", rec.ExpiresAt.Format(time.RFC3339))
 		}
 		if expires == 0 {
-			return fail("expires_at", errors.New("the Unix epoch is stored as \"never expires\"; omit expires_at for that"))
+			return format.Entry{}, "expires_at", errors.New("the Unix epoch is stored as \"never expires\"; omit expires_at for that")
 		}
 	}
-	imp.mem += int64(len(key)+len(value)) + importEntryOverhead
-	if imp.mem > imp.opts.MaxMemory {
-		return fail("", fmt.Errorf("%w of %d bytes; import the operators one at a time or raise the limit", ErrImportTooLarge, imp.opts.MaxMemory))
-	}
+	return format.Entry{
+		State:     d.Name, // shared, rather than one string per line
+		KeyGroup:  state.KeyGroupFor(rec.Key, keyGroups),
+		Key:       key,
+		Value:     value,
+		ExpiresAt: expires,
+		Tombstone: rec.Deleted,
+	}, "", nil
+}
+
+// add files entry e of record rec, read at line, under its operator.
+func (imp *importer) add(rec *DumpRecord, e format.Entry, line int) {
 	op := imp.ops[rec.Operator]
 	if op == nil {
 		op = &importOp{}
@@ -465,20 +500,10 @@ func (imp *importer) line(text []byte, line int) *ImportError {
 	var del *ImportMissing
 	if rec.Deleted {
 		del = &ImportMissing{Line: line, Operator: rec.Operator, State: rec.State, Key: rec.Key, MapKey: rec.MapKey, MapKeyB64: rec.MapKeyRaw}
-	}
-	op.entries = append(op.entries, importEntry{line: line, del: del, e: format.Entry{
-		State:     d.Name, // shared, rather than one string per line
-		KeyGroup:  state.KeyGroupFor(rec.Key, imp.keyGroups),
-		Key:       key,
-		Value:     value,
-		ExpiresAt: expires,
-		Tombstone: rec.Deleted,
-	}})
-	if rec.Deleted {
 		op.deletes++
 	}
+	op.entries = append(op.entries, importEntry{line: line, del: del, e: e})
 	imp.res.Entries++
-	return nil
 }
 
 func (imp *importer) parentWord() string {

@@ -130,29 +130,55 @@ func GC(ctx context.Context, repo *Repo, opts GCOptions) (*GCReport, error) {
 }
 
 // gc is GC treating the checkpoints in gone as already deleted (a dry-run
-// prune).
+// prune). It marks, then sweeps.
 func gc(ctx context.Context, repo *Repo, opts GCOptions, gone map[uint64]bool) (*GCReport, error) {
 	grace := opts.Grace
 	if grace == 0 {
 		grace = DefaultGCGrace
 	}
 	grace = max(grace, 0)
-	now := time.Now()
 	rep := &GCReport{DryRun: opts.DryRun, Grace: grace.String(), Checkpoints: []uint64{}, Orphans: []Orphan{}, Unreadable: []UnreadableManifest{}}
-	g := gcRun{ctx: ctx, repo: repo, rep: rep, gone: gone, read: map[uint64]bool{}, refs: map[string]bool{}}
+	g := &gcRun{ctx: ctx, repo: repo, rep: rep, gone: gone, read: map[uint64]bool{}, refs: map[string]bool{}}
+	g.temps, _ = store.As[store.Temporaries](repo.store)
+	if err := g.mark(); err != nil {
+		return nil, err
+	}
+	if err := g.sweep(opts, grace, time.Now()); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
 
+// gcRun is the state of one GC pass.
+type gcRun struct {
+	ctx   context.Context
+	repo  *Repo
+	temps store.Temporaries // nil for a store without temporaries
+	rep   *GCReport
+	gone  map[uint64]bool
+	read  map[uint64]bool // manifests already counted
+	refs  map[string]bool // segment hashes named by a retained manifest
+}
+
+// mark fills the report's orphans: the contents of checkpoint directories
+// without a MANIFEST, segments no retained manifest names, unknown objects
+// under segments/ and temporary uploads. Manifests are listed before
+// segments and again after, so that a checkpoint committed meanwhile keeps
+// its segments.
+func (g *gcRun) mark() error {
+	rep := g.rep
 	dirs, err := g.readManifests()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, d := range dirs {
 		for _, info := range d.objects {
 			rep.Orphans = append(rep.Orphans, Orphan{Name: info.Name, Kind: OrphanUnfinished, Reason: reasonUnfinished, Bytes: info.Size, ModTime: info.ModTime})
 		}
 	}
-	for info, err := range repo.store.List(ctx, format.SegmentsPrefix) {
+	for info, err := range g.repo.store.List(g.ctx, format.SegmentsPrefix) {
 		if err != nil {
-			return nil, fmt.Errorf("checkpoint: gc: %w", err)
+			return fmt.Errorf("checkpoint: gc: %w", err)
 		}
 		hash, ok := format.ParseSegmentPath(info.Name)
 		switch {
@@ -166,11 +192,10 @@ func gc(ctx context.Context, repo *Repo, opts GCOptions, gone map[uint64]bool) (
 		}
 		rep.Segments++
 	}
-	temps, _ := store.As[store.Temporaries](repo.store)
-	if temps != nil {
-		ts, err := temps.Temporaries(ctx)
+	if g.temps != nil {
+		ts, err := g.temps.Temporaries(g.ctx)
 		if err != nil {
-			return nil, fmt.Errorf("checkpoint: gc: %w", err)
+			return fmt.Errorf("checkpoint: gc: %w", err)
 		}
 		for _, t := range ts {
 			rep.Orphans = append(rep.Orphans, Orphan{Name: t.Name, Kind: OrphanTemporary, Reason: reasonTemporary, Bytes: t.Size, ModTime: t.ModTime, Upload: t.Upload})
@@ -180,7 +205,7 @@ func gc(ctx context.Context, repo *Repo, opts GCOptions, gone map[uint64]bool) (
 	// A checkpoint committed since the first listing may name segments
 	// that looked unreferenced.
 	if _, err := g.readManifests(); err != nil {
-		return nil, err
+		return err
 	}
 	rep.Orphans = slices.DeleteFunc(rep.Orphans, func(o Orphan) bool {
 		if hash, ok := format.ParseSegmentPath(o.Name); ok && o.Kind == OrphanSegment && g.refs[hash] {
@@ -191,7 +216,16 @@ func gc(ctx context.Context, repo *Repo, opts GCOptions, gone map[uint64]bool) (
 	})
 	slices.SortFunc(rep.Orphans, func(a, b Orphan) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Upload, b.Upload)) })
 	slices.Sort(rep.Checkpoints)
+	return nil
+}
 
+// sweep decides each marked orphan's action and deletes those that are
+// due: nothing while a manifest is unreadable (blocked), nothing younger
+// than grace at now, nothing in a dry run; and it checks the maintenance
+// leases before each delete. A failed delete keeps the orphan and the
+// sweep going; the error names every failure.
+func (g *gcRun) sweep(opts GCOptions, grace time.Duration, now time.Time) error {
+	rep := g.rep
 	blocked := len(rep.Unreadable) > 0
 	var errs []error
 	for i := range rep.Orphans {
@@ -205,14 +239,14 @@ func gc(ctx context.Context, repo *Repo, opts GCOptions, gone map[uint64]bool) (
 		case opts.DryRun:
 			o.Action = ActionWouldDelete
 		default:
-			if err := opts.Maintenance.Check(ctx); err != nil {
-				return rep, fmt.Errorf("checkpoint: gc: stopped before deleting %s: %w", o.Name, err)
+			if err := opts.Maintenance.Check(g.ctx); err != nil {
+				return fmt.Errorf("checkpoint: gc: stopped before deleting %s: %w", o.Name, err)
 			}
 			var err error
 			if o.Kind == OrphanTemporary {
-				err = temps.RemoveTemporary(ctx, store.Temporary{Name: o.Name, Upload: o.Upload})
+				err = g.temps.RemoveTemporary(g.ctx, store.Temporary{Name: o.Name, Upload: o.Upload})
 			} else {
-				err = repo.store.Delete(ctx, o.Name)
+				err = g.repo.store.Delete(g.ctx, o.Name)
 			}
 			if err != nil {
 				errs = append(errs, err)
@@ -226,23 +260,13 @@ func gc(ctx context.Context, repo *Repo, opts GCOptions, gone map[uint64]bool) (
 		}
 	}
 	if len(errs) > 0 {
-		return rep, fmt.Errorf("checkpoint: gc: %w", errors.Join(errs...))
+		return fmt.Errorf("checkpoint: gc: %w", errors.Join(errs...))
 	}
 	if blocked {
 		u := rep.Unreadable[0]
-		return rep, fmt.Errorf("checkpoint: gc: %w: checkpoint %d (%s): %s", ErrUnreadableManifest, u.Checkpoint, u.File, u.Error)
+		return fmt.Errorf("checkpoint: gc: %w: checkpoint %d (%s): %s", ErrUnreadableManifest, u.Checkpoint, u.File, u.Error)
 	}
-	return rep, nil
-}
-
-// gcRun is the state of one GC pass.
-type gcRun struct {
-	ctx  context.Context
-	repo *Repo
-	rep  *GCReport
-	gone map[uint64]bool
-	read map[uint64]bool // manifests already counted
-	refs map[string]bool // segment hashes named by a retained manifest
+	return nil
 }
 
 // checkpointDir is one directory under checkpoints/ and what it holds
