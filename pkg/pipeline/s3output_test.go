@@ -21,6 +21,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/arkstate/arkstate/internal/s3test"
+	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/store"
 )
@@ -204,6 +205,44 @@ func TestS3Output_AtLeastOnce(t *testing.T) {
 	}
 }
 
+// slowCommits delays every create-only write (a checkpoint's manifest, its
+// commit point) so that a checkpoint spends a while between its outputs'
+// pre-commit and their commit, the window in which a cut run leaves
+// uploads open, whatever the machine's speed.
+type slowCommits struct {
+	store.Store
+	delay time.Duration
+}
+
+func (s slowCommits) Unwrap() store.Store { return s.Store }
+
+func (s slowCommits) PutIf(ctx context.Context, name string, r io.Reader, size int64, c store.Condition) (store.ObjectInfo, error) {
+	if c.IfNoneMatch {
+		select {
+		case <-time.After(s.delay):
+		case <-ctx.Done():
+			return store.ObjectInfo{}, ctx.Err()
+		}
+	}
+	return s.Store.PutIf(ctx, name, r, size, c)
+}
+
+// slowCommitRepo opens the word count's store under dir/state behind
+// slowCommits.
+func slowCommitRepo(t *testing.T, dir string, delay time.Duration) *checkpoint.Repo {
+	t.Helper()
+	base, err := store.NewDir(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { base.Close() })
+	r, err := checkpoint.InitRepo(context.Background(), slowCommits{Store: base, delay: delay}, "wordcount", 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // A run cancelled at random moments and restarted, with a new output (as a
 // new process would have) and another parallelism each time, commits every
 // count exactly once and leaves no upload open.
@@ -228,7 +267,7 @@ func TestS3Output_RestartExactlyOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		spec.Output = out
-		r, err := NewRunner(spec, Options{Repo: openRepo(t, dir), Interval: 10 * time.Millisecond})
+		r, err := NewRunner(spec, Options{Repo: slowCommitRepo(t, dir, 20*time.Millisecond), Interval: 10 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
