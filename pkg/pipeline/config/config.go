@@ -363,36 +363,38 @@ const (
 
 var backendTypes = []StateBackendType{StateBackendMemory, StateBackendLocal, StateBackendS3, StateBackendHybrid}
 
-// EnhancedStateConfig is the `state` block of ArkFlow's state-management document.
+// EnhancedStateConfig is the `state` block of ArkFlow's state-management
+// document. A field's env tag names the ARKFLOW_STATE_* variable that
+// overrides it (ApplyEnv); the tags are the one list of the variables.
 type EnhancedStateConfig struct {
 	// Enabled turns on checkpointing; without it state lives only in
 	// memory and a restart starts from nothing (default false).
-	Enabled bool `yaml:"enabled"`
+	Enabled bool `yaml:"enabled" env:"ARKFLOW_STATE_ENABLED"`
 	// BackendType is memory (default), local, s3 or hybrid.
-	BackendType StateBackendType `yaml:"backend_type"`
+	BackendType StateBackendType `yaml:"backend_type" env:"ARKFLOW_STATE_BACKEND_TYPE"`
 	// Path is the local store directory (local, hybrid); relative to the
 	// configuration file's directory.
-	Path string `yaml:"path"`
+	Path string `yaml:"path" env:"ARKFLOW_STATE_PATH"`
 	// CheckpointIntervalMS is the time between checkpoints, at least 10
 	// (default 60000).
-	CheckpointIntervalMS int64 `yaml:"checkpoint_interval_ms"`
+	CheckpointIntervalMS int64 `yaml:"checkpoint_interval_ms" env:"ARKFLOW_STATE_CHECKPOINT_INTERVAL_MS"`
 	// RetainedCheckpoints is how many complete checkpoints are kept, at
 	// least 1 (default 5).
-	RetainedCheckpoints int `yaml:"retained_checkpoints"`
+	RetainedCheckpoints int `yaml:"retained_checkpoints" env:"ARKFLOW_STATE_RETAINED_CHECKPOINTS"`
 	// LeaseTTLMS is how long the store's writer lease lasts without
 	// renewal, at least MinLeaseTTLMS; 0 (the default) means the larger of
 	// 30 s and three checkpoint intervals. A standby takes over a frozen or
 	// unreachable writer after it.
-	LeaseTTLMS int64 `yaml:"lease_ttl_ms"`
+	LeaseTTLMS int64 `yaml:"lease_ttl_ms" env:"ARKFLOW_STATE_LEASE_TTL_MS"`
 	// ExactlyOnce makes outputs two-phase commit with checkpoints; it needs
 	// Enabled (default false).
-	ExactlyOnce bool `yaml:"exactly_once"`
+	ExactlyOnce bool `yaml:"exactly_once" env:"ARKFLOW_STATE_EXACTLY_ONCE"`
 	// KeyGroups is the number of key groups keyed state is split into, 1 to
 	// 32768, fixed for the life of a job (default 128).
-	KeyGroups uint32 `yaml:"key_groups"`
+	KeyGroups uint32 `yaml:"key_groups" env:"ARKFLOW_STATE_KEY_GROUPS"`
 	// JobID names the job in the store (default: DefaultJobID of the
 	// stream ids).
-	JobID string `yaml:"job_id"`
+	JobID string `yaml:"job_id" env:"ARKFLOW_STATE_JOB_ID"`
 	// S3Config is required by the s3 and hybrid backends.
 	S3Config *S3StateBackendConfig `yaml:"s3_config,omitempty"`
 	// Performance tunes batching, compression and caching.
@@ -401,31 +403,32 @@ type EnhancedStateConfig struct {
 
 // S3StateBackendConfig is where the s3 and hybrid backends put checkpoints.
 type S3StateBackendConfig struct {
-	Bucket string `yaml:"bucket"`
+	Bucket string `yaml:"bucket" env:"ARKFLOW_STATE_S3_BUCKET"`
 	// Prefix is prepended to every object name.
-	Prefix       string `yaml:"prefix"`
+	Prefix       string `yaml:"prefix" env:"ARKFLOW_STATE_S3_PREFIX"`
 	S3Connection `yaml:",inline"`
 }
 
 // S3Connection is how arkstate reaches S3, the same wherever it does: the
 // state backend's s3_config and the s3 output embed it, so both take the
-// same keys, and Options turns it into the store's options in one way.
+// same keys, and Options turns it into the store's options in one way. Its
+// variables (env tags) apply to state.s3_config only.
 type S3Connection struct {
 	// Region signs requests; empty takes it from the AWS configuration.
-	Region string `yaml:"region"`
+	Region string `yaml:"region" env:"ARKFLOW_STATE_S3_REGION"`
 	// Endpoint is an S3-compatible server, "http://host:port" or
 	// "host:port"; empty means AWS.
-	Endpoint string `yaml:"endpoint"`
+	Endpoint string `yaml:"endpoint" env:"ARKFLOW_STATE_S3_ENDPOINT"`
 	// PathStyle addresses buckets as endpoint/bucket, as most S3-compatible
 	// servers need.
-	PathStyle bool `yaml:"path_style"`
+	PathStyle bool `yaml:"path_style" env:"ARKFLOW_STATE_S3_PATH_STYLE"`
 	// UseSSL selects https for an Endpoint without a scheme; nil means true,
 	// as in ArkFlow's state-management document.
-	UseSSL *bool `yaml:"use_ssl,omitempty"`
+	UseSSL *bool `yaml:"use_ssl,omitempty" env:"ARKFLOW_STATE_S3_USE_SSL"`
 	// AccessKeyID and SecretAccessKey replace the AWS credential chain when
 	// set. They are never printed.
-	AccessKeyID     Secret `yaml:"access_key_id,omitempty"`
-	SecretAccessKey Secret `yaml:"secret_access_key,omitempty"`
+	AccessKeyID     Secret `yaml:"access_key_id,omitempty" env:"ARKFLOW_STATE_S3_ACCESS_KEY_ID"`
+	SecretAccessKey Secret `yaml:"secret_access_key,omitempty" env:"ARKFLOW_STATE_S3_SECRET_ACCESS_KEY"`
 }
 
 // Options returns the store options c names. The endpoint goes as written:
@@ -450,20 +453,20 @@ func (c S3Connection) Options() store.S3Options {
 type PerformanceConfig struct {
 	// EnableBatching (default true) has no effect: a checkpoint writes one
 	// segment per operator and key-group range.
-	EnableBatching bool `yaml:"enable_batching"`
+	EnableBatching bool `yaml:"enable_batching" env:"ARKFLOW_STATE_ENABLE_BATCHING"`
 	// EnableCompression (default true) has no effect: segments are always
 	// zstd-compressed.
-	EnableCompression bool `yaml:"enable_compression"`
+	EnableCompression bool `yaml:"enable_compression" env:"ARKFLOW_STATE_ENABLE_COMPRESSION"`
 	// BatchSizeBytes, 1 byte to 1 GiB (default 4 MiB), has no effect, as
 	// EnableBatching.
-	BatchSizeBytes int `yaml:"batch_size_bytes"`
+	BatchSizeBytes int `yaml:"batch_size_bytes" env:"ARKFLOW_STATE_BATCH_SIZE_BYTES"`
 	// CompressionLevel is the segments' zstd level, 1 to 22 (default 3).
-	CompressionLevel int `yaml:"compression_level"`
+	CompressionLevel int `yaml:"compression_level" env:"ARKFLOW_STATE_COMPRESSION_LEVEL"`
 	// CacheSizeBytes (default 64 MiB; 0 is allowed) has no effect: restores
 	// read segments straight from the store.
-	CacheSizeBytes int64 `yaml:"cache_size_bytes"`
+	CacheSizeBytes int64 `yaml:"cache_size_bytes" env:"ARKFLOW_STATE_CACHE_SIZE_BYTES"`
 	// MaxConcurrentUploads bounds parallel uploads, 1 to 256 (default 4).
-	MaxConcurrentUploads int `yaml:"max_concurrent_uploads"`
+	MaxConcurrentUploads int `yaml:"max_concurrent_uploads" env:"ARKFLOW_STATE_MAX_CONCURRENT_UPLOADS"`
 }
 
 // Default returns a configuration with no streams and the default state

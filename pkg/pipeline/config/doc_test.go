@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -46,5 +48,22 @@ func TestConfigDoc(t *testing.T) {
 				t.Errorf("docs/CONFIG.md does not mention the value %q", v)
 			}
 		}
+	}
+}
+
+// The variable table derived from the env tags is the documented one,
+// name, field and order alike.
+func TestEnvVars_Doc(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "CONFIG.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rowRE := regexp.MustCompile("(?m)^\\| `(ARKFLOW_STATE_[A-Z0-9_]+)` \\| `(state\\.[a-z0-9_.]+)` \\|$")
+	var documented []EnvVar
+	for _, m := range rowRE.FindAllStringSubmatch(string(doc), -1) {
+		documented = append(documented, EnvVar{Name: m[1], Field: m[2]})
+	}
+	if got := EnvVars(); !slices.Equal(got, documented) {
+		t.Fatalf("EnvVars() =\n%v\ndocs/CONFIG.md's table =\n%v", got, documented)
 	}
 }

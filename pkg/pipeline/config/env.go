@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,47 +31,98 @@ type envVar struct {
 }
 
 // envVars is the table ApplyEnv works from, in the order the variables are
-// applied and documented.
-var envVars = []envVar{
-	{EnvVar{"ARKFLOW_STATE_ENABLED", "state.enabled"}, envBool(func(c *Config) *bool { return &c.State.Enabled })},
-	{EnvVar{"ARKFLOW_STATE_BACKEND_TYPE", "state.backend_type"}, func(c *Config, v string) string {
-		c.State.BackendType = StateBackendType(v)
-		return ""
-	}},
-	{EnvVar{"ARKFLOW_STATE_PATH", "state.path"}, envString(func(c *Config) *string { return &c.State.Path })},
-	{EnvVar{"ARKFLOW_STATE_CHECKPOINT_INTERVAL_MS", "state.checkpoint_interval_ms"}, envInt(func(c *Config) *int64 { return &c.State.CheckpointIntervalMS })},
-	{EnvVar{"ARKFLOW_STATE_RETAINED_CHECKPOINTS", "state.retained_checkpoints"}, envInt(func(c *Config) *int { return &c.State.RetainedCheckpoints })},
-	{EnvVar{"ARKFLOW_STATE_LEASE_TTL_MS", "state.lease_ttl_ms"}, envInt(func(c *Config) *int64 { return &c.State.LeaseTTLMS })},
-	{EnvVar{"ARKFLOW_STATE_EXACTLY_ONCE", "state.exactly_once"}, envBool(func(c *Config) *bool { return &c.State.ExactlyOnce })},
-	{EnvVar{"ARKFLOW_STATE_KEY_GROUPS", "state.key_groups"}, envInt(func(c *Config) *uint32 { return &c.State.KeyGroups })},
-	{EnvVar{"ARKFLOW_STATE_JOB_ID", "state.job_id"}, envString(func(c *Config) *string { return &c.State.JobID })},
-	{EnvVar{"ARKFLOW_STATE_S3_BUCKET", "state.s3_config.bucket"}, envString(func(c *Config) *string { return &s3(c).Bucket })},
-	{EnvVar{"ARKFLOW_STATE_S3_PREFIX", "state.s3_config.prefix"}, envString(func(c *Config) *string { return &s3(c).Prefix })},
-	{EnvVar{"ARKFLOW_STATE_S3_REGION", "state.s3_config.region"}, envString(func(c *Config) *string { return &s3(c).Region })},
-	{EnvVar{"ARKFLOW_STATE_S3_ENDPOINT", "state.s3_config.endpoint"}, envString(func(c *Config) *string { return &s3(c).Endpoint })},
-	{EnvVar{"ARKFLOW_STATE_S3_PATH_STYLE", "state.s3_config.path_style"}, envBool(func(c *Config) *bool { return &s3(c).PathStyle })},
-	{EnvVar{"ARKFLOW_STATE_S3_USE_SSL", "state.s3_config.use_ssl"}, func(c *Config, v string) string {
-		b, err := strconv.ParseBool(strings.TrimSpace(v))
-		if err != nil {
-			return fmt.Sprintf("expected a boolean (true or false), got %q", v)
+// applied and documented: the env tags of the state block's fields, in
+// field order.
+var envVars = stateEnvVars()
+
+// stateEnvVars derives the variable table from the env tags under
+// Config.State, so that a field, its YAML key and its variable are declared
+// once, together.
+func stateEnvVars() []envVar {
+	var vars []envVar
+	var walk func(t reflect.Type, path string, get func(*Config) reflect.Value)
+	walk = func(t reflect.Type, path string, get func(*Config) reflect.Value) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			key, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			field := get
+			index := i
+			at := func(c *Config) reflect.Value { return field(c).Field(index) }
+			fieldPath := path
+			if opts != "inline" {
+				fieldPath = path + "." + key
+			}
+			switch {
+			case f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[Secret]():
+				walk(f.Type, fieldPath, at)
+			case f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
+				// Created by the first of its variables.
+				walk(f.Type.Elem(), fieldPath, func(c *Config) reflect.Value {
+					p := at(c)
+					if p.IsNil() {
+						p.Set(reflect.New(f.Type.Elem()))
+					}
+					return p.Elem()
+				})
+			case f.Tag.Get("env") != "":
+				vars = append(vars, envVar{EnvVar{f.Tag.Get("env"), fieldPath}, envSetterFor(f.Type, at)})
+			}
 		}
-		s3(c).UseSSL = &b
-		return ""
-	}},
-	{EnvVar{"ARKFLOW_STATE_S3_ACCESS_KEY_ID", "state.s3_config.access_key_id"}, func(c *Config, v string) string {
-		s3(c).AccessKeyID = Secret(v)
-		return ""
-	}},
-	{EnvVar{"ARKFLOW_STATE_S3_SECRET_ACCESS_KEY", "state.s3_config.secret_access_key"}, func(c *Config, v string) string {
-		s3(c).SecretAccessKey = Secret(v)
-		return ""
-	}},
-	{EnvVar{"ARKFLOW_STATE_ENABLE_BATCHING", "state.performance.enable_batching"}, envBool(func(c *Config) *bool { return &c.State.Performance.EnableBatching })},
-	{EnvVar{"ARKFLOW_STATE_ENABLE_COMPRESSION", "state.performance.enable_compression"}, envBool(func(c *Config) *bool { return &c.State.Performance.EnableCompression })},
-	{EnvVar{"ARKFLOW_STATE_BATCH_SIZE_BYTES", "state.performance.batch_size_bytes"}, envInt(func(c *Config) *int { return &c.State.Performance.BatchSizeBytes })},
-	{EnvVar{"ARKFLOW_STATE_COMPRESSION_LEVEL", "state.performance.compression_level"}, envInt(func(c *Config) *int { return &c.State.Performance.CompressionLevel })},
-	{EnvVar{"ARKFLOW_STATE_CACHE_SIZE_BYTES", "state.performance.cache_size_bytes"}, envInt(func(c *Config) *int64 { return &c.State.Performance.CacheSizeBytes })},
-	{EnvVar{"ARKFLOW_STATE_MAX_CONCURRENT_UPLOADS", "state.performance.max_concurrent_uploads"}, envInt(func(c *Config) *int { return &c.State.Performance.MaxConcurrentUploads })},
+	}
+	walk(reflect.TypeFor[EnhancedStateConfig](), "state", func(c *Config) reflect.Value { return reflect.ValueOf(&c.State).Elem() })
+	return vars
+}
+
+// envSetterFor parses a value for a field of type t, found by at.
+func envSetterFor(t reflect.Type, at func(*Config) reflect.Value) envSetter {
+	switch {
+	case t.Kind() == reflect.String:
+		return func(c *Config, v string) string {
+			at(c).SetString(v)
+			return ""
+		}
+	case t.Kind() == reflect.Bool:
+		return func(c *Config, v string) string {
+			b, why := envBool(v)
+			if why == "" {
+				at(c).SetBool(b)
+			}
+			return why
+		}
+	case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Bool:
+		return func(c *Config, v string) string {
+			b, why := envBool(v)
+			if why == "" {
+				at(c).Set(reflect.ValueOf(&b))
+			}
+			return why
+		}
+	case t.Kind() == reflect.Int || t.Kind() == reflect.Int64:
+		return func(c *Config, v string) string {
+			i, why := envInt(v)
+			switch {
+			case why != "":
+				return why
+			case at(c).OverflowInt(i):
+				return fmt.Sprintf("%d is out of range", i)
+			}
+			at(c).SetInt(i)
+			return ""
+		}
+	case t.Kind() == reflect.Uint32:
+		return func(c *Config, v string) string {
+			i, why := envInt(v)
+			switch {
+			case why != "":
+				return why
+			case i < 0 || at(c).OverflowUint(uint64(i)):
+				return fmt.Sprintf("%d is out of range", i)
+			}
+			at(c).SetUint(uint64(i))
+			return ""
+		}
+	}
+	panic("config: no variable parser for a field of type " + t.String())
 }
 
 // EnvVars lists the variables ApplyEnv reads, in the order it applies them.
@@ -134,47 +186,23 @@ func ApplyEnv(cfg *Config, environ []string) error {
 	return errs.result(cfg.File)
 }
 
-// s3 returns the S3 settings, creating them for the first S3 variable.
-func s3(c *Config) *S3StateBackendConfig {
-	if c.State.S3Config == nil {
-		c.State.S3Config = &S3StateBackendConfig{}
+func envBool(v string) (bool, string) {
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		return false, fmt.Sprintf("expected a boolean (true or false), got %q", v)
 	}
-	return c.State.S3Config
+	return b, ""
 }
 
-func envString(field func(*Config) *string) envSetter {
-	return func(c *Config, v string) string {
-		*field(c) = v
-		return ""
+func envInt(v string) (int64, string) {
+	i, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, fmt.Sprintf("%s is out of range", v)
 	}
-}
-
-func envBool(field func(*Config) *bool) envSetter {
-	return func(c *Config, v string) string {
-		b, err := strconv.ParseBool(strings.TrimSpace(v))
-		if err != nil {
-			return fmt.Sprintf("expected a boolean (true or false), got %q", v)
-		}
-		*field(c) = b
-		return ""
+	if err != nil {
+		return 0, fmt.Sprintf("expected an integer, got %q", v)
 	}
-}
-
-func envInt[T int | int64 | uint32](field func(*Config) *T) envSetter {
-	return func(c *Config, v string) string {
-		i, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		if errors.Is(err, strconv.ErrRange) {
-			return fmt.Sprintf("%s is out of range", v)
-		}
-		if err != nil {
-			return fmt.Sprintf("expected an integer, got %q", v)
-		}
-		if int64(T(i)) != i {
-			return fmt.Sprintf("%d is out of range", i)
-		}
-		*field(c) = T(i)
-		return ""
-	}
+	return i, ""
 }
 
 // suggestEnv returns the known variable closest to name, if it is close
