@@ -87,18 +87,11 @@ func runCheckpointGC(ctx context.Context, opts *checkpointGCOptions, out io.Writ
 	if err != nil {
 		return err
 	}
-	repo, err := opts.openRepo(ctx)
+	repo, hold, done, err := openForDeleting(ctx, opts.openRepo, opts.dryRun, "checkpoint gc")
 	if err != nil {
 		return err
 	}
-	defer repo.Store().Close()
-	var hold *checkpoint.Maintenance
-	if !opts.dryRun {
-		if hold, err = acquireMaintenance(ctx, repo, "checkpoint gc"); err != nil {
-			return err
-		}
-		defer hold.Release(context.WithoutCancel(ctx))
-	}
+	defer done()
 	rep, gcErr := checkpoint.GC(ctx, repo, checkpoint.GCOptions{DryRun: opts.dryRun, Grace: grace, Maintenance: hold})
 	if rep == nil {
 		return gcErr

@@ -72,18 +72,11 @@ func runCheckpointPrune(ctx context.Context, opts *checkpointPruneOptions, out i
 	if err != nil {
 		return err
 	}
-	repo, err := opts.openRepo(ctx)
+	repo, hold, done, err := openForDeleting(ctx, opts.openRepo, opts.dryRun, "checkpoint prune")
 	if err != nil {
 		return err
 	}
-	defer repo.Store().Close()
-	var hold *checkpoint.Maintenance
-	if !opts.dryRun {
-		if hold, err = acquireMaintenance(ctx, repo, "checkpoint prune"); err != nil {
-			return err
-		}
-		defer hold.Release(context.WithoutCancel(ctx))
-	}
+	defer done()
 	rep, pruneErr := checkpoint.Prune(ctx, repo, checkpoint.PruneOptions{KeepLast: opts.keepLast, DryRun: opts.dryRun, Grace: grace, Maintenance: hold})
 	if rep == nil {
 		return pruneErr

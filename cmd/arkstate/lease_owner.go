@@ -57,6 +57,28 @@ func leaseAbandoned(rec checkpoint.LeaseRecord) bool {
 // renewal; they renew it as they delete.
 const maintenanceLeaseTTL = 2 * time.Minute
 
+// openForDeleting opens the repository a command that deletes (gc, prune)
+// works on and, unless dryRun, takes the store's maintenance hold, so that
+// nothing is deleted beside a running job. done releases the hold and
+// closes the store.
+func openForDeleting(ctx context.Context, openRepo func(context.Context) (*checkpoint.Repo, error), dryRun bool, command string) (repo *checkpoint.Repo, hold *checkpoint.Maintenance, done func(), err error) {
+	if repo, err = openRepo(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	if !dryRun {
+		if hold, err = acquireMaintenance(ctx, repo, command); err != nil {
+			repo.Store().Close()
+			return nil, nil, nil, err
+		}
+	}
+	return repo, hold, func() {
+		if hold != nil {
+			hold.Release(context.WithoutCancel(ctx))
+		}
+		repo.Store().Close()
+	}, nil
+}
+
 // acquireMaintenance takes the store's maintenance hold for a command that
 // deletes (gc, prune), or explains why it cannot: a job writes the store.
 func acquireMaintenance(ctx context.Context, repo *checkpoint.Repo, command string) (*checkpoint.Maintenance, error) {
