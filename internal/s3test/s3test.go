@@ -27,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/gofrs/flock"
+	"go.uber.org/goleak"
 )
 
 // VersitygwVersion is the gateway release the tests are written against. It
@@ -358,7 +359,7 @@ func (s *Server) Client() *s3.Client { return s.client }
 
 // Shared starts one server on first use and keeps it for a whole test
 // package, which saves starting the gateway for every test. Declare one per
-// package and call Stop from TestMain after m.Run.
+// package and run the package's tests with its Main.
 type Shared struct {
 	once sync.Once
 	srv  *Server
@@ -374,6 +375,27 @@ func (sh *Shared) Get(t testing.TB) *Server {
 		t.Fatalf("s3test: real S3 server unavailable: %v", sh.err)
 	}
 	return sh.srv
+}
+
+// Main is the TestMain of a package whose tests share sh. It keeps the AWS
+// credential chain from reaching for an instance metadata service (a test
+// talks to loopback only), runs the tests, stops the server, and only then
+// checks for leaked goroutines, so that the one waiting for the server
+// process is not counted. It exits the process.
+func (sh *Shared) Main(m *testing.M) {
+	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	code := m.Run()
+	if err := sh.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "stop S3 server: %v\n", err)
+		code = 1
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // Stop stops the shared server if it was started.

@@ -3,7 +3,6 @@ package store_test
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -11,28 +10,11 @@ import (
 
 	"github.com/arkstate/arkstate/pkg/store"
 	"github.com/arkstate/arkstate/pkg/store/storetest"
-	"go.uber.org/goleak"
 )
 
-// TestMain stops the shared S3 server before checking for leaked goroutines,
-// so that the goroutine waiting for the server process is not counted.
-func TestMain(m *testing.M) {
-	// The SDK's default credential chain must never reach for an instance
-	// metadata service from a test: only loopback traffic is allowed.
-	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	code := m.Run()
-	if err := s3Server.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "stop S3 server: %v\n", err)
-		code = 1
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+// TestMain stops the shared S3 server before checking for leaked
+// goroutines.
+func TestMain(m *testing.M) { s3Server.Main(m) }
 
 func TestValidateName(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
