@@ -93,18 +93,11 @@ func runCheckpointRestore(ctx context.Context, opts *checkpointRestoreOptions, o
 	if restoreHasDotDot(opts.to) {
 		return usageErrorf("restore target %q has a \"..\" path element; name the target directory without \"..\"", opts.to)
 	}
-	if err := checkpointRefArg(opts.ref); err != nil {
-		return err
-	}
-	repo, err := opts.openRepo(ctx)
+	repo, id, err := openCheckpoint(ctx, opts.openRepo, opts.ref)
 	if err != nil {
 		return err
 	}
 	defer repo.Store().Close()
-	id, err := repo.Resolve(ctx, opts.ref)
-	if err != nil {
-		return err
-	}
 
 	// A dry run must not create the target directory, which opening a
 	// directory store does; a missing one is an empty target.

@@ -68,6 +68,22 @@ func checkpointRefArg(ref string) error {
 	return nil
 }
 
+// openCheckpoint checks the checkpoint argument ref, opens the repository
+// and resolves ref to an id. The caller closes repo.Store().
+func openCheckpoint(ctx context.Context, openRepo func(context.Context) (*checkpoint.Repo, error), ref string) (repo *checkpoint.Repo, id uint64, err error) {
+	if err := checkpointRefArg(ref); err != nil {
+		return nil, 0, err
+	}
+	if repo, err = openRepo(ctx); err != nil {
+		return nil, 0, err
+	}
+	if id, err = repo.Resolve(ctx, ref); err != nil {
+		repo.Store().Close()
+		return nil, 0, err
+	}
+	return repo, id, nil
+}
+
 func runCheckpointShow(ctx context.Context, opts *checkpointShowOptions, out io.Writer) error {
 	if err := opts.out.validate(); err != nil {
 		return err

@@ -89,18 +89,11 @@ func runStateDump(ctx context.Context, opts *stateDumpOptions, out io.Writer) er
 	if opts.out.format == "yaml" {
 		return usageErrorf("state dump writes JSON lines; --output yaml is not supported")
 	}
-	if err := checkpointRefArg(opts.ref); err != nil {
-		return err
-	}
-	repo, err := opts.openRepo(ctx)
+	repo, id, err := openCheckpoint(ctx, opts.openRepo, opts.ref)
 	if err != nil {
 		return err
 	}
 	defer repo.Store().Close()
-	id, err := repo.Resolve(ctx, opts.ref)
-	if err != nil {
-		return err
-	}
 	w := bufio.NewWriterSize(out, 256<<10)
 	err = checkpoint.Dump(ctx, repo, id, opts.filter, func(rec checkpoint.DumpRecord) error {
 		line, err := rec.MarshalJSON()
