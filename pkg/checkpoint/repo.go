@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"slices"
 	"strconv"
 	"time"
@@ -144,16 +145,41 @@ func readSmall(ctx context.Context, s store.Store, name string, limit int64) ([]
 // not listed (gc reports it).
 func (r *Repo) IDs(ctx context.Context) ([]uint64, error) {
 	var ids []uint64
-	for info, err := range r.store.List(ctx, format.CheckpointsPrefix) {
+	for o, err := range r.checkpointObjects(ctx) {
 		if err != nil {
-			return nil, fmt.Errorf("checkpoint: list checkpoints: %w", err)
+			return nil, err
 		}
-		if id, file, ok := format.ParseCheckpointObject(info.Name); ok && file == format.ManifestName {
-			ids = append(ids, id)
+		if o.file == format.ManifestName {
+			ids = append(ids, o.id)
 		}
 	}
 	slices.Sort(ids)
 	return ids, nil
+}
+
+// checkpointObject is an object under checkpoints/: file of checkpoint id.
+type checkpointObject struct {
+	id   uint64
+	file string
+	info store.ObjectInfo
+}
+
+// checkpointObjects lists the objects of checkpoint directories, in
+// listing order; names under checkpoints/ that are not a checkpoint's are
+// left out. This is the one listing of checkpoints/.
+func (r *Repo) checkpointObjects(ctx context.Context) iter.Seq2[checkpointObject, error] {
+	return func(yield func(checkpointObject, error) bool) {
+		for info, err := range r.store.List(ctx, format.CheckpointsPrefix) {
+			if err != nil {
+				yield(checkpointObject{}, fmt.Errorf("checkpoint: list checkpoints: %w", err))
+				return
+			}
+			id, file, ok := format.ParseCheckpointObject(info.Name)
+			if ok && !yield(checkpointObject{id: id, file: file, info: info}, nil) {
+				return
+			}
+		}
+	}
 }
 
 // Latest returns the id of the newest complete checkpoint.

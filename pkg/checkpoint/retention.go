@@ -282,18 +282,17 @@ type checkpointDir struct {
 func (g *gcRun) readManifests() ([]checkpointDir, error) {
 	var ids []uint64
 	others := map[uint64][]store.ObjectInfo{}
-	for info, err := range g.repo.store.List(g.ctx, format.CheckpointsPrefix) {
+	for o, err := range g.repo.checkpointObjects(g.ctx) {
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint: gc: %w", err)
 		}
-		id, file, ok := format.ParseCheckpointObject(info.Name)
 		switch {
-		case !ok || g.gone[id]:
-			// Not a checkpoint directory, or pruned in this dry run.
-		case file == format.ManifestName:
-			ids = append(ids, id)
+		case g.gone[o.id]:
+			// Pruned in this dry run.
+		case o.file == format.ManifestName:
+			ids = append(ids, o.id)
 		default:
-			others[id] = append(others[id], info)
+			others[o.id] = append(others[o.id], o.info)
 		}
 	}
 	var dirs []checkpointDir
