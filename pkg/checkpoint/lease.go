@@ -151,12 +151,14 @@ func (l *Lease) write(ctx context.Context, rec LeaseRecord, cond store.Condition
 	}
 	info, err := l.repo.store.PutIf(ctx, l.name, bytes.NewReader(data), int64(len(data)), cond)
 	if errors.Is(err, store.ErrPreconditionFailed) && cond.IfMatch != "" {
-		// A retried request whose first attempt succeeded unseen fails
-		// its condition against its own result: the lease then holds
-		// exactly rec, and that is a success.
+		// The lease changed since this holder last saw it. If it is still
+		// this holding (only a takeover changes the token), the change was
+		// this holder's own: a retried request whose first attempt
+		// succeeded unseen, a renewal that failed after the store applied
+		// it, or the background renewal racing this write. Write over it.
 		cur, etag, rerr := l.read(ctx)
-		if rerr == nil && cur.Owner == rec.Owner && cur.Token == rec.Token && cur.Released == rec.Released && cur.ExpiresAt.Equal(rec.ExpiresAt) {
-			info.ETag, err = etag, nil
+		if rerr == nil && l.isOurs(cur, rec) {
+			info, err = l.repo.store.PutIf(ctx, l.name, bytes.NewReader(data), int64(len(data)), store.Condition{IfMatch: etag})
 		}
 	}
 	if err != nil {
@@ -166,6 +168,12 @@ func (l *Lease) write(ctx context.Context, rec LeaseRecord, cond store.Condition
 	l.rec, l.etag = rec, info.ETag
 	l.mu.Unlock()
 	return nil
+}
+
+// isOurs reports whether the stored record cur belongs to the same holding
+// as rec: same owner and fencing token, and not released.
+func (l *Lease) isOurs(cur, rec LeaseRecord) bool {
+	return cur.Owner == rec.Owner && cur.Token == rec.Token && !cur.Released
 }
 
 // state returns the holding's record and ETag.
@@ -228,10 +236,33 @@ func (l *Lease) Check(ctx context.Context) error {
 		return fmt.Errorf("%w: %s (token %d) expired at %s", ErrLeaseLost, l.name, rec.Token, rec.ExpiresAt.Format(time.RFC3339))
 	}
 	info, err := l.repo.store.Stat(ctx, l.name)
-	if errors.Is(err, store.ErrNotExist) || (err == nil && info.ETag != etag) {
+	switch {
+	case errors.Is(err, store.ErrNotExist):
 		return fmt.Errorf("%w: %s (token %d) was taken over by %s", ErrLeaseLost, l.name, rec.Token, l.Holder(ctx))
+	case err != nil:
+		return err
+	case info.ETag == etag:
+		return nil
 	}
-	return err
+	// The ETag moved: by a takeover, or by this holder's own renewal (the
+	// background renewer racing this check, or a renewal that failed after
+	// the store applied it). Only a takeover changes the token.
+	cur, curETag, err := l.read(ctx)
+	if err != nil {
+		return err
+	}
+	if !l.isOurs(cur, rec) {
+		return fmt.Errorf("%w: %s (token %d) was taken over by %q (token %d)", ErrLeaseLost, l.name, rec.Token, cur.Owner, cur.Token)
+	}
+	if !l.clock().Before(cur.ExpiresAt) {
+		return fmt.Errorf("%w: %s (token %d) expired at %s", ErrLeaseLost, l.name, cur.Token, cur.ExpiresAt.Format(time.RFC3339))
+	}
+	l.mu.Lock()
+	if l.etag == etag {
+		l.rec, l.etag = cur, curETag
+	}
+	l.mu.Unlock()
+	return nil
 }
 
 // Release gives the lease up by marking it expired, so the next writer need

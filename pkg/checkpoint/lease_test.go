@@ -1,7 +1,9 @@
 package checkpoint_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -277,5 +279,61 @@ func TestLease_RenewAfterLostReply(t *testing.T) {
 	}
 	if err := l.Renew(ctx); err != nil {
 		t.Fatalf("the next renewal: %v", err)
+	}
+}
+
+// rewriteLease changes the stored lease object behind the holder's back, as
+// its own background renewal or a takeover would.
+func rewriteLease(t *testing.T, s store.Store, change func(*checkpoint.LeaseRecord)) {
+	t.Helper()
+	var rec checkpoint.LeaseRecord
+	if err := json.Unmarshal(checkpointtest.ReadObject(t, s, "leases/job"), &rec); err != nil {
+		t.Fatal(err)
+	}
+	change(&rec)
+	data, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(context.Background(), "leases/job", bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A change of the lease object by the holder itself (a renewal racing the
+// commit's check, or one the store applied although the call failed) is
+// not a takeover; a new token is.
+func TestLease_OwnChangeIsNotTakeover(t *testing.T) {
+	for name, newStore := range leaseStores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			s := newStore(t)
+			r, err := checkpoint.InitRepo(ctx, s, "job", 128)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := r.AcquireLease(ctx, "job", "a", checkpoint.LeaseOptions{TTL: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rewriteLease(t, s, func(rec *checkpoint.LeaseRecord) { rec.ExpiresAt = rec.ExpiresAt.Add(time.Second) })
+			if err := l.Check(ctx); err != nil {
+				t.Fatalf("Check after the holder's own renewal: %v", err)
+			}
+			rewriteLease(t, s, func(rec *checkpoint.LeaseRecord) { rec.ExpiresAt = rec.ExpiresAt.Add(time.Second) })
+			if err := l.Renew(ctx); err != nil {
+				t.Fatalf("Renew after the holder's own renewal: %v", err)
+			}
+			if err := l.Check(ctx); err != nil {
+				t.Fatalf("Check after Renew: %v", err)
+			}
+			rewriteLease(t, s, func(rec *checkpoint.LeaseRecord) { rec.Owner, rec.Token = "b", rec.Token+1 })
+			if err := l.Check(ctx); !errors.Is(err, checkpoint.ErrLeaseLost) || !strings.Contains(err.Error(), `"b"`) {
+				t.Fatalf("Check after a takeover: %v; want ErrLeaseLost naming b", err)
+			}
+			if err := l.Renew(ctx); !errors.Is(err, checkpoint.ErrLeaseLost) {
+				t.Fatalf("Renew after a takeover: %v; want ErrLeaseLost", err)
+			}
+		})
 	}
 }
