@@ -54,6 +54,16 @@ const (
 	// DefaultCacheSizeBytes is the local LRU cache of an S3 or hybrid
 	// backend (64 MiB).
 	DefaultCacheSizeBytes = 64 << 20
+	// DefaultTxlogSyncIntervalMS is how often the periodic durability
+	// policy fsyncs the transaction log.
+	DefaultTxlogSyncIntervalMS = 100
+	// DefaultTxlogSegmentBytes is the size at which a transaction-log
+	// segment is sealed and a new one started (64 MiB).
+	DefaultTxlogSegmentBytes = 64 << 20
+	// MinTxlogSegmentBytes and MaxTxlogSegmentBytes bound segment_bytes.
+	MinTxlogSegmentBytes = 4 << 10
+	MaxTxlogSegmentBytes = 1 << 30
+
 	// DefaultMaxConcurrentUploads is how many segment uploads run at once.
 	DefaultMaxConcurrentUploads = 4
 	// MaxConcurrentUploads bounds max_concurrent_uploads.
@@ -399,6 +409,46 @@ type EnhancedStateConfig struct {
 	S3Config *S3StateBackendConfig `yaml:"s3_config,omitempty"`
 	// Performance tunes batching, compression and caching.
 	Performance PerformanceConfig `yaml:"performance"`
+	// Txlog configures the transaction log.
+	Txlog TxlogConfig `yaml:"txlog"`
+}
+
+// Durability is when the transaction log fsyncs what it appends.
+type Durability string
+
+// Durability policies.
+const (
+	// DurabilityPerEntry fsyncs every record on its own.
+	DurabilityPerEntry Durability = "per_entry"
+	// DurabilityGroupCommit fsyncs once for every record that arrived
+	// while the previous fsync ran (the default).
+	DurabilityGroupCommit Durability = "group_commit"
+	// DurabilityPeriodic fsyncs every sync_interval_ms; a power loss can
+	// lose the last interval (a process crash loses nothing written).
+	DurabilityPeriodic Durability = "periodic"
+)
+
+var durabilities = []Durability{DurabilityPerEntry, DurabilityGroupCommit, DurabilityPeriodic}
+
+// TxlogConfig is the state block's transaction log: every epoch's state
+// changes, source positions and two-phase-commit events, appended as they
+// happen, so that state can be restored to any moment between checkpoints
+// and a non-replayable input (stdin) loses nothing it read.
+type TxlogConfig struct {
+	// Enabled turns the log on; it needs state.enabled (default false).
+	Enabled bool `yaml:"enabled" env:"ARKFLOW_STATE_TXLOG_ENABLED"`
+	// Durability is per_entry, group_commit (default) or periodic.
+	Durability Durability `yaml:"durability" env:"ARKFLOW_STATE_TXLOG_DURABILITY"`
+	// SyncIntervalMS is the periodic policy's fsync period, at least 1
+	// (default 100).
+	SyncIntervalMS int64 `yaml:"sync_interval_ms" env:"ARKFLOW_STATE_TXLOG_SYNC_INTERVAL_MS"`
+	// SegmentBytes is the size at which a segment is sealed and copied to
+	// the store, 4 KiB to 1 GiB (default 64 MiB).
+	SegmentBytes int64 `yaml:"segment_bytes" env:"ARKFLOW_STATE_TXLOG_SEGMENT_BYTES"`
+	// RetentionMS is the point-in-time window: the log is kept for at
+	// least this long behind the newest record, and always from the
+	// oldest retained checkpoint on (default 0: that checkpoint only).
+	RetentionMS int64 `yaml:"retention_ms" env:"ARKFLOW_STATE_TXLOG_RETENTION_MS"`
 }
 
 // S3StateBackendConfig is where the s3 and hybrid backends put checkpoints.
@@ -484,6 +534,18 @@ func DefaultState() EnhancedStateConfig {
 		RetainedCheckpoints:  DefaultRetainedCheckpoints,
 		KeyGroups:            DefaultKeyGroups,
 		Performance:          DefaultPerformance(),
+		Txlog:                DefaultTxlog(),
+	}
+}
+
+// DefaultTxlog returns the transaction log off, group commit, a 100 ms
+// periodic interval, 64 MiB segments and no window beyond the oldest
+// retained checkpoint.
+func DefaultTxlog() TxlogConfig {
+	return TxlogConfig{
+		Durability:     DurabilityGroupCommit,
+		SyncIntervalMS: DefaultTxlogSyncIntervalMS,
+		SegmentBytes:   DefaultTxlogSegmentBytes,
 	}
 }
 

@@ -906,6 +906,16 @@ func (d *decoder) decodeState(n ast.Node, path string, s *EnhancedStateConfig) {
 				{"max_concurrent_uploads", setInt(d, &p.MaxConcurrentUploads, fmt.Sprintf("between 1 and %d", MaxConcurrentUploads))},
 			})
 		}},
+		{"txlog", func(n ast.Node, path string) {
+			x := &s.Txlog
+			d.object(n, path, []field{
+				{"enabled", d.setBool(&x.Enabled)},
+				{"durability", setEnum(d, &x.Durability)},
+				{"sync_interval_ms", setInt(d, &x.SyncIntervalMS, "at least 1")},
+				{"segment_bytes", setInt(d, &x.SegmentBytes, fmt.Sprintf("between %d and %d", MinTxlogSegmentBytes, MaxTxlogSegmentBytes))},
+				{"retention_ms", setInt(d, &x.RetentionMS, "at least 0")},
+			})
+		}},
 	})
 }
 

@@ -18,7 +18,7 @@ import (
 //
 //   - with state.enabled, backend local needs state.path, s3 needs
 //     state.s3_config.bucket, and hybrid needs both;
-//   - state.exactly_once needs state.enabled;
+//   - state.exactly_once and state.txlog.enabled need state.enabled;
 //   - an endpoint with a scheme must agree with an explicit use_ssl
 //     (state.s3_config and every s3 output);
 //   - every stream's thread_num is at most state.key_groups;
@@ -361,6 +361,11 @@ func (k *checker) checkState(path string, s *EnhancedStateConfig, crossField boo
 		}
 		k.checkS3Connection(sp, &s3.S3Connection, crossField)
 	}
+	tp := path + ".txlog"
+	checkEnum(k, tp+".durability", s.Txlog.Durability, durabilities, "durability")
+	k.atLeast(tp+".sync_interval_ms", s.Txlog.SyncIntervalMS, 1)
+	k.between(tp+".segment_bytes", s.Txlog.SegmentBytes, MinTxlogSegmentBytes, MaxTxlogSegmentBytes)
+	k.atLeast(tp+".retention_ms", s.Txlog.RetentionMS, 0)
 	pp := path + ".performance"
 	perf := &s.Performance
 	k.between(pp+".batch_size_bytes", int64(perf.BatchSizeBytes), 1, MaxBatchSizeBytes)
@@ -376,6 +381,9 @@ func (k *checker) checkState(path string, s *EnhancedStateConfig, crossField boo
 	}
 	if s.ExactlyOnce && !s.Enabled {
 		k.fail(path+".exactly_once", ErrBadValue, "needs enabled: true; exactly-once rests on checkpoints")
+	}
+	if s.Txlog.Enabled && !s.Enabled {
+		k.fail(path+".txlog.enabled", ErrBadValue, "needs state.enabled: true; the log is replayed onto checkpoints")
 	}
 	if !s.Enabled || !backendOK {
 		return
