@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/arkstate/arkstate/pkg/format"
 )
 
 // Kind names the shape of a state; it is recorded in checkpoint manifests.
@@ -137,6 +139,9 @@ type Backend struct {
 	ttlStates int
 
 	stats Stats
+
+	observer func(*format.Entry) // SetObserver's; nil when none
+	observed format.Entry        // reused for each observed change
 }
 
 // Stats are the backend's counters, for metrics and tests.
@@ -314,6 +319,7 @@ func finishValue(v []byte) []byte {
 
 // remove deletes key from state st.
 func (b *Backend) remove(st int, key string) {
+	b.observe(st, key, nil, nil)
 	if b.inLower(st, key) {
 		b.activeTable(st)[key] = nil
 		b.active.states[st].tombs++

@@ -78,6 +78,7 @@ func (l *List[T]) Add(key string, v T) error {
 		return fmt.Errorf("state %q, key %q: %w", l.b.states[l.st].name, key, err)
 	}
 	t[key] = buf
+	l.b.observe(l.st, key, nil, buf)
 	l.b.wrote()
 	return nil
 }
@@ -98,6 +99,7 @@ func (l *List[T]) Update(key string, vs []T) error {
 		}
 	}
 	l.b.activeTable(l.st)[key] = buf
+	l.b.observe(l.st, key, nil, buf)
 	l.b.wrote()
 	return nil
 }

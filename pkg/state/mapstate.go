@@ -102,6 +102,7 @@ func (m *Map[K, V]) Put(key string, mk K, v V) error {
 		return m.errf(key, err)
 	}
 	sub[string(m.scr)] = finishValue(val)
+	m.b.observe(m.st, key, m.scr, sub[string(m.scr)])
 	m.b.wrote()
 	return nil
 }
@@ -134,6 +135,9 @@ func (m *Map[K, V]) Delete(key string, mk K) error {
 }
 
 func (m *Map[K, V]) deleteRaw(key, mk string) {
+	if m.b.observer != nil {
+		m.b.observe(m.st, key, []byte(mk), nil)
+	}
 	below := false
 	for _, f := range m.b.frozen {
 		if _, ok := f.states[m.st].subs[key][mk]; ok {

@@ -74,6 +74,7 @@ func (v *Value[T]) Put(key string, val T) error {
 		return fmt.Errorf("state %q, key %q: %w", v.b.states[v.st].name, key, err)
 	}
 	t[key] = finishValue(buf)
+	v.b.observe(v.st, key, nil, t[key])
 	v.b.wrote()
 	return nil
 }
