@@ -84,10 +84,12 @@ func TestBackend_ObserverReplay(t *testing.T) {
 		subGen := rapid.SampledFrom([]string{"x", "y", "z"})
 		valGen := rapid.Uint64Range(0, 1000)
 		rt.Repeat(map[string]func(*rapid.T){
-			"put":       func(rt *rapid.T) { noErr(rt, h.v.Put(keyGen.Draw(rt, "k"), valGen.Draw(rt, "v"))) },
-			"delete":    func(rt *rapid.T) { noErr(rt, h.v.Delete(keyGen.Draw(rt, "k"))) },
-			"putTTL":    func(rt *rapid.T) { noErr(rt, h.t.Put(keyGen.Draw(rt, "k"), valGen.Draw(rt, "v"))) },
-			"mapPut":    func(rt *rapid.T) { noErr(rt, h.m.Put(keyGen.Draw(rt, "k"), subGen.Draw(rt, "mk"), valGen.Draw(rt, "v"))) },
+			"put":    func(rt *rapid.T) { noErr(rt, h.v.Put(keyGen.Draw(rt, "k"), valGen.Draw(rt, "v"))) },
+			"delete": func(rt *rapid.T) { noErr(rt, h.v.Delete(keyGen.Draw(rt, "k"))) },
+			"putTTL": func(rt *rapid.T) { noErr(rt, h.t.Put(keyGen.Draw(rt, "k"), valGen.Draw(rt, "v"))) },
+			"mapPut": func(rt *rapid.T) {
+				noErr(rt, h.m.Put(keyGen.Draw(rt, "k"), subGen.Draw(rt, "mk"), valGen.Draw(rt, "v")))
+			},
 			"mapDelete": func(rt *rapid.T) { noErr(rt, h.m.Delete(keyGen.Draw(rt, "k"), subGen.Draw(rt, "mk"))) },
 			"mapClear":  func(rt *rapid.T) { noErr(rt, h.m.Clear(keyGen.Draw(rt, "k"))) },
 			"listAdd":   func(rt *rapid.T) { noErr(rt, h.l.Add(keyGen.Draw(rt, "k"), valGen.Draw(rt, "v"))) },
