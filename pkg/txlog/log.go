@@ -391,41 +391,88 @@ func (l *Log) Append(rec *format.Record) (uint64, error) {
 	if rec == nil {
 		return 0, errors.New("txlog: append nil record")
 	}
-	l.mu.Lock()
-	if err := l.usableLocked(); err != nil {
-		l.mu.Unlock()
+	b, lsn, err := l.enqueue([]*format.Record{rec})
+	if err != nil {
 		return 0, err
 	}
-	if l.next == 0 {
-		l.mu.Unlock()
-		return 0, fmt.Errorf("txlog: append to stream %q: all 2^64-1 LSNs are used", l.stream)
-	}
-	r := *rec
-	r.LSN = l.next
-	if r.Time == 0 {
-		r.Time = max(l.opts.Now().UnixNano(), l.lastTime)
-	}
-	b := l.cur
-	buf, err := format.AppendRecord(b.buf, &r)
-	if err != nil {
-		l.mu.Unlock()
-		return 0, fmt.Errorf("txlog: append to stream %q: %w", l.stream, err)
-	}
-	if len(b.ends) == 0 {
-		b.first = r.LSN
-	}
-	b.buf = buf
-	b.ends = append(b.ends, len(buf))
-	l.next++
-	l.lastTime = max(l.lastTime, r.Time)
-	l.mu.Unlock()
-
 	l.signal()
 	<-b.done
 	if b.err != nil {
 		return 0, b.err
 	}
-	return r.LSN, nil
+	return lsn, nil
+}
+
+// maxQueued bounds the bytes Submit queues ahead of the disk: beyond it,
+// Submit waits like Append, so a log slower than its writers holds them
+// back instead of growing without bound.
+const maxQueued = 8 << 20
+
+// Submit appends recs in order, like Append, and returns the LSN of the
+// last without waiting for the write: the committer writes them (and
+// fsyncs, under the log's policy) in the background, and Sync waits for
+// them. It waits only while more than 8 MiB are queued. A record that
+// format.AppendRecord refuses fails the call, and none of recs is
+// appended; a failed write surfaces in later calls (ErrFailed).
+func (l *Log) Submit(recs []*format.Record) (uint64, error) {
+	if len(recs) == 0 {
+		return 0, errors.New("txlog: submit no records")
+	}
+	b, last, err := l.enqueue(recs)
+	if err != nil {
+		return 0, err
+	}
+	l.signal()
+	if len(b.buf) > maxQueued {
+		<-b.done
+		if b.err != nil {
+			return 0, b.err
+		}
+	}
+	return last, nil
+}
+
+// enqueue adds recs to the current batch with the next LSNs and returns
+// the batch and the LSN of the last record. Either all of recs are added
+// or none.
+func (l *Log) enqueue(recs []*format.Record) (*batch, uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usableLocked(); err != nil {
+		return nil, 0, err
+	}
+	b := l.cur
+	mark, marks := len(b.buf), len(b.ends)
+	next, lastTime := l.next, l.lastTime
+	for _, rec := range recs {
+		if rec == nil {
+			b.buf, b.ends = b.buf[:mark], b.ends[:marks]
+			return nil, 0, errors.New("txlog: append nil record")
+		}
+		if next == 0 {
+			b.buf, b.ends = b.buf[:mark], b.ends[:marks]
+			return nil, 0, fmt.Errorf("txlog: append to stream %q: all 2^64-1 LSNs are used", l.stream)
+		}
+		r := *rec
+		r.LSN = next
+		if r.Time == 0 {
+			r.Time = max(l.opts.Now().UnixNano(), lastTime)
+		}
+		buf, err := format.AppendRecord(b.buf, &r)
+		if err != nil {
+			b.buf, b.ends = b.buf[:mark], b.ends[:marks]
+			return nil, 0, fmt.Errorf("txlog: append to stream %q: %w", l.stream, err)
+		}
+		if len(b.ends) == 0 {
+			b.first = r.LSN
+		}
+		b.buf = buf
+		b.ends = append(b.ends, len(buf))
+		next++
+		lastTime = max(lastTime, r.Time)
+	}
+	l.next, l.lastTime = next, lastTime
+	return b, next - 1, nil
 }
 
 // Sync returns once every record appended before it is durable. Under

@@ -481,3 +481,43 @@ func TestParseSyncPolicy(t *testing.T) {
 		}
 	})
 }
+
+// Submit appends without waiting; Sync makes what it queued durable, and a
+// batch with a record the format refuses appends none of its records.
+func TestLog_Submit(t *testing.T) {
+	for _, policy := range []SyncPolicy{SyncGroup, SyncEach, SyncInterval} {
+		t.Run(policy.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			l := openLog(t, dir, "main", Options{Sync: policy, SegmentSize: 1 << 10})
+			var recs []*format.Record
+			for i := range 50 {
+				recs = append(recs, mutation(i))
+			}
+			last, err := l.Submit(recs[:30])
+			if err != nil || last != 30 {
+				t.Fatalf("Submit = %d, %v; want LSN 30", last, err)
+			}
+			bad := &format.Record{Type: format.RecordPosition, Source: "s", Position: []byte("p"), Checkpoint: 7}
+			if _, err := l.Submit([]*format.Record{recs[30], bad}); err == nil {
+				t.Fatal("Submit with a record the format refuses succeeded")
+			}
+			if last, err = l.Submit(recs[30:]); err != nil || last != 50 {
+				t.Fatalf("Submit = %d, %v; want LSN 50 (the refused batch used no LSN)", last, err)
+			}
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			if st := l.Stats(); st.DurableLSN != 50 {
+				t.Fatalf("after Sync the durable LSN is %d, want 50", st.DurableLSN)
+			}
+			closeLog(t, l)
+			got, err := replayAll(t, dirStore(t, dir), "main", 0, 0)
+			if err != nil || len(got) != 50 {
+				t.Fatalf("replay: %d records, %v; want 50", len(got), err)
+			}
+			for i, rec := range got {
+				checkMutation(t, rec, i, uint64(i+1))
+			}
+		})
+	}
+}
