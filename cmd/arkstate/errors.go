@@ -47,7 +47,8 @@ func exitCode(err error) int {
 		errors.Is(err, checkpoint.ErrCheckpointNotFound),
 		errors.Is(err, checkpoint.ErrInvalidRef),
 		errors.Is(err, checkpoint.ErrNoCheckpoints),
-		errors.Is(err, pipeline.ErrOutputUnreachable):
+		errors.Is(err, pipeline.ErrOutputUnreachable),
+		errors.Is(err, pipeline.ErrTxlogBackend):
 		return exitUsage
 	default:
 		return exitIO

@@ -118,11 +118,6 @@ func loadRunConfig(path string) (*config.Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, &usageError{err}
 	}
-	if cfg.State.Txlog.Enabled {
-		// The configuration is in place; the writer is being wired into
-		// the pipeline. Refusing beats accepting a log that is not kept.
-		return nil, usageErrorf("%s: state.txlog.enabled: run does not write the transaction log yet; remove it or set it to false", path)
-	}
 	return cfg, nil
 }
 

@@ -99,19 +99,19 @@ func listFiles(t *testing.T, dir string) string {
 	return b.String()
 }
 
-// Until run writes the transaction log it refuses a file that turns it on,
-// rather than accept a log it does not keep.
-func TestRun_TxlogNotYet(t *testing.T) {
+// A transaction log on a backend it is not kept for yet is refused before
+// anything is written, rather than accepted and not kept.
+func TestRun_TxlogBackend(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writePipeline(t, dir, `streams:
   - {id: s, input: {type: generate, count: 10}, output: {type: file, path: out/}}
-state: {enabled: true, backend_type: local, path: ./state, exactly_once: true, txlog: {enabled: true}}
+state: {enabled: true, backend_type: memory, exactly_once: true, txlog: {enabled: true}}
 `)
 	_, stderr, code := cliRun(t, "", "run", "-c", cfg, "-q")
-	if code != exitUsage || !strings.Contains(stderr, "state.txlog.enabled") {
-		t.Fatalf("exit %d, stderr %q; want exit %d naming state.txlog.enabled", code, stderr, exitUsage)
+	if code != exitUsage || !strings.Contains(stderr, "state.txlog.enabled") || !strings.Contains(stderr, "local") {
+		t.Fatalf("exit %d, stderr %q; want exit %d naming state.txlog.enabled and local", code, stderr, exitUsage)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "state")); !os.IsNotExist(err) {
-		t.Fatalf("the refused run created its store: %v", err)
+	if _, err := os.Stat(filepath.Join(dir, "out")); !os.IsNotExist(err) {
+		t.Fatalf("the refused run created its output: %v", err)
 	}
 }

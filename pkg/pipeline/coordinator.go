@@ -53,6 +53,9 @@ type coordinator struct {
 	// them at failingSince.
 	commitFailures int
 	failingSince   time.Time
+	// logFrom is the transaction-log position of the checkpoint in flight:
+	// the LSN before its successor epoch's EpochBegin (see journal).
+	logFrom uint64
 }
 
 // MinCommitFailures is how many output commits in a row (one per completed
@@ -89,12 +92,22 @@ func (c *coordinator) run(ctx context.Context) error {
 	var started time.Time
 	finalWanted := false
 	var got []ack
-	start := func(final bool) {
+	start := func(final bool) error {
 		inflight, started = c.next, time.Now()
 		if final {
 			c.final.Store(inflight)
 		}
+		if j := c.r.journal; j != nil {
+			// Before the barrier: no change of the next epoch can
+			// precede this record.
+			from, err := j.beginEpoch(inflight + 1)
+			if err != nil {
+				return err
+			}
+			c.logFrom = from
+		}
 		c.trigger <- inflight
+		return nil
 	}
 	for {
 		select {
@@ -107,12 +120,16 @@ func (c *coordinator) run(ctx context.Context) error {
 			return nil
 		case <-ticker.C:
 			if inflight == 0 {
-				start(finalWanted)
+				if err := start(finalWanted); err != nil {
+					return err
+				}
 			}
 		case <-c.finalReq:
 			finalWanted = true
 			if inflight == 0 {
-				start(true)
+				if err := start(true); err != nil {
+					return err
+				}
 			}
 		case a := <-c.acks:
 			got = append(got, a)
@@ -156,7 +173,9 @@ func (c *coordinator) run(ctx context.Context) error {
 				// and the next tick tries again with another final
 				// checkpoint, which lists the same transactions.
 			case finalWanted:
-				start(true)
+				if err := start(true); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -223,6 +242,11 @@ func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) (err,
 		return nil, err
 	}
 	crashpoint.Hit(crashpoint.AfterCommit)
+	if j := c.r.journal; j != nil {
+		if err := j.committed(c.uncommitted); err != nil {
+			return nil, err
+		}
+	}
 	c.uncommitted = nil
 	c.commitFailures = 0
 	c.r.stats.CommitFailures.Store(0)
@@ -274,6 +298,18 @@ func (c *coordinator) write(ctx context.Context, id, parent uint64, acks []ack) 
 		}
 	}
 	crashpoint.Hit(crashpoint.AfterSegments)
+	if j := c.r.journal; j != nil {
+		// Durable before the manifest, so no output of the epoch becomes
+		// visible before its records.
+		var prepared []format.PendingTxn
+		for _, a := range acks {
+			prepared = append(prepared, a.pending...)
+		}
+		if err := j.endEpoch(id, sources, prepared); err != nil {
+			return nil, err
+		}
+		bld.SetTxlog(&format.TxlogPosition{Stream: j.stream, LSN: c.logFrom})
+	}
 	m, err := bld.Commit(ctx)
 	if err != nil {
 		return nil, err
@@ -291,5 +327,24 @@ func (c *coordinator) retain(ctx context.Context) {
 	}
 	if _, err := checkpoint.Prune(ctx, c.repo, checkpoint.PruneOptions{KeepLast: c.r.opts.Retained}); err != nil && !errors.Is(err, context.Canceled) {
 		c.r.log.Warn("pruning old checkpoints failed", "err", err)
+	}
+	if j := c.r.journal; j != nil {
+		c.truncateLog(ctx, j)
+	}
+}
+
+// truncateLog deletes the log's segments that the oldest retained
+// checkpoint no longer needs (and the retention window does not keep).
+func (c *coordinator) truncateLog(ctx context.Context, j *journal) {
+	ids, err := c.repo.IDs(ctx)
+	if err != nil || len(ids) == 0 {
+		return
+	}
+	m, err := c.repo.Manifest(ctx, ids[0])
+	if err != nil || m.Txlog == nil || m.Txlog.Stream != j.stream {
+		return
+	}
+	if err := j.truncate(m.Txlog.LSN + 1); err != nil {
+		c.r.log.Warn("truncating the transaction log failed", "err", err)
 	}
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/pipeline/config"
 	"github.com/arkstate/arkstate/pkg/store"
+	"github.com/arkstate/arkstate/pkg/txlog"
 )
 
 // Manager owns a job's checkpoint store as the `state` block configures it
@@ -26,6 +28,10 @@ type Manager struct {
 	log   *slog.Logger
 }
 
+// ErrTxlogBackend refuses a transaction log on a backend it is not written
+// for yet (s3, hybrid, memory): accepting it would keep no log.
+var ErrTxlogBackend = errors.New("the transaction log is kept for backend_type local only so far")
+
 // NewManager opens the store for jobID. With state disabled it returns a
 // manager without a store: pipelines then run without checkpoints.
 func NewManager(ctx context.Context, cfg config.EnhancedStateConfig, jobID string, log *slog.Logger) (*Manager, error) {
@@ -35,6 +41,9 @@ func NewManager(ctx context.Context, cfg config.EnhancedStateConfig, jobID strin
 	m := &Manager{cfg: cfg, log: log}
 	if !cfg.Enabled {
 		return m, nil
+	}
+	if cfg.Txlog.Enabled && cfg.BackendType != config.StateBackendLocal {
+		return nil, fmt.Errorf("state.txlog.enabled with backend_type %s: %w", cfg.BackendType, ErrTxlogBackend)
 	}
 	s, err := openBackend(ctx, cfg, jobID, log)
 	if err != nil {
@@ -112,7 +121,7 @@ func (m *Manager) Options(owner string) Options {
 		return Options{Logger: m.log}
 	}
 	interval := time.Duration(m.cfg.CheckpointIntervalMS) * time.Millisecond
-	return Options{
+	opts := Options{
 		Repo:     m.repo,
 		Interval: interval,
 		Retained: m.cfg.RetainedCheckpoints,
@@ -121,6 +130,26 @@ func (m *Manager) Options(owner string) Options {
 		Owner:    owner,
 		LeaseTTL: m.leaseTTL(interval),
 	}
+	if x := m.cfg.Txlog; x.Enabled {
+		opts.Txlog = &TxlogOptions{
+			// A local store's root: the segments are its txlog/ objects.
+			Dir: m.cfg.Path,
+			Log: txlog.Options{
+				Sync:        syncPolicies[x.Durability],
+				Interval:    time.Duration(x.SyncIntervalMS) * time.Millisecond,
+				SegmentSize: x.SegmentBytes,
+			},
+			Retention: time.Duration(x.RetentionMS) * time.Millisecond,
+		}
+	}
+	return opts
+}
+
+// syncPolicies maps the configuration's durability to the log's policy.
+var syncPolicies = map[config.Durability]txlog.SyncPolicy{
+	config.DurabilityPerEntry:    txlog.SyncEach,
+	config.DurabilityGroupCommit: txlog.SyncGroup,
+	config.DurabilityPeriodic:    txlog.SyncInterval,
 }
 
 // leaseTTL is the configured lease TTL, or the larger of 30 s and three

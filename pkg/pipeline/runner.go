@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/state"
+	"github.com/arkstate/arkstate/pkg/txlog"
 )
 
 // Spec is a runnable pipeline: one input, a chain of processors, one output.
@@ -65,6 +67,9 @@ type Options struct {
 	// restored its state, before the input opens: restored is the
 	// checkpoint it resumed from, 0 for a fresh start.
 	OnStart func(restored uint64)
+	// Txlog, when set with a Repo, keeps a transaction log of the stream
+	// under the spec's id.
+	Txlog *TxlogOptions
 }
 
 // CheckpointResult describes one checkpoint attempt.
@@ -132,8 +137,10 @@ type Runner struct {
 	log    *slog.Logger
 	stages []*stage
 	coord  *coordinator
-	stats  Stats
-	runErr atomic.Pointer[error] // why Run returned, if on an error
+	// journal is the transaction log (Options.Txlog), nil without one.
+	journal *journal
+	stats   Stats
+	runErr  atomic.Pointer[error] // why Run returned, if on an error
 	// tasks are all stages' tasks, published once built for Status, which
 	// other goroutines call while Run builds them.
 	tasks atomic.Pointer[[]*task]
@@ -166,6 +173,14 @@ func NewRunner(spec Spec, opts Options) (*Runner, error) {
 	}
 	if opts.Repo != nil && opts.Interval <= 0 {
 		return nil, fmt.Errorf("pipeline %s: checkpoint interval must be positive", spec.ID)
+	}
+	if opts.Txlog != nil {
+		if opts.Repo == nil {
+			return nil, fmt.Errorf("pipeline %s: a transaction log needs checkpoints", spec.ID)
+		}
+		if err := txlog.ValidateStream(spec.ID); err != nil {
+			return nil, fmt.Errorf("pipeline %s: the id cannot name a transaction-log stream: %w", spec.ID, err)
+		}
 	}
 	r := &Runner{spec: spec, opts: opts, log: opts.Logger}
 	r.stages = []*stage{{}}
@@ -270,6 +285,26 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	pos, err := r.restore(ctx)
 	if err != nil {
 		return err
+	}
+	if r.opts.Txlog != nil {
+		// Opened under the lease, so one writer appends; a torn tail a
+		// crash left is cut and reported.
+		j, jerr := openJournal(r.spec.ID, *r.opts.Txlog)
+		if jerr != nil {
+			return fmt.Errorf("pipeline %s: %w", r.spec.ID, jerr)
+		}
+		defer func() {
+			if cerr := j.close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
+		if cut := j.log.TailCut(); cut != nil {
+			r.log.Warn("cut the torn tail of the transaction log", "segment", cut.Segment, "offset", cut.Offset, "bytes", cut.Bytes)
+		}
+		if _, jerr := j.beginEpoch(r.coord.next); jerr != nil {
+			return fmt.Errorf("pipeline %s: %w", r.spec.ID, jerr)
+		}
+		r.journal = j
 	}
 	if r.opts.OnStart != nil {
 		r.opts.OnStart(r.stats.RestoredFrom.Load())
@@ -534,6 +569,10 @@ type task struct {
 	// frozenLayers mirrors the backend's count of frozen layers not yet
 	// folded into its base, for Status to read from other goroutines.
 	frozenLayers atomic.Int32
+	// epoch is the barrier epoch the task is in; logged holds its state
+	// changes not yet handed to the transaction log (with a journal).
+	epoch  uint64
+	logged []*format.Record
 }
 
 // idleMaintenance is how many state entries an idle task folds or sweeps
@@ -566,14 +605,40 @@ func (t *task) open() error {
 		emit = func(rec Record) error { return p.Process(rec, next) }
 	}
 	t.chain, t.procs = emit, procs
+	t.epoch = 1
+	if t.r.coord != nil {
+		t.epoch = t.r.coord.next
+	}
 	if t.sink != nil {
-		epoch := uint64(1)
-		if t.r.coord != nil {
-			epoch = t.r.coord.next
-		}
-		t.sink.Begin(epoch)
+		t.sink.Begin(t.epoch)
+	}
+	if t.r.journal != nil && t.backend != nil {
+		t.backend.SetObserver(t.observe)
 	}
 	return nil
+}
+
+// observe keeps one state change for the transaction log.
+func (t *task) observe(e *format.Entry) {
+	rec := &format.Record{Type: format.RecordMutation, Epoch: t.epoch, Operator: t.st.opID, State: e.State,
+		KeyGroup: e.KeyGroup, Key: bytes.Clone(e.Key), ExpiresAt: e.ExpiresAt, Delete: e.Tombstone}
+	if !e.Tombstone {
+		rec.Value = append(make([]byte, 0, len(e.Value)), e.Value...)
+	}
+	t.logged = append(t.logged, rec)
+}
+
+// flushLog hands the state changes kept since the last call to the
+// transaction log, without waiting for the disk (the coordinator syncs the
+// log before a checkpoint commits).
+func (t *task) flushLog() error {
+	if len(t.logged) == 0 {
+		return nil
+	}
+	_, err := t.r.journal.log.Submit(t.logged)
+	clear(t.logged)
+	t.logged = t.logged[:0]
+	return err
 }
 
 // emitOut sends a record to the subtask of the next stage that owns its
@@ -721,6 +786,9 @@ func (t *task) runSource(ctx context.Context) error {
 				if err := t.chain(it.rec); err != nil {
 					return err
 				}
+				if err := t.flushLog(); err != nil {
+					return err
+				}
 				if len(items) == 0 {
 					if err := t.flushOut(); err != nil {
 						return err
@@ -812,6 +880,9 @@ func (t *task) runStage(ctx context.Context) error {
 			}
 		}
 		done, err := align.push(m, on)
+		if err == nil {
+			err = t.flushLog()
+		}
 		if done || err != nil {
 			return err
 		}
@@ -846,6 +917,11 @@ func (s stageTask) finish() error           { return s.t.finish() }
 // barrier takes this task's part of checkpoint id: freeze state in O(1),
 // pass the barrier on, pre-commit the output, acknowledge.
 func (t *task) barrier(id uint64, src *format.SourcePosition) error {
+	// The epoch's changes go to the log before the barrier passes on.
+	if err := t.flushLog(); err != nil {
+		return err
+	}
+	t.epoch = id + 1
 	a := ack{id: id, task: t, source: src}
 	if t.backend != nil {
 		a.snap = t.backend.Snapshot(checkpoint.NextSnapshotKind(t.r.coord.parent.Load(), t.st.opID, t.rng, t.r.opts.MaxChain))

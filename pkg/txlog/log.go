@@ -761,6 +761,22 @@ func (l *Log) Truncate(before uint64) ([]string, error) {
 	return deleted, err
 }
 
+// Segments returns the log's segment files, oldest first (the last is the
+// active one), with their sizes and modification times.
+func (l *Log) Segments() ([]Segment, error) {
+	l.fmu.Lock()
+	defer l.fmu.Unlock()
+	out := make([]Segment, 0, len(l.segs))
+	for _, s := range l.segs {
+		fi, err := os.Stat(s.path)
+		if err != nil {
+			return nil, fmt.Errorf("txlog: stream %q: %w", l.stream, err)
+		}
+		out = append(out, Segment{Name: SegmentName(l.stream, s.first), Stream: l.stream, FirstLSN: s.first, Size: fi.Size(), ModTime: fi.ModTime()})
+	}
+	return out, nil
+}
+
 // Stats returns the Log's counters.
 func (l *Log) Stats() Stats {
 	l.mu.Lock()

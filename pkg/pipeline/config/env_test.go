@@ -22,7 +22,7 @@ func TestApplyEnv(t *testing.T) {
 		c := parseMinimal(t)
 		env := []string{
 			"ARKFLOW_STATE_ENABLED=true",
-			"ARKFLOW_STATE_BACKEND_TYPE=hybrid",
+			"ARKFLOW_STATE_BACKEND_TYPE=local",
 			"ARKFLOW_STATE_PATH=rel/state",
 			"ARKFLOW_STATE_CHECKPOINT_INTERVAL_MS=1500",
 			"ARKFLOW_STATE_RETAINED_CHECKPOINTS=9",
@@ -58,7 +58,7 @@ func TestApplyEnv(t *testing.T) {
 		}
 		no := false
 		want := EnhancedStateConfig{
-			Enabled: true, BackendType: StateBackendHybrid, Path: "rel/state", CheckpointIntervalMS: 1500,
+			Enabled: true, BackendType: StateBackendLocal, Path: "rel/state", CheckpointIntervalMS: 1500,
 			RetainedCheckpoints: 9, LeaseTTLMS: 4000, ExactlyOnce: true, KeyGroups: 512, JobID: "job-7",
 			S3Config: &S3StateBackendConfig{Bucket: "bkt", Prefix: "pre/fix", S3Connection: S3Connection{Region: "eu-central-1",
 				Endpoint: "localhost:9000", PathStyle: true, UseSSL: &no, AccessKeyID: "AKID", SecretAccessKey: "SECRET"}},

@@ -18,7 +18,8 @@ import (
 //
 //   - with state.enabled, backend local needs state.path, s3 needs
 //     state.s3_config.bucket, and hybrid needs both;
-//   - state.exactly_once and state.txlog.enabled need state.enabled;
+//   - state.exactly_once and state.txlog.enabled need state.enabled, and
+//     state.txlog.enabled needs backend_type local (for now);
 //   - an endpoint with a scheme must agree with an explicit use_ssl
 //     (state.s3_config and every s3 output);
 //   - every stream's thread_num is at most state.key_groups;
@@ -387,6 +388,9 @@ func (k *checker) checkState(path string, s *EnhancedStateConfig, crossField boo
 	}
 	if !s.Enabled || !backendOK {
 		return
+	}
+	if s.Txlog.Enabled && s.BackendType != StateBackendLocal {
+		k.fail(path+".txlog.enabled", ErrBadValue, "needs backend_type local: the log is not kept for %s yet", s.BackendType)
 	}
 	if s.BackendType == StateBackendLocal || s.BackendType == StateBackendHybrid {
 		if strings.TrimSpace(s.Path) == "" {
