@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Word-count throughput, measured in one run against two baselines:
+# Word-count throughput, measured in one run against three baselines:
 #   1. the same pipeline with checkpoints off (goal: exactly-once with
 #      checkpoint_interval_ms 1000 keeps at least 95% of its throughput);
-#   2. tr | sort | uniq -c on the same input.
+#   2. exactly-once without the transaction log (goal: with the log on,
+#      group_commit, at least 90% of its throughput);
+#   3. tr | sort | uniq -c on the same input.
 # Usage: bench/wordcount.sh [MB] [rounds]   (default 20 MB, 3 rounds; the best round counts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,15 +65,25 @@ config "$work/on" "  enabled: true
   checkpoint_interval_ms: 1000
   retained_checkpoints: 5
   exactly_once: true"
+config "$work/txlog" "  enabled: true
+  backend_type: local
+  path: ./state
+  checkpoint_interval_ms: 1000
+  retained_checkpoints: 5
+  exactly_once: true
+  txlog: {enabled: true}"
 config "$work/off" "  enabled: false"
 
 dir="$work/on";  t_on=$(best "$work/arkstate" run -c "$work/on/pipeline.yaml")
+dir="$work/txlog"; t_log=$(best "$work/arkstate" run -c "$work/txlog/pipeline.yaml")
 dir="$work/off"; t_off=$(best "$work/arkstate" run -c "$work/off/pipeline.yaml")
 dir="$work";     t_tr=$(best sh -c "tr -cs 'a-z0-9' '\n' < '$work/input.txt' | sort | uniq -c > '$work/uniq.txt'")
 
 printf 'input: %s MB, best of %s rounds\n' "$mb" "$rounds"
 printf 'exactly-once, checkpoint every 1000 ms: %6.2f s  %6.1f MB/s\n' "$t_on" "$(echo "$mb / $t_on" | bc -l)"
+printf 'exactly-once + transaction log:         %6.2f s  %6.1f MB/s\n' "$t_log" "$(echo "$mb / $t_log" | bc -l)"
 printf 'checkpoints off:                        %6.2f s  %6.1f MB/s\n' "$t_off" "$(echo "$mb / $t_off" | bc -l)"
 printf 'tr | sort | uniq -c:                    %6.2f s  %6.1f MB/s\n' "$t_tr" "$(echo "$mb / $t_tr" | bc -l)"
 printf 'exactly-once / checkpoints off throughput: %.3f\n' "$(echo "$t_off / $t_on" | bc -l)"
 printf 'exactly-once / tr|sort|uniq throughput:    %.3f\n' "$(echo "$t_tr / $t_on" | bc -l)"
+printf 'with the log / without it throughput:      %.3f\n' "$(echo "$t_on / $t_log" | bc -l)"

@@ -153,3 +153,36 @@ func TestRunner_Txlog(t *testing.T) {
 			ids[0], first.Txlog.LSN, segs[0].FirstLSN)
 	}
 }
+
+// BenchmarkRunner_WordCountTxlog runs the word count with checkpoints
+// every second, without the transaction log and with it under each sync
+// policy: the log's cost as a ratio against the same run without it.
+func BenchmarkRunner_WordCountTxlog(b *testing.B) {
+	for _, policy := range []string{"off", "group", "each", "interval"} {
+		b.Run("txlog="+policy, func(b *testing.B) {
+			dir := b.TempDir()
+			writeWords(b, filepath.Join(dir, "input.txt"), 200000, 5000, 12)
+			b.ResetTimer()
+			for i := range b.N {
+				run := filepath.Join(dir, fmt.Sprint(i))
+				spec := wordCountSpec(b, dir, 2)
+				spec.Output = &FileOutput{Dir: filepath.Join(run, "out"), ExactlyOnce: true}
+				opts := Options{Repo: openRepo(b, run), Interval: time.Second, Retained: 5}
+				if policy != "off" {
+					sync, err := txlog.ParseSyncPolicy(policy)
+					if err != nil {
+						b.Fatal(err)
+					}
+					opts.Txlog = &TxlogOptions{Dir: filepath.Join(run, "state"), Log: txlog.Options{Sync: sync}}
+				}
+				r, err := NewRunner(spec, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := r.Run(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

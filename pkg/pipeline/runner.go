@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -569,10 +568,14 @@ type task struct {
 	// frozenLayers mirrors the backend's count of frozen layers not yet
 	// folded into its base, for Status to read from other goroutines.
 	frozenLayers atomic.Int32
-	// epoch is the barrier epoch the task is in; logged holds its state
-	// changes not yet handed to the transaction log (with a journal).
-	epoch  uint64
-	logged []*format.Record
+	// epoch is the barrier epoch the task is in. With a journal, logged
+	// holds the state changes not yet handed to the transaction log, in
+	// records reused from batch to batch, their keys and values copied
+	// into logBytes.
+	epoch    uint64
+	logged   []format.Record
+	logPtrs  []*format.Record
+	logBytes []byte
 }
 
 // idleMaintenance is how many state entries an idle task folds or sweeps
@@ -618,14 +621,20 @@ func (t *task) open() error {
 	return nil
 }
 
-// observe keeps one state change for the transaction log.
+// observe keeps one state change for the transaction log. Keys and
+// values are copied into one buffer per batch, so a change costs no
+// allocation of its own.
 func (t *task) observe(e *format.Entry) {
-	rec := &format.Record{Type: format.RecordMutation, Epoch: t.epoch, Operator: t.st.opID, State: e.State,
-		KeyGroup: e.KeyGroup, Key: bytes.Clone(e.Key), ExpiresAt: e.ExpiresAt, Delete: e.Tombstone}
+	start := len(t.logBytes)
+	t.logBytes = append(append(t.logBytes, e.Key...), e.Value...)
+	t.logged = append(t.logged, format.Record{Type: format.RecordMutation, Epoch: t.epoch, Operator: t.st.opID, State: e.State,
+		KeyGroup: e.KeyGroup, ExpiresAt: e.ExpiresAt, Delete: e.Tombstone})
+	rec := &t.logged[len(t.logged)-1]
+	// Offsets, not slices: logBytes may move as it grows.
+	rec.Key = t.logBytes[start : start+len(e.Key) : start+len(e.Key)]
 	if !e.Tombstone {
-		rec.Value = append(make([]byte, 0, len(e.Value)), e.Value...)
+		rec.Value = t.logBytes[start+len(e.Key) : len(t.logBytes) : len(t.logBytes)]
 	}
-	t.logged = append(t.logged, rec)
 }
 
 // flushLog hands the state changes kept since the last call to the
@@ -635,9 +644,24 @@ func (t *task) flushLog() error {
 	if len(t.logged) == 0 {
 		return nil
 	}
-	_, err := t.r.journal.log.Submit(t.logged)
+	// Re-slice keys and values from logBytes, which may have moved since
+	// a record was kept.
+	off := 0
+	t.logPtrs = t.logPtrs[:0]
+	for i := range t.logged {
+		rec := &t.logged[i]
+		k, v := len(rec.Key), len(rec.Value)
+		rec.Key = t.logBytes[off : off+k : off+k]
+		off += k
+		if rec.Value != nil {
+			rec.Value = t.logBytes[off : off+v : off+v]
+			off += v
+		}
+		t.logPtrs = append(t.logPtrs, rec)
+	}
+	_, err := t.r.journal.log.Submit(t.logPtrs)
 	clear(t.logged)
-	t.logged = t.logged[:0]
+	t.logged, t.logBytes = t.logged[:0], t.logBytes[:0]
 	return err
 }
 

@@ -444,6 +444,7 @@ func (l *Log) enqueue(recs []*format.Record) (*batch, uint64, error) {
 	b := l.cur
 	mark, marks := len(b.buf), len(b.ends)
 	next, lastTime := l.next, l.lastTime
+	var now int64 // read once per call: a clock read costs more than encoding a record
 	for _, rec := range recs {
 		if rec == nil {
 			b.buf, b.ends = b.buf[:mark], b.ends[:marks]
@@ -456,7 +457,10 @@ func (l *Log) enqueue(recs []*format.Record) (*batch, uint64, error) {
 		r := *rec
 		r.LSN = next
 		if r.Time == 0 {
-			r.Time = max(l.opts.Now().UnixNano(), lastTime)
+			if now == 0 {
+				now = l.opts.Now().UnixNano()
+			}
+			r.Time = max(now, lastTime)
 		}
 		buf, err := format.AppendRecord(b.buf, &r)
 		if err != nil {
