@@ -101,8 +101,8 @@ func TestRunner_Txlog(t *testing.T) {
 		}
 		be := restoreOperator(t, repo, m, op)
 		applied := 0
-		err = txlog.Replay(ctx, s, m.Txlog.Stream, m.Txlog.LSN+1, 0, time.Time{}, func(rec *format.Record) error {
-			if rec.Type != format.RecordMutation || rec.Epoch <= id || rec.Epoch > last.CheckpointID || rec.Operator != op {
+		err = txlog.AfterCheckpoint(ctx, s, m.Txlog.Stream, id, m.Txlog.LSN, 0, time.Time{}, func(rec *format.Record) error {
+			if rec.Type != format.RecordMutation || rec.Epoch > last.CheckpointID || rec.Operator != op {
 				return nil
 			}
 			applied++

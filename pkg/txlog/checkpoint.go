@@ -1,0 +1,55 @@
+package txlog
+
+import (
+	"context"
+	"time"
+
+	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
+)
+
+// AfterCheckpoint replays what a stream's log adds to checkpoint id, whose
+// manifest records position from (format.TxlogPosition.LSN): the records
+// after from whose epoch is later than id, in LSN order, up to LSN to and
+// time until (zero for no bound), minus those a restart voided.
+//
+// A writer restarted from checkpoint N begins epoch N+1 again: its
+// EpochBegin N+1 follows records of epochs N+1 and later that the previous
+// process logged before it died, and those never became part of any
+// checkpoint: the restarted writer reprocesses the same input. An
+// EpochBegin for an epoch no later than the latest one begun is such a
+// restart, and every record of that epoch or later before it is void.
+// The log is read twice: first for the restarts, then for the records.
+//
+// Errors are Replay's.
+func AfterCheckpoint(ctx context.Context, s store.Store, stream string, id, from, to uint64, until time.Time, fn func(*format.Record) error) error {
+	type restart struct {
+		epoch, lsn uint64
+	}
+	var restarts []restart
+	var begun uint64
+	err := Replay(ctx, s, stream, from+1, to, until, func(rec *format.Record) error {
+		if rec.Type != format.RecordEpochBegin {
+			return nil
+		}
+		if rec.Epoch <= begun {
+			restarts = append(restarts, restart{rec.Epoch, rec.LSN})
+		}
+		begun = max(begun, rec.Epoch)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return Replay(ctx, s, stream, from+1, to, until, func(rec *format.Record) error {
+		if rec.Epoch <= id {
+			return nil
+		}
+		for _, r := range restarts {
+			if rec.LSN < r.lsn && rec.Epoch >= r.epoch {
+				return nil
+			}
+		}
+		return fn(rec)
+	})
+}

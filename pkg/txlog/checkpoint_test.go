@@ -1,0 +1,50 @@
+package txlog
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/arkstate/arkstate/pkg/format"
+)
+
+// What a log adds to a checkpoint: later epochs only, and nothing a
+// crashed writer logged before its successor began the epoch again.
+func TestAfterCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, "main", Options{})
+	begin := func(e uint64) *format.Record { return &format.Record{Type: format.RecordEpochBegin, Epoch: e} }
+	mut := func(e uint64, key string) *format.Record {
+		return &format.Record{Type: format.RecordMutation, Epoch: e, Operator: "op", State: "s", Key: []byte(key), Value: []byte("v")}
+	}
+	for _, rec := range []*format.Record{
+		begin(1), mut(1, "a"), // LSN 1, 2: checkpoint 1 records position 2
+		begin(2), mut(2, "b"), mut(1, "late"), {Type: format.RecordEpochEnd, Epoch: 1, Checkpoint: 1},
+		begin(3), mut(3, "c"), // LSN 7, 8: the writer dies here
+		begin(2), mut(2, "d"), begin(3), mut(3, "e"), // LSN 9..12: restarted from checkpoint 1
+	} {
+		if _, err := l.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeLog(t, l)
+	s := dirStore(t, dir)
+	collect := func(id, from, to uint64) []uint64 {
+		t.Helper()
+		var lsns []uint64
+		if err := AfterCheckpoint(context.Background(), s, "main", id, from, to, time.Time{}, func(rec *format.Record) error {
+			lsns = append(lsns, rec.LSN)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return lsns
+	}
+	if got, want := collect(1, 2, 0), []uint64{9, 10, 11, 12}; !slices.Equal(got, want) {
+		t.Fatalf("after checkpoint 1: LSNs %v, want %v", got, want)
+	}
+	if got, want := collect(1, 2, 8), []uint64{3, 4, 7, 8}; !slices.Equal(got, want) {
+		t.Fatalf("after checkpoint 1 up to LSN 8 (before the restart): %v, want %v", got, want)
+	}
+}
