@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -76,5 +77,59 @@ state:
 		if !strings.Contains(stdout, kind) {
 			t.Errorf("txlog replay prints no %s record", kind)
 		}
+	}
+}
+
+// A log whose oldest segments are gone no longer covers the checkpoints
+// that need them: txlog verify says which, and exits 1.
+func TestTxlogVerify_Uncovered(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writePipeline(t, dir, `streams:
+  - id: wordcount
+    input:  {type: generate, seed: 7, count: 8000, rate: 20000}
+    pipeline:
+      thread_num: 2
+      processors:
+        - {type: split, field: line, pattern: "[^a-z0-9']+", lowercase: true, as: word}
+        - {type: count, key: word}
+    output: {type: file, path: out/}
+state:
+  enabled: true
+  backend_type: local
+  path: ./state
+  checkpoint_interval_ms: 50
+  exactly_once: true
+  txlog: {enabled: true, segment_bytes: 16384}
+`)
+	if _, stderr, code := cliRun(t, "", "run", "-c", cfg, "-q"); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, stderr)
+	}
+	store := filepath.Join(dir, "state")
+	segs, err := filepath.Glob(filepath.Join(store, "txlog", "wordcount", "*.log"))
+	if err != nil || len(segs) < 3 {
+		t.Fatalf("segments %v, %v", segs, err)
+	}
+	// Drop the oldest segments, as a truncation gone wrong would.
+	for _, p := range segs[:len(segs)-1] {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stdout, _, code := cliUnchanged(t, store, nil, "txlog", "verify", store, "-o", "json")
+	var view txlogVerifyView
+	if err := json.Unmarshal([]byte(stdout), &view); err != nil {
+		t.Fatal(err)
+	}
+	if code != exitFindings || view.OK || len(view.Streams) != 1 {
+		t.Fatalf("exit %d\n%s", code, stdout)
+	}
+	uncovered := 0
+	for _, p := range view.Streams[0].Problems {
+		if p.Kind == "uncovered-checkpoint" && strings.Contains(p.What, "the stream starts at LSN") {
+			uncovered++
+		}
+	}
+	if uncovered == 0 {
+		t.Fatalf("no uncovered checkpoint reported:\n%s", stdout)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 
+	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/store"
 	"github.com/arkstate/arkstate/pkg/txlog"
@@ -83,6 +84,36 @@ func txlogVerifyAll(ctx context.Context, s store.Store, stream string) ([]*txlog
 		reps = append(reps, rep)
 	}
 	return reps, nil
+}
+
+// checkTxlogCoverage adds to each stream's report the checkpoints of the
+// store whose log position the stream does not cover. A store without
+// checkpoints (a log copied on its own) has none to check; a manifest that
+// cannot be read is checkpoint verify's to report.
+func checkTxlogCoverage(ctx context.Context, s store.Store, reps []*txlog.Report) error {
+	repo, err := checkpoint.OpenRepo(ctx, s)
+	if errors.Is(err, checkpoint.ErrNotRepo) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ids, err := repo.IDs(ctx)
+	if err != nil {
+		return err
+	}
+	positions := map[string][]txlog.CheckpointPosition{}
+	for _, id := range ids {
+		m, err := repo.Manifest(ctx, id)
+		if err != nil || m.Txlog == nil {
+			continue
+		}
+		positions[m.Txlog.Stream] = append(positions[m.Txlog.Stream], txlog.CheckpointPosition{Checkpoint: id, LSN: m.Txlog.LSN})
+	}
+	for _, rep := range reps {
+		txlog.CheckCoverage(rep, positions[rep.Stream])
+	}
+	return nil
 }
 
 // txlogTime renders a time for output: RFC 3339 in UTC with nanoseconds,
@@ -216,10 +247,13 @@ func newTxlogVerifyCmd() *cobra.Command {
 		Use:   "verify STORE",
 		Short: "Check every segment and record of transaction logs; exit 1 on damage",
 		Long: `verify reads every segment: headers, record checksums and encodings, LSN
-continuity within and across segments. It reports each problem with its file,
-offset and advice, and exits 1 if any is damage. A torn tail at the end of a
-stream's last segment (an interrupted, unacknowledged write) and stray objects
-are reported but do not fail the check.`,
+continuity within and across segments. In a checkpoint store it also checks
+that the log covers every checkpoint's log position (uncovered-checkpoint):
+state after a checkpoint can be rebuilt only from the records after it. It
+reports each problem with its file, offset and advice, and exits 1 if any is
+damage or an uncovered checkpoint. A torn tail at the end of a stream's last
+segment (an interrupted, unacknowledged write) and stray objects are reported
+but do not fail the check.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runTxlogVerify(cmd.Context(), cmd, &opts, args[0], cmd.OutOrStdout())
@@ -240,6 +274,9 @@ func runTxlogVerify(ctx context.Context, cmd *cobra.Command, opts *txlogStoreOpt
 	defer s.Close()
 	reps, err := txlogVerifyAll(ctx, s, opts.stream)
 	if err != nil {
+		return err
+	}
+	if err := checkTxlogCoverage(ctx, s, reps); err != nil {
 		return err
 	}
 	view := txlogVerifyView{Store: s.Location(), OK: true, Streams: []txlogVerifyStreamView{}}

@@ -3,6 +3,7 @@ package txlog
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,5 +47,22 @@ func TestAfterCheckpoint(t *testing.T) {
 	}
 	if got, want := collect(1, 2, 8), []uint64{3, 4, 7, 8}; !slices.Equal(got, want) {
 		t.Fatalf("after checkpoint 1 up to LSN 8 (before the restart): %v, want %v", got, want)
+	}
+}
+
+func TestCheckCoverage(t *testing.T) {
+	rep := &Report{Stream: "main", Segments: []SegmentSummary{{}}, FirstLSN: 10, LastLSN: 50}
+	CheckCoverage(rep, []CheckpointPosition{
+		{Checkpoint: 1, LSN: 5},  // needs LSN 6 on: gone
+		{Checkpoint: 2, LSN: 9},  // needs LSN 10 on: covered
+		{Checkpoint: 3, LSN: 50}, // covered up to its position
+		{Checkpoint: 4, LSN: 60}, // past the end of the log
+	})
+	var got []string
+	for _, p := range rep.Problems {
+		got = append(got, p.What)
+	}
+	if len(got) != 2 || !strings.Contains(got[0], "checkpoint 1 ") || !strings.Contains(got[1], "checkpoint 4 ") || !rep.Damaged() {
+		t.Fatalf("problems %q, damaged %v", got, rep.Damaged())
 	}
 }

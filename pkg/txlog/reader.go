@@ -253,6 +253,10 @@ const (
 	// ProblemStray is an object in the stream's directory that is not a
 	// segment; readers ignore it.
 	ProblemStray ProblemKind = "stray"
+	// ProblemUncovered is a checkpoint whose log position the stream no
+	// longer (or never) covers: the records after it are gone, so state
+	// after that checkpoint cannot be rebuilt from the log (CheckCoverage).
+	ProblemUncovered ProblemKind = "uncovered-checkpoint"
 )
 
 // Problem is one finding of Verify.
@@ -276,10 +280,39 @@ type Report struct {
 	Problems []Problem
 }
 
-// Damaged reports whether any problem is damage (torn tails and strays are
-// not).
+// Damaged reports whether any problem is damage or an uncovered checkpoint
+// (torn tails and strays are not).
 func (r *Report) Damaged() bool {
-	return slices.ContainsFunc(r.Problems, func(p Problem) bool { return p.Kind == ProblemDamage })
+	return slices.ContainsFunc(r.Problems, func(p Problem) bool { return p.Kind == ProblemDamage || p.Kind == ProblemUncovered })
+}
+
+// CheckpointPosition is a checkpoint's position in a stream, as its
+// manifest records it.
+type CheckpointPosition struct {
+	Checkpoint uint64
+	LSN        uint64 // the last record the checkpoint covers
+}
+
+// CheckCoverage adds to rep a ProblemUncovered for each checkpoint whose
+// position the stream's log does not cover: a replay from checkpoint N
+// needs every record after its position, so the log must start at or
+// before the position's next LSN and reach the position.
+func CheckCoverage(rep *Report, checkpoints []CheckpointPosition) {
+	for _, c := range checkpoints {
+		var what string
+		switch {
+		case len(rep.Segments) == 0:
+			what = fmt.Sprintf("checkpoint %d needs the log after LSN %d; the stream has no segments", c.Checkpoint, c.LSN)
+		case rep.FirstLSN > c.LSN+1:
+			what = fmt.Sprintf("checkpoint %d needs the log after LSN %d; the stream starts at LSN %d", c.Checkpoint, c.LSN, rep.FirstLSN)
+		case rep.LastLSN < c.LSN:
+			what = fmt.Sprintf("checkpoint %d covers the log up to LSN %d; the stream ends at LSN %d", c.Checkpoint, c.LSN, rep.LastLSN)
+		default:
+			continue
+		}
+		rep.Problems = append(rep.Problems, Problem{Kind: ProblemUncovered, File: logPrefix + rep.Stream + "/", Offset: -1, What: what,
+			Advice: "restore the missing segments from a good copy; until then, state after this checkpoint cannot be rebuilt from the log (restoring the checkpoint itself is unaffected)"})
+	}
 }
 
 // Advice for the operator, shared by the problems that need it.
