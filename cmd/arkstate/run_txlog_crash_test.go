@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -92,4 +93,38 @@ func TestRunCrash_Txlog(t *testing.T) {
 		checkTxlogAfterCrashes(t, filepath.Join(dir, "state"))
 		t.Logf("%d kills; output exact, the log agrees with the checkpoints", killed)
 	})
+}
+
+// txlog ls --pending shows the output a crash left written but not
+// visible, and nothing once the next run has committed it.
+func TestTxlogPending(t *testing.T) {
+	dir := t.TempDir()
+	writePipeline(t, dir, fmt.Sprintf(crashpointConfig, "{type: file, path: out/}", "local", "  txlog: {enabled: true}\n"))
+	c := crashRun{t: t, dir: dir}
+	c.mustCrash(crashpoint.AfterManifest + ":3")
+	storeDir := filepath.Join(dir, "state")
+	pending := func() txlogPendingListView {
+		t.Helper()
+		stdout, stderr, code := cliUnchanged(t, storeDir, nil, "txlog", "ls", storeDir, "--pending", "-o", "json")
+		var v txlogPendingListView
+		if err := json.Unmarshal([]byte(stdout), &v); code != exitOK || err != nil {
+			t.Fatalf("txlog ls --pending: exit %d, %v\n%s%s", code, err, stdout, stderr)
+		}
+		return v
+	}
+	v := pending()
+	if len(v.Pending) == 0 {
+		t.Fatal("no pending transaction after a crash between a manifest and its commit")
+	}
+	for _, p := range v.Pending {
+		if p.Stream != "wordcount" || p.Epoch != 3 || p.AgeMS < 0 || p.PreparedAt == "" {
+			t.Fatalf("pending %+v; want epoch 3's transactions", p)
+		}
+	}
+	if c.run("") {
+		t.Fatal("the recovery run was killed")
+	}
+	if v := pending(); len(v.Pending) != 0 {
+		t.Fatalf("after recovery still pending: %+v", v.Pending)
+	}
 }

@@ -42,9 +42,10 @@ reported, never cut (the writer cuts it when it next opens the log).`,
 
 // txlogStoreOptions are the flags ls and verify share.
 type txlogStoreOptions struct {
-	store  storeFlags
-	out    outputFlag
-	stream string
+	store   storeFlags
+	out     outputFlag
+	stream  string
+	pending bool // ls only
 }
 
 func (o *txlogStoreOptions) addFlags(cmd *cobra.Command) {
@@ -160,14 +161,74 @@ func newTxlogLsCmd() *cobra.Command {
 		Short: "List transaction-log segments: LSN range, records, size, time range",
 		Long: `ls lists each stream's segments with their first and last LSN, record count,
 size and time range, and a status (ok, torn-tail or damaged). It reads every
-record to count them; use verify to fail on damage.`,
+record to count them; use verify to fail on damage.
+
+--pending lists instead the two-phase-commit transactions the log shows
+pre-committed and not yet committed or aborted, with their age: output that
+is written but not yet visible. A transaction pending for long means
+checkpoints or output commits are failing.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.pending {
+				return runTxlogPending(cmd.Context(), cmd, &opts, args[0], cmd.OutOrStdout())
+			}
 			return runTxlogLs(cmd.Context(), cmd, &opts, args[0], cmd.OutOrStdout())
 		},
 	}
 	opts.addFlags(cmd)
+	cmd.Flags().BoolVar(&opts.pending, "pending", false, "list pre-committed transactions not yet committed, with their age")
 	return cmd
+}
+
+// txlogPendingView is one pending transaction in `txlog ls --pending`.
+type txlogPendingView struct {
+	Stream     string `json:"stream"`
+	Output     string `json:"output"`
+	TxnID      string `json:"txn_id"`
+	Epoch      uint64 `json:"epoch"`
+	LSN        uint64 `json:"lsn"`
+	PreparedAt string `json:"prepared_at"`
+	AgeMS      int64  `json:"age_ms"`
+}
+
+type txlogPendingListView struct {
+	Store   string             `json:"store"`
+	Pending []txlogPendingView `json:"pending"`
+}
+
+func runTxlogPending(ctx context.Context, cmd *cobra.Command, opts *txlogStoreOptions, address string, w io.Writer) error {
+	if err := opts.out.validate(); err != nil {
+		return err
+	}
+	s, err := opts.store.openStore(ctx, cmd, address)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	streams := []string{opts.stream}
+	if opts.stream == "" {
+		if streams, err = txlog.Streams(ctx, s); err != nil {
+			return err
+		}
+	}
+	now := time.Now()
+	view := txlogPendingListView{Store: s.Location(), Pending: []txlogPendingView{}}
+	for _, st := range streams {
+		pending, err := txlog.Pending(ctx, s, st)
+		if err != nil {
+			return txlogUsage(err)
+		}
+		for _, p := range pending {
+			view.Pending = append(view.Pending, txlogPendingView{Stream: st, Output: p.Output, TxnID: p.TxnID, Epoch: p.Epoch, LSN: p.LSN,
+				PreparedAt: txlogTime(p.PreparedAt), AgeMS: now.Sub(p.PreparedAt).Milliseconds()})
+		}
+	}
+	return opts.out.render(w, view, func(t *tableWriter) {
+		t.setHeader("STREAM", "OUTPUT", "TXN", "EPOCH", "LSN", "PREPARED", "AGE")
+		for _, p := range view.Pending {
+			t.row(p.Stream, p.Output, p.TxnID, p.Epoch, p.LSN, p.PreparedAt, (time.Duration(p.AgeMS) * time.Millisecond).String())
+		}
+	})
 }
 
 func runTxlogLs(ctx context.Context, cmd *cobra.Command, opts *txlogStoreOptions, address string, w io.Writer) error {

@@ -303,6 +303,12 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		if _, jerr := j.beginEpoch(r.coord.next); jerr != nil {
 			return fmt.Errorf("pipeline %s: %w", r.spec.ID, jerr)
 		}
+		if m := r.coord.parent.Load(); m != nil {
+			// Recovery committed what the restored checkpoint lists.
+			if jerr := j.committed(m.Pending); jerr != nil {
+				return fmt.Errorf("pipeline %s: %w", r.spec.ID, jerr)
+			}
+		}
 		r.journal = j
 	}
 	if r.opts.OnStart != nil {

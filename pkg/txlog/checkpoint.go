@@ -1,7 +1,9 @@
 package txlog
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/arkstate/arkstate/pkg/format"
@@ -52,4 +54,54 @@ func AfterCheckpoint(ctx context.Context, s store.Store, stream string, id, from
 		}
 		return fn(rec)
 	})
+}
+
+// PendingTxn is a two-phase-commit transaction the log shows prepared and
+// not yet committed or aborted.
+type PendingTxn struct {
+	Output     string
+	TxnID      string
+	Epoch      uint64
+	LSN        uint64    // of its txn-prepare record
+	PreparedAt time.Time // the record's time
+}
+
+// Pending returns the transactions of stream that a txn-prepare record
+// names and no later txn-commit or txn-abort does, in LSN order. A
+// prepare that a restart voided (see AfterCheckpoint) is not pending: the
+// restarted writer's recovery aborted it, as no checkpoint listed it.
+// Errors are Replay's.
+func Pending(ctx context.Context, s store.Store, stream string) ([]PendingTxn, error) {
+	type key struct{ output, txn string }
+	open := map[key]PendingTxn{}
+	var begun uint64
+	err := Replay(ctx, s, stream, 0, 0, time.Time{}, func(rec *format.Record) error {
+		switch rec.Type {
+		case format.RecordEpochBegin:
+			if rec.Epoch <= begun {
+				// A restart from checkpoint rec.Epoch-1: what was
+				// prepared for its epoch or later was never listed.
+				for k, p := range open {
+					if p.Epoch >= rec.Epoch {
+						delete(open, k)
+					}
+				}
+			}
+			begun = max(begun, rec.Epoch)
+		case format.RecordTxnPrepare:
+			open[key{rec.Output, rec.TxnID}] = PendingTxn{Output: rec.Output, TxnID: rec.TxnID, Epoch: rec.Epoch, LSN: rec.LSN, PreparedAt: time.Unix(0, rec.Time).UTC()}
+		case format.RecordTxnCommit, format.RecordTxnAbort:
+			delete(open, key{rec.Output, rec.TxnID})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PendingTxn, 0, len(open))
+	for _, p := range open {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b PendingTxn) int { return cmp.Compare(a.LSN, b.LSN) })
+	return out, nil
 }

@@ -66,3 +66,44 @@ func TestCheckCoverage(t *testing.T) {
 		t.Fatalf("problems %q, damaged %v", got, rep.Damaged())
 	}
 }
+
+// A transaction is pending from its prepare to its commit or abort; a
+// restart voids what the dead writer prepared for the epochs it redoes.
+func TestPending(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, "main", Options{})
+	txn := func(typ format.RecordType, epoch uint64, id string) *format.Record {
+		return &format.Record{Type: typ, Epoch: epoch, Output: "out", TxnID: id}
+	}
+	for _, rec := range []*format.Record{
+		{Type: format.RecordEpochBegin, Epoch: 1},
+		{Type: format.RecordEpochBegin, Epoch: 2},
+		txn(format.RecordTxnPrepare, 1, "a"), txn(format.RecordTxnCommit, 1, "a"),
+		txn(format.RecordTxnPrepare, 1, "b"), // listed by checkpoint 1, its commit not logged yet
+		{Type: format.RecordEpochBegin, Epoch: 3},
+		txn(format.RecordTxnPrepare, 2, "c"),      // checkpoint 2 never completed: the writer died
+		{Type: format.RecordEpochBegin, Epoch: 2}, // restarted from checkpoint 1
+		txn(format.RecordTxnPrepare, 2, "d"),
+		txn(format.RecordTxnAbort, 2, "d"),
+		txn(format.RecordTxnPrepare, 2, "e"),
+	} {
+		if _, err := l.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeLog(t, l)
+	got, err := Pending(context.Background(), dirStore(t, dir), "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range got {
+		ids = append(ids, p.TxnID)
+		if p.PreparedAt.IsZero() || p.Output != "out" {
+			t.Fatalf("pending %+v", p)
+		}
+	}
+	if want := []string{"b", "e"}; !slices.Equal(ids, want) {
+		t.Fatalf("pending %q, want %q", ids, want)
+	}
+}
