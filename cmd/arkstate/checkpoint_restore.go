@@ -27,6 +27,7 @@ type checkpointRestoreOptions struct {
 	to     string
 	dryRun bool
 	force  bool
+	at     string // --at: a point-in-time restore instead of ref
 	ref    string
 	stderr io.Writer // where the progress bar goes, if it is a terminal
 
@@ -40,12 +41,13 @@ func (o *checkpointRestoreOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.to, "to", "", "target store: a directory path, file:///path or s3://bucket/prefix (required)")
 	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "check the source and show what would be copied, without writing")
 	cmd.Flags().BoolVar(&o.force, "force", false, "restore into a target that is not empty (it must be of the same job)")
+	cmd.Flags().StringVar(&o.at, "at", "", "restore the state at this moment (RFC 3339) instead of a checkpoint: the newest checkpoint before it plus the transaction log up to it")
 }
 
 func newCheckpointRestoreCmd() *cobra.Command {
 	var opts checkpointRestoreOptions
 	cmd := &cobra.Command{
-		Use:   "restore STORE ID|latest --to DIR|STORE",
+		Use:   "restore STORE (ID|latest | --at TIME) --to DIR|STORE",
 		Short: "Copy a checkpoint into a new store, verifying it",
 		Long: `Copy checkpoint ID of STORE, with the manifests of its ancestors back to its
 last full checkpoint and every segment they reference, into the target store,
@@ -55,6 +57,13 @@ manifests last, oldest first, so an interrupted restore never leaves a
 checkpoint that names something missing. A damaged source is refused with the
 checkpoint and the damaged file named; when the target was empty, what the
 failed restore wrote is removed again.
+
+With --at TIME (RFC 3339, e.g. 2026-12-07T10:15:00Z) instead of an ID, the
+state at that moment is restored: the newest checkpoint completed at or
+before TIME, and, when the transaction log (state.txlog) holds state changes
+after it up to TIME, one more checkpoint with them applied. That checkpoint
+has no source positions and no pending transactions. A TIME outside what the
+store retains is refused (exit 2) with the range it can restore.
 
 The target must be empty unless --force is given. A target containing a ".."
 path element is refused, so a restore cannot write outside the directory the
@@ -66,9 +75,16 @@ Exit status: 0 when the checkpoint was restored (or, with --dry-run, could be),
 empty, 3 when a store cannot be read or written.`,
 		Example: `  arkstate checkpoint restore s3://bucket/job latest --to /var/lib/arkstate-restored
   arkstate checkpoint restore /var/lib/arkstate 41 --to s3://bucket/job-rollback --dry-run`,
-		Args: usageArgs(cobra.ExactArgs(2)),
+		Args: usageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.ref = args[1]
+			switch {
+			case len(args) == 2 && opts.at != "":
+				return usageErrorf("give a checkpoint ID or --at TIME, not both")
+			case len(args) == 1 && opts.at == "":
+				return usageErrorf("restore needs a checkpoint ID (or latest), or --at TIME")
+			case len(args) == 2:
+				opts.ref = args[1]
+			}
 			opts.stderr = cmd.ErrOrStderr()
 			opts.openRepo = func(ctx context.Context) (*checkpoint.Repo, error) {
 				return opts.store.openRepo(ctx, cmd, args[0])
@@ -93,8 +109,18 @@ func runCheckpointRestore(ctx context.Context, opts *checkpointRestoreOptions, o
 	if restoreHasDotDot(opts.to) {
 		return usageErrorf("restore target %q has a \"..\" path element; name the target directory without \"..\"", opts.to)
 	}
-	repo, id, err := openCheckpoint(ctx, opts.openRepo, opts.ref)
-	if err != nil {
+	var repo *checkpoint.Repo
+	var id uint64
+	var at time.Time
+	var err error
+	if opts.at != "" {
+		if at, err = time.Parse(time.RFC3339Nano, opts.at); err != nil {
+			return usageErrorf("--at %q is not an RFC 3339 time such as 2026-12-07T10:15:00Z", opts.at)
+		}
+		if repo, err = opts.openRepo(ctx); err != nil {
+			return err
+		}
+	} else if repo, id, err = openCheckpoint(ctx, opts.openRepo, opts.ref); err != nil {
 		return err
 	}
 	defer repo.Store().Close()
@@ -126,15 +152,32 @@ func runCheckpointRestore(ctx context.Context, opts *checkpointRestoreOptions, o
 			_ = bar.Set64(done)
 		}
 	}
-	plan, err := checkpoint.Restore(ctx, repo, id, dst, ro)
+	var plan *checkpoint.RestorePlan
+	var pit *checkpoint.PointInTime
+	if opts.at != "" {
+		plan, pit, err = checkpoint.RestoreAt(ctx, repo, at, dst, ro)
+	} else {
+		plan, err = checkpoint.Restore(ctx, repo, id, dst, ro)
+	}
 	if bar != nil {
 		_ = bar.Finish()
 	}
-	if errors.Is(err, checkpoint.ErrTargetNotEmpty) || errors.Is(err, checkpoint.ErrSameStore) {
+	if errors.Is(err, checkpoint.ErrTargetNotEmpty) || errors.Is(err, checkpoint.ErrSameStore) || errors.Is(err, checkpoint.ErrTimeNotRetained) {
 		return &usageError{err}
 	}
 	if err != nil {
 		return err
+	}
+	if pit != nil {
+		return opts.out.render(out, restoreAtView{RestorePlan: plan, PointInTime: pit}, func(t *tableWriter) {
+			t.row("at", pit.At.Format(time.RFC3339Nano))
+			t.row("base checkpoint", pit.Base)
+			t.row("log changes applied", pit.Changes)
+			t.row("restored checkpoint", pit.Checkpoint)
+			t.row("status", restoreStatus(plan))
+			t.row("source", plan.Source)
+			t.row("target", plan.Target)
+		})
 	}
 	return opts.out.render(out, plan, func(t *tableWriter) {
 		status := "restored"
@@ -154,6 +197,20 @@ func runCheckpointRestore(ctx context.Context, opts *checkpointRestoreOptions, o
 		t.row("files", plan.Files, "("+units.Bytes(plan.Bytes)+")")
 		t.row("requests", plan.Requests)
 	})
+}
+
+// restoreAtView is the JSON and YAML of a point-in-time restore: the copy's
+// plan and the point in time.
+type restoreAtView struct {
+	*checkpoint.RestorePlan
+	PointInTime *checkpoint.PointInTime `json:"point_in_time"`
+}
+
+func restoreStatus(plan *checkpoint.RestorePlan) string {
+	if plan.DryRun {
+		return "dry run: nothing written"
+	}
+	return "restored"
 }
 
 // restoreHasDotDot reports whether a target address has a ".." path element, in

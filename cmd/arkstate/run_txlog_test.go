@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // run with state.txlog on keeps the log beside a local store: txlog ls
@@ -131,5 +136,79 @@ state:
 	}
 	if uncovered == 0 {
 		t.Fatalf("no uncovered checkpoint reported:\n%s", stdout)
+	}
+}
+
+// checkpoint restore --at restores the state at a moment between
+// checkpoints into a store that verifies, and refuses a moment the store
+// does not retain with the range it can restore.
+func TestCheckpointRestoreAt(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writePipeline(t, dir, `streams:
+  - id: wordcount
+    input:  {type: generate, seed: 7, count: 8000, rate: 20000}
+    pipeline:
+      thread_num: 2
+      processors:
+        - {type: split, field: line, pattern: "[^a-z0-9']+", lowercase: true, as: word}
+        - {type: count, key: word}
+    output: {type: file, path: out/}
+state:
+  enabled: true
+  backend_type: local
+  path: ./state
+  checkpoint_interval_ms: 100
+  exactly_once: true
+  txlog: {enabled: true}
+`)
+	if _, stderr, code := cliRun(t, "", "run", "-c", cfg, "-q"); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, stderr)
+	}
+	storeDir := filepath.Join(dir, "state")
+	s, err := store.OpenDir(storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := checkpoint.OpenRepo(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	earliest, latest, err := checkpoint.RestorableRange(context.Background(), repo)
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := earliest.Add(latest.Sub(earliest) / 2).Format(time.RFC3339Nano)
+
+	to := filepath.Join(t.TempDir(), "restored")
+	stdout, stderr, code := cliUnchanged(t, storeDir, leaseFiles, "checkpoint", "restore", storeDir, "--at", mid, "--to", to, "-o", "json")
+	var view struct {
+		PointInTime *checkpoint.PointInTime `json:"point_in_time"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &view); code != exitOK || err != nil || view.PointInTime == nil || view.PointInTime.Base == 0 {
+		t.Fatalf("restore --at: exit %d, %v\n%s%s", code, err, stdout, stderr)
+	}
+	if stdout, stderr, code := cliUnchanged(t, to, nil, "checkpoint", "verify", to, "--all"); code != exitOK {
+		t.Fatalf("verify of the restored store: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if view.PointInTime.Changes > 0 && view.PointInTime.Checkpoint != view.PointInTime.Base+1 {
+		t.Fatalf("point in time %+v", view.PointInTime)
+	}
+
+	for _, bad := range [][]string{
+		{"--at", earliest.Add(-time.Hour).Format(time.RFC3339Nano)},
+		{"--at", latest.Add(time.Hour).Format(time.RFC3339Nano)},
+		{"--at", "yesterday"},
+		{"latest", "--at", mid},
+	} {
+		args := append([]string{"checkpoint", "restore", storeDir}, bad...)
+		args = append(args, "--to", filepath.Join(t.TempDir(), "x"))
+		_, stderr, code := cliUnchanged(t, storeDir, leaseFiles, args...)
+		if code != exitUsage {
+			t.Errorf("%v: exit %d, want %d\n%s", bad, code, exitUsage, stderr)
+		}
+		if strings.Contains(bad[1], "T") && bad[0] == "--at" && !strings.Contains(stderr, earliest.Format(time.RFC3339Nano)) {
+			t.Errorf("%v: the refusal does not name the range: %s", bad, stderr)
+		}
 	}
 }

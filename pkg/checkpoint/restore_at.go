@@ -1,0 +1,191 @@
+package checkpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/state"
+	"github.com/arkstate/arkstate/pkg/store"
+	"github.com/arkstate/arkstate/pkg/txlog"
+)
+
+// ErrTimeNotRetained means a point-in-time restore asked for a moment the
+// store cannot rebuild: before its oldest checkpoint with a transaction-log
+// position, or after the log's last record. The error names the range
+// that is available.
+var ErrTimeNotRetained = errors.New("time not retained")
+
+// PointInTime describes a point-in-time restore.
+type PointInTime struct {
+	// At is the moment restored.
+	At time.Time `json:"at"`
+	// Base is the newest checkpoint completed at or before At.
+	Base uint64 `json:"base_checkpoint"`
+	// Changes is how many of the log's state changes after Base, up to At,
+	// were applied.
+	Changes int `json:"changes"`
+	// Checkpoint is the target's checkpoint holding the state at At: Base
+	// when no change followed it, else Base+1, written from Base and the
+	// changes. It has no source positions and no pending transactions:
+	// a pipeline restarted on it starts its input from the beginning.
+	Checkpoint uint64 `json:"checkpoint"`
+	// Earliest and Latest bound the moments the source can restore.
+	Earliest time.Time `json:"earliest"`
+	Latest   time.Time `json:"latest"`
+}
+
+// RestoreAt restores the state of src at time at into dst: the newest
+// checkpoint completed at or before at (restored as Restore does), and, if
+// the transaction log holds state changes after it up to at, one more
+// checkpoint with them applied. The log changes are those a replay from
+// the checkpoint counts (txlog.AfterCheckpoint): of later epochs, in LSN
+// order, without what a crashed writer logged for epochs its successor
+// redid. A time outside what src retains is ErrTimeNotRetained with the
+// available range; a damaged log is a *format.CorruptError naming the
+// segment and offset. With opts.DryRun nothing is written.
+func RestoreAt(ctx context.Context, src *Repo, at time.Time, dst store.Store, opts RestoreOptions) (*RestorePlan, *PointInTime, error) {
+	pit, base, err := pointInTime(ctx, src, at)
+	if err != nil {
+		return nil, nil, err
+	}
+	plan, err := Restore(ctx, src, base.CheckpointID, dst, opts)
+	if err != nil || opts.DryRun {
+		return plan, pit, err
+	}
+	// Each operator's state at the base, then its changes up to at.
+	backends := map[string]*state.Backend{}
+	for _, o := range base.Operators {
+		be, err := state.NewBackend(state.Options{KeyGroups: base.KeyGroups})
+		if err != nil {
+			return plan, pit, err
+		}
+		if err := src.RestoreBackend(ctx, base, o.ID, be); err != nil {
+			return plan, pit, err
+		}
+		backends[o.ID] = be
+	}
+	err = txlog.AfterCheckpoint(ctx, src.store, base.Txlog.Stream, base.CheckpointID, base.Txlog.LSN, 0, at, func(rec *format.Record) error {
+		if rec.Type != format.RecordMutation {
+			return nil
+		}
+		be, ok := backends[rec.Operator]
+		if !ok {
+			return fmt.Errorf("checkpoint: restore at %s: the log changes operator %q, which checkpoint %d does not have (record %d)",
+				at.Format(time.RFC3339Nano), rec.Operator, base.CheckpointID, rec.LSN)
+		}
+		pit.Changes++
+		return be.Apply(&format.Entry{State: rec.State, KeyGroup: rec.KeyGroup, Key: rec.Key, Value: rec.Value, ExpiresAt: rec.ExpiresAt, Tombstone: rec.Delete})
+	})
+	if err != nil {
+		return plan, pit, fmt.Errorf("checkpoint: restore at %s: %w", at.Format(time.RFC3339Nano), err)
+	}
+	if pit.Changes == 0 {
+		return plan, pit, nil
+	}
+	target, err := OpenRepo(ctx, dst)
+	if err != nil {
+		return plan, pit, err
+	}
+	bld, err := target.NewCheckpoint(ctx, base.CheckpointID+1, base.CheckpointID, BuilderOptions{SpoolDir: opts.SpoolDir})
+	if err != nil {
+		return plan, pit, err
+	}
+	all := state.KeyGroupRange{Start: 0, End: base.KeyGroups - 1}
+	var snaps []*state.Snapshot
+	defer func() {
+		for _, s := range snaps {
+			s.Release(false)
+		}
+	}()
+	for _, o := range base.Operators {
+		snap := backends[o.ID].Snapshot(state.Full)
+		snaps = append(snaps, snap)
+		if err := bld.AddSnapshot(ctx, o.ID, all, snap); err != nil {
+			return plan, pit, err
+		}
+	}
+	if _, err := bld.Commit(ctx); err != nil {
+		return plan, pit, err
+	}
+	pit.Checkpoint = base.CheckpointID + 1
+	return plan, pit, nil
+}
+
+// RestorableRange returns the moments RestoreAt can restore in src: from
+// the creation of its oldest checkpoint with a transaction-log position to
+// the log's last record. It is ErrTimeNotRetained when no checkpoint
+// records a log position.
+func RestorableRange(ctx context.Context, src *Repo) (earliest, latest time.Time, err error) {
+	ms, err := txlogManifests(ctx, src)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	return logRange(ctx, src, ms)
+}
+
+// txlogManifests returns the manifests that record a log position, oldest
+// first.
+func txlogManifests(ctx context.Context, src *Repo) ([]*format.Manifest, error) {
+	ids, err := src.IDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*format.Manifest
+	for _, id := range ids {
+		m, err := src.Manifest(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if m.Txlog != nil {
+			out = append(out, m)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("checkpoint: %w: no checkpoint of %s records a transaction-log position (is state.txlog enabled?)",
+			ErrTimeNotRetained, src.store.Location())
+	}
+	return out, nil
+}
+
+func logRange(ctx context.Context, src *Repo, ms []*format.Manifest) (earliest, latest time.Time, err error) {
+	rep, err := txlog.Verify(ctx, src.store, ms[0].Txlog.Stream)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	for _, s := range rep.Segments {
+		if s.LastTime.After(latest) {
+			latest = s.LastTime
+		}
+	}
+	return ms[0].CreatedAt.UTC(), latest.UTC(), nil
+}
+
+// pointInTime finds the base checkpoint for at and the range src can
+// restore.
+func pointInTime(ctx context.Context, src *Repo, at time.Time) (*PointInTime, *format.Manifest, error) {
+	ms, err := txlogManifests(ctx, src)
+	if err != nil {
+		return nil, nil, err
+	}
+	earliest, latest, err := logRange(ctx, src, ms)
+	if err != nil {
+		return nil, nil, err
+	}
+	var base *format.Manifest
+	for _, m := range ms {
+		if !m.CreatedAt.After(at) {
+			base = m
+		}
+	}
+	pit := &PointInTime{At: at.UTC(), Earliest: earliest, Latest: latest}
+	if base == nil || at.After(latest) {
+		return nil, nil, fmt.Errorf("checkpoint: restore at %s: %w: %s can restore from %s (checkpoint %d) to %s (the log's last record)",
+			at.Format(time.RFC3339Nano), ErrTimeNotRetained, src.store.Location(),
+			earliest.Format(time.RFC3339Nano), ms[0].CheckpointID, latest.Format(time.RFC3339Nano))
+	}
+	pit.Base, pit.Checkpoint = base.CheckpointID, base.CheckpointID
+	return pit, base, nil
+}
