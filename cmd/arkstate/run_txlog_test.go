@@ -137,6 +137,12 @@ state:
 	if uncovered == 0 {
 		t.Fatalf("no uncovered checkpoint reported:\n%s", stdout)
 	}
+	// A point-in-time restore refuses the moments the log no longer
+	// reaches, naming what it can restore.
+	_, stderr, code := cliRun(t, "", "checkpoint", "restore", store, "--at", "2000-01-01T00:00:00Z", "--to", filepath.Join(t.TempDir(), "x"))
+	if code != exitUsage || !strings.Contains(stderr, "can restore from") && !strings.Contains(stderr, "covers no checkpoint") {
+		t.Fatalf("restore --at before the log: exit %d\n%s", code, stderr)
+	}
 }
 
 // checkpoint restore --at restores the state at a moment between

@@ -115,15 +115,15 @@ func RestoreAt(ctx context.Context, src *Repo, at time.Time, dst store.Store, op
 }
 
 // RestorableRange returns the moments RestoreAt can restore in src: from
-// the creation of its oldest checkpoint with a transaction-log position to
-// the log's last record. It is ErrTimeNotRetained when no checkpoint
+// the creation of its oldest checkpoint whose transaction-log position the
+// log still covers to the log's last record. It is ErrTimeNotRetained when no checkpoint
 // records a log position.
 func RestorableRange(ctx context.Context, src *Repo) (earliest, latest time.Time, err error) {
 	ms, err := txlogManifests(ctx, src)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}
-	return logRange(ctx, src, ms)
+	return logRange(ctx, src, &ms)
 }
 
 // txlogManifests returns the manifests that record a log position, oldest
@@ -150,8 +150,11 @@ func txlogManifests(ctx context.Context, src *Repo) ([]*format.Manifest, error) 
 	return out, nil
 }
 
-func logRange(ctx context.Context, src *Repo, ms []*format.Manifest) (earliest, latest time.Time, err error) {
-	rep, err := txlog.Verify(ctx, src.store, ms[0].Txlog.Stream)
+// logRange returns the moments ms and their log can restore, and drops
+// from ms the checkpoints whose position the log no longer covers (the
+// records after it were truncated or lost): they cannot be a base.
+func logRange(ctx context.Context, src *Repo, ms *[]*format.Manifest) (earliest, latest time.Time, err error) {
+	rep, err := txlog.Verify(ctx, src.store, (*ms)[0].Txlog.Stream)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}
@@ -160,7 +163,18 @@ func logRange(ctx context.Context, src *Repo, ms []*format.Manifest) (earliest, 
 			latest = s.LastTime
 		}
 	}
-	return ms[0].CreatedAt.UTC(), latest.UTC(), nil
+	covered := (*ms)[:0]
+	for _, m := range *ms {
+		if len(rep.Segments) > 0 && rep.FirstLSN <= m.Txlog.LSN+1 && rep.LastLSN >= m.Txlog.LSN {
+			covered = append(covered, m)
+		}
+	}
+	*ms = covered
+	if len(covered) == 0 {
+		return time.Time{}, time.Time{}, fmt.Errorf("checkpoint: %w: the transaction log of %s covers no checkpoint's position (txlog verify names what is missing)",
+			ErrTimeNotRetained, src.store.Location())
+	}
+	return covered[0].CreatedAt.UTC(), latest.UTC(), nil
 }
 
 // pointInTime finds the base checkpoint for at and the range src can
@@ -170,7 +184,7 @@ func pointInTime(ctx context.Context, src *Repo, at time.Time) (*PointInTime, *f
 	if err != nil {
 		return nil, nil, err
 	}
-	earliest, latest, err := logRange(ctx, src, ms)
+	earliest, latest, err := logRange(ctx, src, &ms)
 	if err != nil {
 		return nil, nil, err
 	}
