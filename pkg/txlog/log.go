@@ -391,7 +391,7 @@ func (l *Log) Append(rec *format.Record) (uint64, error) {
 	if rec == nil {
 		return 0, errors.New("txlog: append nil record")
 	}
-	b, lsn, err := l.enqueue([]*format.Record{rec})
+	b, lsn, _, err := l.enqueue([]*format.Record{rec})
 	if err != nil {
 		return 0, err
 	}
@@ -418,12 +418,12 @@ func (l *Log) Submit(recs []*format.Record) (uint64, error) {
 	if len(recs) == 0 {
 		return 0, errors.New("txlog: submit no records")
 	}
-	b, last, err := l.enqueue(recs)
+	b, last, queued, err := l.enqueue(recs)
 	if err != nil {
 		return 0, err
 	}
 	l.signal()
-	if len(b.buf) > maxQueued {
+	if queued > maxQueued {
 		<-b.done
 		if b.err != nil {
 			return 0, b.err
@@ -433,13 +433,14 @@ func (l *Log) Submit(recs []*format.Record) (uint64, error) {
 }
 
 // enqueue adds recs to the current batch with the next LSNs and returns
-// the batch and the LSN of the last record. Either all of recs are added
-// or none.
-func (l *Log) enqueue(recs []*format.Record) (*batch, uint64, error) {
+// the batch, the LSN of the last record and the batch's size then (read
+// under the lock: other appenders grow the batch). Either all of recs are
+// added or none.
+func (l *Log) enqueue(recs []*format.Record) (*batch, uint64, int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.usableLocked(); err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	b := l.cur
 	mark, marks := len(b.buf), len(b.ends)
@@ -448,11 +449,11 @@ func (l *Log) enqueue(recs []*format.Record) (*batch, uint64, error) {
 	for _, rec := range recs {
 		if rec == nil {
 			b.buf, b.ends = b.buf[:mark], b.ends[:marks]
-			return nil, 0, errors.New("txlog: append nil record")
+			return nil, 0, 0, errors.New("txlog: append nil record")
 		}
 		if next == 0 {
 			b.buf, b.ends = b.buf[:mark], b.ends[:marks]
-			return nil, 0, fmt.Errorf("txlog: append to stream %q: all 2^64-1 LSNs are used", l.stream)
+			return nil, 0, 0, fmt.Errorf("txlog: append to stream %q: all 2^64-1 LSNs are used", l.stream)
 		}
 		r := *rec
 		r.LSN = next
@@ -465,7 +466,7 @@ func (l *Log) enqueue(recs []*format.Record) (*batch, uint64, error) {
 		buf, err := format.AppendRecord(b.buf, &r)
 		if err != nil {
 			b.buf, b.ends = b.buf[:mark], b.ends[:marks]
-			return nil, 0, fmt.Errorf("txlog: append to stream %q: %w", l.stream, err)
+			return nil, 0, 0, fmt.Errorf("txlog: append to stream %q: %w", l.stream, err)
 		}
 		if len(b.ends) == 0 {
 			b.first = r.LSN
@@ -476,7 +477,7 @@ func (l *Log) enqueue(recs []*format.Record) (*batch, uint64, error) {
 		lastTime = max(lastTime, r.Time)
 	}
 	l.next, l.lastTime = next, lastTime
-	return b, next - 1, nil
+	return b, next - 1, len(b.buf), nil
 }
 
 // Sync returns once every record appended before it is durable. Under
