@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -9,9 +8,7 @@ import (
 	"testing"
 
 	"github.com/arkstate/arkstate/internal/crashpoint"
-	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
-	"github.com/arkstate/arkstate/pkg/store"
 )
 
 // checkTxlogAfterCrashes checks the log a run kept through its crashes:
@@ -24,16 +21,7 @@ func checkTxlogAfterCrashes(t *testing.T, storeDir string) {
 	if stdout, stderr, code := cliUnchanged(t, storeDir, nil, "txlog", "verify", storeDir); code != exitOK {
 		t.Fatalf("txlog verify after the crashes: exit %d\n%s%s", code, stdout, stderr)
 	}
-	s, err := store.OpenDir(storeDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	repo, err := checkpoint.OpenRepo(context.Background(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkpointtest.CheckTxlogReplay(t, repo)
+	checkpointtest.CheckTxlogReplay(t, openDirRepo(t, storeDir))
 }
 
 // The commit protocol's crash points with the transaction log on: after a

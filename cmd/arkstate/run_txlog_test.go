@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,12 +14,16 @@ import (
 	"github.com/arkstate/arkstate/pkg/store"
 )
 
-// run with state.txlog on keeps the log beside a local store: txlog ls
-// lists the stream's segments, verify passes, each checkpoint records its
-// log position, and replay prints the stream's epochs and commits.
-func TestRunTxlog_Local(t *testing.T) {
-	dir := t.TempDir()
-	cfg := writePipeline(t, dir, `streams:
+// txlogPipeline writes into dir the word count of a generated input on a
+// local store with the transaction log on (segment_bytes 0: the default)
+// and returns the file's path.
+func txlogPipeline(t *testing.T, dir string, intervalMS, segmentBytes int) string {
+	t.Helper()
+	txlog := "{enabled: true}"
+	if segmentBytes > 0 {
+		txlog = fmt.Sprintf("{enabled: true, segment_bytes: %d}", segmentBytes)
+	}
+	return writePipeline(t, dir, fmt.Sprintf(`streams:
   - id: wordcount
     input:  {type: generate, seed: 7, count: 8000, rate: 20000}
     pipeline:
@@ -31,10 +36,33 @@ state:
   enabled: true
   backend_type: local
   path: ./state
-  checkpoint_interval_ms: 50
+  checkpoint_interval_ms: %d
   exactly_once: true
-  txlog: {enabled: true, segment_bytes: 65536}
-`)
+  txlog: %s
+`, intervalMS, txlog))
+}
+
+// openDirRepo opens the checkpoint store in dir; it is closed when t ends.
+func openDirRepo(t *testing.T, dir string) *checkpoint.Repo {
+	t.Helper()
+	s, err := store.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	repo, err := checkpoint.OpenRepo(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repo
+}
+
+// run with state.txlog on keeps the log beside a local store: txlog ls
+// lists the stream's segments, verify passes, each checkpoint records its
+// log position, and replay prints the stream's epochs and commits.
+func TestRunTxlog_Local(t *testing.T) {
+	dir := t.TempDir()
+	cfg := txlogPipeline(t, dir, 50, 65536)
 	if _, stderr, code := cliRun(t, "", "run", "-c", cfg, "-q"); code != exitOK {
 		t.Fatalf("run: exit %d\n%s", code, stderr)
 	}
@@ -89,23 +117,7 @@ state:
 // that need them: txlog verify says which, and exits 1.
 func TestTxlogVerify_Uncovered(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writePipeline(t, dir, `streams:
-  - id: wordcount
-    input:  {type: generate, seed: 7, count: 8000, rate: 20000}
-    pipeline:
-      thread_num: 2
-      processors:
-        - {type: split, field: line, pattern: "[^a-z0-9']+", lowercase: true, as: word}
-        - {type: count, key: word}
-    output: {type: file, path: out/}
-state:
-  enabled: true
-  backend_type: local
-  path: ./state
-  checkpoint_interval_ms: 50
-  exactly_once: true
-  txlog: {enabled: true, segment_bytes: 16384}
-`)
+	cfg := txlogPipeline(t, dir, 50, 16384)
 	if _, stderr, code := cliRun(t, "", "run", "-c", cfg, "-q"); code != exitOK {
 		t.Fatalf("run: exit %d\n%s", code, stderr)
 	}
@@ -150,37 +162,12 @@ state:
 // does not retain with the range it can restore.
 func TestCheckpointRestoreAt(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writePipeline(t, dir, `streams:
-  - id: wordcount
-    input:  {type: generate, seed: 7, count: 8000, rate: 20000}
-    pipeline:
-      thread_num: 2
-      processors:
-        - {type: split, field: line, pattern: "[^a-z0-9']+", lowercase: true, as: word}
-        - {type: count, key: word}
-    output: {type: file, path: out/}
-state:
-  enabled: true
-  backend_type: local
-  path: ./state
-  checkpoint_interval_ms: 100
-  exactly_once: true
-  txlog: {enabled: true}
-`)
+	cfg := txlogPipeline(t, dir, 100, 0)
 	if _, stderr, code := cliRun(t, "", "run", "-c", cfg, "-q"); code != exitOK {
 		t.Fatalf("run: exit %d\n%s", code, stderr)
 	}
 	storeDir := filepath.Join(dir, "state")
-	s, err := store.OpenDir(storeDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, err := checkpoint.OpenRepo(context.Background(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	earliest, latest, err := checkpoint.RestorableRange(context.Background(), repo)
-	s.Close()
+	earliest, latest, err := checkpoint.RestorableRange(context.Background(), openDirRepo(t, storeDir))
 	if err != nil {
 		t.Fatal(err)
 	}

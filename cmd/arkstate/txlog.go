@@ -54,6 +54,27 @@ func (o *txlogStoreOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.stream, "stream", "", "only this stream (default: every stream in the store)")
 }
 
+// openStreams checks the output flag, opens the store at address and
+// returns it with the streams to read: --stream, or every stream in it.
+// The caller closes the store.
+func (o *txlogStoreOptions) openStreams(ctx context.Context, cmd *cobra.Command, address string) (store.Store, []string, error) {
+	if err := o.out.validate(); err != nil {
+		return nil, nil, err
+	}
+	s, err := o.store.openStore(ctx, cmd, address)
+	if err != nil {
+		return nil, nil, err
+	}
+	streams := []string{o.stream}
+	if o.stream == "" {
+		if streams, err = txlog.Streams(ctx, s); err != nil {
+			s.Close()
+			return nil, nil, err
+		}
+	}
+	return s, streams, nil
+}
+
 // txlogUsage turns the errors that mean "you asked for something that is
 // not there" into usage errors (exit 2).
 func txlogUsage(err error) error {
@@ -197,20 +218,11 @@ type txlogPendingListView struct {
 }
 
 func runTxlogPending(ctx context.Context, cmd *cobra.Command, opts *txlogStoreOptions, address string, w io.Writer) error {
-	if err := opts.out.validate(); err != nil {
-		return err
-	}
-	s, err := opts.store.openStore(ctx, cmd, address)
+	s, streams, err := opts.openStreams(ctx, cmd, address)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	streams := []string{opts.stream}
-	if opts.stream == "" {
-		if streams, err = txlog.Streams(ctx, s); err != nil {
-			return err
-		}
-	}
 	now := time.Now()
 	view := txlogPendingListView{Store: s.Location(), Pending: []txlogPendingView{}}
 	for _, st := range streams {
@@ -232,20 +244,11 @@ func runTxlogPending(ctx context.Context, cmd *cobra.Command, opts *txlogStoreOp
 }
 
 func runTxlogLs(ctx context.Context, cmd *cobra.Command, opts *txlogStoreOptions, address string, w io.Writer) error {
-	if err := opts.out.validate(); err != nil {
-		return err
-	}
-	s, err := opts.store.openStore(ctx, cmd, address)
+	s, streams, err := opts.openStreams(ctx, cmd, address)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	streams := []string{opts.stream}
-	if opts.stream == "" {
-		if streams, err = txlog.Streams(ctx, s); err != nil {
-			return err
-		}
-	}
 	view := txlogLsView{Store: s.Location(), Streams: []txlogStreamView{}}
 	for _, st := range streams {
 		rep, err := txlog.Verify(ctx, s, st)

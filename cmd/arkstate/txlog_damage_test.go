@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
-	"github.com/arkstate/arkstate/pkg/store"
 	"github.com/arkstate/arkstate/pkg/txlog"
 )
 
@@ -41,16 +40,7 @@ func recordStarts(t *testing.T, path string) []int64 {
 
 func restorableRange(t *testing.T, dir string) (time.Time, time.Time) {
 	t.Helper()
-	s, err := store.OpenDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	repo, err := checkpoint.OpenRepo(context.Background(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	earliest, latest, err := checkpoint.RestorableRange(context.Background(), repo)
+	earliest, latest, err := checkpoint.RestorableRange(context.Background(), openDirRepo(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,23 +55,7 @@ func restorableRange(t *testing.T, dir string) (time.Time, time.Time) {
 // ends the log early).
 func TestTxlogDamageMatrix(t *testing.T) {
 	src := t.TempDir()
-	cfg := writePipeline(t, src, `streams:
-  - id: wordcount
-    input:  {type: generate, seed: 7, count: 8000, rate: 20000}
-    pipeline:
-      thread_num: 2
-      processors:
-        - {type: split, field: line, pattern: "[^a-z0-9']+", lowercase: true, as: word}
-        - {type: count, key: word}
-    output: {type: file, path: out/}
-state:
-  enabled: true
-  backend_type: local
-  path: ./state
-  checkpoint_interval_ms: 50
-  exactly_once: true
-  txlog: {enabled: true, segment_bytes: 16384}
-`)
+	cfg := txlogPipeline(t, src, 50, 16384)
 	if _, stderr, code := cliRun(t, "", "run", "-c", cfg, "-q"); code != exitOK {
 		t.Fatalf("run: exit %d\n%s", code, stderr)
 	}

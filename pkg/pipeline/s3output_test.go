@@ -24,6 +24,7 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/store"
+	"github.com/arkstate/arkstate/pkg/store/storetest"
 )
 
 // startS3 runs a real S3 server for one test. Starting one takes a fraction
@@ -44,15 +45,7 @@ func startS3(t *testing.T) (*s3test.Server, string) {
 }
 
 func s3OutputOpts(srv *s3test.Server, bucket, prefix string) S3OutputOptions {
-	return S3OutputOptions{Bucket: bucket, Prefix: prefix, S3Options: store.S3Options{
-		Endpoint:        srv.Endpoint,
-		Region:          s3test.Region,
-		PathStyle:       true,
-		AccessKeyID:     srv.AccessKey,
-		SecretAccessKey: srv.SecretKey,
-		PartSize:        store.MinPartSize,
-		MaxBackoff:      10 * time.Millisecond,
-	}}
+	return S3OutputOptions{Bucket: bucket, Prefix: prefix, S3Options: storetest.S3Options(srv)}
 }
 
 // newS3Output opens the output and closes it when the test ends.
