@@ -2,10 +2,11 @@
 // format.Record values per stream, each with a log sequence number (LSN),
 // kept in segment files under txlog/<stream>/<20-digit first LSN>.log.
 //
-// An exactly-once pipeline appends each epoch's state changes, source
-// positions and two-phase-commit events, so that state can be rebuilt at any
-// point between checkpoints and non-replayable inputs (stdin, HTTP) lose
-// nothing they acknowledged.
+// A pipeline with state.txlog on (pkg/pipeline's journal) appends each
+// epoch's state changes, source positions and two-phase-commit events, so
+// that state can be rebuilt at any point between checkpoints
+// (AfterCheckpoint; checkpoint.RestoreAt). Keeping what a non-replayable
+// input (stdin) has read is not done yet.
 //
 // Four pieces:
 //
@@ -18,7 +19,8 @@
 //     and LSN continuity, with damage reported as *format.CorruptError.
 //   - Streams, Segments, Replay and Verify, which read a log through any
 //     store.Store, so they work on the writer's directory and on copies
-//     in S3 alike.
+//     in S3 alike; AfterCheckpoint, Pending and CheckCoverage, which read
+//     it against the checkpoints it belongs to.
 //   - Upload, which copies sealed segments from the writer's directory to a
 //     Store.
 //
