@@ -150,14 +150,22 @@ func writeCheckpointDetail(w io.Writer, d *checkpoint.CheckpointDetail) error {
 		return err
 	}
 	if len(m.Pending) > 0 {
+		prepared := map[string]time.Time{}
+		for _, p := range d.Prepared {
+			prepared[p.Output+"\x00"+p.TxnID] = p.PreparedAt
+		}
 		var t tableWriter
-		t.setHeader("output", "txn", "epoch", "data")
+		t.setHeader("output", "txn", "epoch", "data", "age")
 		for _, p := range m.Pending {
 			data := string(p.Data)
 			if data == "" {
 				data = "-"
 			}
-			t.row(p.Output, p.TxnID, p.Epoch, data)
+			age := "-"
+			if at, ok := prepared[p.Output+"\x00"+p.TxnID]; ok {
+				age = time.Since(at).Round(time.Millisecond).String()
+			}
+			t.row(p.Output, p.TxnID, p.Epoch, data, age)
 		}
 		if err := showSection(w, "pending transactions", &t); err != nil {
 			return err

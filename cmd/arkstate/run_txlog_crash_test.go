@@ -6,6 +6,7 @@ import (
 	"maps"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/arkstate/arkstate/internal/crashpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
@@ -107,6 +108,28 @@ func TestTxlogPending(t *testing.T) {
 	for _, p := range v.Pending {
 		if p.Stream != "wordcount" || p.Epoch != 3 || p.AgeMS < 0 || p.PreparedAt == "" {
 			t.Fatalf("pending %+v; want epoch 3's transactions", p)
+		}
+	}
+	// checkpoint show gives the same transactions' prepare times.
+	stdout, stderr, code := cliUnchanged(t, storeDir, nil, "checkpoint", "show", storeDir, "latest", "-o", "json")
+	var show struct {
+		Pending []struct {
+			TxnID string `json:"txn_id"`
+		} `json:"pending"`
+		Prepared []struct {
+			TxnID      string    `json:"txn_id"`
+			PreparedAt time.Time `json:"prepared_at"`
+		} `json:"pending_prepared"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &show); code != exitOK || err != nil {
+		t.Fatalf("checkpoint show: exit %d, %v\n%s", code, err, stderr)
+	}
+	if len(show.Prepared) != len(show.Pending) || len(show.Pending) != len(v.Pending) {
+		t.Fatalf("checkpoint show lists %d pending transactions with %d prepare times; txlog ls --pending %d", len(show.Pending), len(show.Prepared), len(v.Pending))
+	}
+	for i, p := range show.Prepared {
+		if p.TxnID != v.Pending[i].TxnID || p.PreparedAt.Format(time.RFC3339Nano) != v.Pending[i].PreparedAt {
+			t.Fatalf("checkpoint show: %+v; txlog ls --pending: %+v", p, v.Pending[i])
 		}
 	}
 	if c.run("") {

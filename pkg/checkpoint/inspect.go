@@ -14,6 +14,7 @@ import (
 
 	"github.com/arkstate/arkstate/pkg/format"
 	"github.com/arkstate/arkstate/pkg/store"
+	"github.com/arkstate/arkstate/pkg/txlog"
 )
 
 // Offline inspection: what `arkstate checkpoint ls` and `show` print, and
@@ -211,11 +212,23 @@ type ShowOptions struct {
 	Segments bool
 }
 
+// PendingPrepared is when a pending transaction of a checkpoint was
+// pre-committed, as the transaction log recorded it.
+type PendingPrepared struct {
+	Output     string    `json:"output"`
+	TxnID      string    `json:"txn_id"`
+	PreparedAt time.Time `json:"prepared_at"`
+}
+
 // CheckpointDetail is one checkpoint's manifest, and with
 // ShowOptions.Segments the layout of its segments.
 type CheckpointDetail struct {
 	// Manifest is the checkpoint's validated manifest.
 	Manifest *format.Manifest
+	// Prepared says when each pending transaction was pre-committed, for
+	// those the checkpoint's transaction log still records (none without
+	// a log), so their age shows how long output has waited.
+	Prepared []PendingPrepared
 	// Segments holds one layout per distinct segment, in the order the
 	// manifest first names them; nil unless ShowOptions.Segments was set.
 	Segments []SegmentLayout
@@ -227,9 +240,10 @@ type CheckpointDetail struct {
 func (d *CheckpointDetail) MarshalJSON() ([]byte, error) {
 	type wire struct {
 		*format.Manifest
-		Segments []SegmentLayout `json:"segments,omitempty"`
+		Prepared []PendingPrepared `json:"pending_prepared,omitempty"`
+		Segments []SegmentLayout   `json:"segments,omitempty"`
 	}
-	return json.Marshal(wire{d.Manifest, d.Segments})
+	return json.Marshal(wire{d.Manifest, d.Prepared, d.Segments})
 }
 
 // SegmentLayout is a segment's footer and index, read without reading any
@@ -281,6 +295,11 @@ func Show(ctx context.Context, repo *Repo, ref string, opts ShowOptions) (*Check
 		return nil, err
 	}
 	d := &CheckpointDetail{Manifest: m}
+	if m.Txlog != nil && len(m.Pending) > 0 {
+		if d.Prepared, err = preparedTimes(ctx, repo, m); err != nil {
+			return nil, err
+		}
+	}
 	if !opts.Segments {
 		return d, nil
 	}
@@ -343,4 +362,26 @@ func (r *Repo) segmentLayout(ctx context.Context, ref format.SegmentRef) (Segmen
 	}
 	l.Describe = text.String()
 	return l, nil
+}
+
+// preparedTimes finds in m's transaction log when each of its pending
+// transactions was pre-committed. A log that was never written or is gone
+// has nothing to tell; damage in it is an error.
+func preparedTimes(ctx context.Context, repo *Repo, m *format.Manifest) ([]PendingPrepared, error) {
+	type key struct{ output, txn string }
+	want := map[key]bool{}
+	for _, p := range m.Pending {
+		want[key{p.Output, p.TxnID}] = true
+	}
+	var out []PendingPrepared
+	err := txlog.Replay(ctx, repo.store, m.Txlog.Stream, 0, 0, time.Time{}, func(rec *format.Record) error {
+		if rec.Type == format.RecordTxnPrepare && want[key{rec.Output, rec.TxnID}] {
+			out = append(out, PendingPrepared{Output: rec.Output, TxnID: rec.TxnID, PreparedAt: time.Unix(0, rec.Time).UTC()})
+		}
+		return nil
+	})
+	if errors.Is(err, txlog.ErrStreamNotFound) {
+		return nil, nil
+	}
+	return out, err
 }
