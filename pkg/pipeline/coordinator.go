@@ -318,29 +318,27 @@ func (c *coordinator) write(ctx context.Context, id, parent uint64, acks []ack) 
 	return m, nil
 }
 
-// retain drops checkpoints beyond the retained count. Failing to prune is
-// not fatal: the next checkpoint tries again.
+// retain drops checkpoints beyond the retained count, and the log behind
+// the oldest one kept. Failing to prune is not fatal: the next checkpoint
+// tries again.
 func (c *coordinator) retain(ctx context.Context) {
 	ids, err := c.repo.IDs(ctx)
 	if err != nil || len(ids) <= c.r.opts.Retained {
 		return
 	}
-	if _, err := checkpoint.Prune(ctx, c.repo, checkpoint.PruneOptions{KeepLast: c.r.opts.Retained}); err != nil && !errors.Is(err, context.Canceled) {
+	rep, err := checkpoint.Prune(ctx, c.repo, checkpoint.PruneOptions{KeepLast: c.r.opts.Retained})
+	if err != nil && !errors.Is(err, context.Canceled) {
 		c.r.log.Warn("pruning old checkpoints failed", "err", err)
 	}
-	if j := c.r.journal; j != nil {
-		c.truncateLog(ctx, j)
+	if j := c.r.journal; j != nil && rep != nil && len(rep.Kept) > 0 {
+		c.truncateLog(ctx, j, rep.Kept[0].ID)
 	}
 }
 
 // truncateLog deletes the log's segments that the oldest retained
 // checkpoint no longer needs (and the retention window does not keep).
-func (c *coordinator) truncateLog(ctx context.Context, j *journal) {
-	ids, err := c.repo.IDs(ctx)
-	if err != nil || len(ids) == 0 {
-		return
-	}
-	m, err := c.repo.Manifest(ctx, ids[0])
+func (c *coordinator) truncateLog(ctx context.Context, j *journal, oldest uint64) {
+	m, err := c.repo.Manifest(ctx, oldest)
 	if err != nil || m.Txlog == nil || m.Txlog.Stream != j.stream {
 		return
 	}

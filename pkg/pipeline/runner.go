@@ -577,9 +577,10 @@ type task struct {
 	// epoch is the barrier epoch the task is in. With a journal, logged
 	// holds the state changes not yet handed to the transaction log, in
 	// records reused from batch to batch, their keys and values copied
-	// into logBytes.
+	// into logBytes (logSizes: their lengths).
 	epoch    uint64
 	logged   []format.Record
+	logSizes [][2]int
 	logPtrs  []*format.Record
 	logBytes []byte
 }
@@ -629,18 +630,13 @@ func (t *task) open() error {
 
 // observe keeps one state change for the transaction log. Keys and
 // values are copied into one buffer per batch, so a change costs no
-// allocation of its own.
+// allocation of its own; flushLog points the records into it once the
+// buffer has stopped growing.
 func (t *task) observe(e *format.Entry) {
-	start := len(t.logBytes)
 	t.logBytes = append(append(t.logBytes, e.Key...), e.Value...)
+	t.logSizes = append(t.logSizes, [2]int{len(e.Key), len(e.Value)})
 	t.logged = append(t.logged, format.Record{Type: format.RecordMutation, Epoch: t.epoch, Operator: t.st.opID, State: e.State,
 		KeyGroup: e.KeyGroup, ExpiresAt: e.ExpiresAt, Delete: e.Tombstone})
-	rec := &t.logged[len(t.logged)-1]
-	// Offsets, not slices: logBytes may move as it grows.
-	rec.Key = t.logBytes[start : start+len(e.Key) : start+len(e.Key)]
-	if !e.Tombstone {
-		rec.Value = t.logBytes[start+len(e.Key) : len(t.logBytes) : len(t.logBytes)]
-	}
 }
 
 // flushLog hands the state changes kept since the last call to the
@@ -650,24 +646,20 @@ func (t *task) flushLog() error {
 	if len(t.logged) == 0 {
 		return nil
 	}
-	// Re-slice keys and values from logBytes, which may have moved since
-	// a record was kept.
 	off := 0
 	t.logPtrs = t.logPtrs[:0]
 	for i := range t.logged {
-		rec := &t.logged[i]
-		k, v := len(rec.Key), len(rec.Value)
+		rec, k, v := &t.logged[i], t.logSizes[i][0], t.logSizes[i][1]
 		rec.Key = t.logBytes[off : off+k : off+k]
-		off += k
-		if rec.Value != nil {
-			rec.Value = t.logBytes[off : off+v : off+v]
-			off += v
+		if !rec.Delete {
+			rec.Value = t.logBytes[off+k : off+k+v : off+k+v]
 		}
+		off += k + v
 		t.logPtrs = append(t.logPtrs, rec)
 	}
 	_, err := t.r.journal.log.Submit(t.logPtrs)
 	clear(t.logged)
-	t.logged, t.logBytes = t.logged[:0], t.logBytes[:0]
+	t.logged, t.logSizes, t.logBytes = t.logged[:0], t.logSizes[:0], t.logBytes[:0]
 	return err
 }
 
