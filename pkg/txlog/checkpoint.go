@@ -15,13 +15,9 @@ import (
 // after from whose epoch is later than id, in LSN order, up to LSN to and
 // time until (zero for no bound), minus those a restart voided.
 //
-// A writer restarted from checkpoint N begins epoch N+1 again: its
-// EpochBegin N+1 follows records of epochs N+1 and later that the previous
-// process logged before it died, and those never became part of any
-// checkpoint: the restarted writer reprocesses the same input. An
-// EpochBegin for an epoch no later than the latest one begun is such a
-// restart, and every record of that epoch or later before it is void.
-// The log is read twice: first for the restarts, then for the records.
+// Every record of an epoch a restart began again (see restartTracker) and
+// logged before the restart is void. The log is read twice: first for the
+// restarts, then for the records.
 //
 // Errors are Replay's.
 func AfterCheckpoint(ctx context.Context, s store.Store, stream string, id, from, to uint64, until time.Time, fn func(*format.Record) error) error {
@@ -29,15 +25,11 @@ func AfterCheckpoint(ctx context.Context, s store.Store, stream string, id, from
 		epoch, lsn uint64
 	}
 	var restarts []restart
-	var begun uint64
+	var tracker restartTracker
 	err := Replay(ctx, s, stream, from+1, to, until, func(rec *format.Record) error {
-		if rec.Type != format.RecordEpochBegin {
-			return nil
-		}
-		if rec.Epoch <= begun {
+		if tracker.restarted(rec) {
 			restarts = append(restarts, restart{rec.Epoch, rec.LSN})
 		}
-		begun = max(begun, rec.Epoch)
 		return nil
 	})
 	if err != nil {
@@ -54,6 +46,25 @@ func AfterCheckpoint(ctx context.Context, s store.Store, stream string, id, from
 		}
 		return fn(rec)
 	})
+}
+
+// restartTracker recognises a restarted writer as a log's records go by. A
+// writer restarted from checkpoint N begins epoch N+1 again: its
+// EpochBegin N+1 follows records of epochs N+1 and later that the previous
+// process logged before it died, and those never became part of any
+// checkpoint, since the restarted writer reprocesses the same input. An
+// EpochBegin for an epoch no later than the latest one begun is such a
+// restart.
+type restartTracker struct{ begun uint64 }
+
+// restarted reports whether rec begins an epoch again (rec.Epoch).
+func (r *restartTracker) restarted(rec *format.Record) bool {
+	if rec.Type != format.RecordEpochBegin {
+		return false
+	}
+	again := rec.Epoch <= r.begun
+	r.begun = max(r.begun, rec.Epoch)
+	return again
 }
 
 // PendingTxn is a two-phase-commit transaction the log shows prepared and
@@ -74,20 +85,18 @@ type PendingTxn struct {
 func Pending(ctx context.Context, s store.Store, stream string) ([]PendingTxn, error) {
 	type key struct{ output, txn string }
 	open := map[key]PendingTxn{}
-	var begun uint64
+	var tracker restartTracker
 	err := Replay(ctx, s, stream, 0, 0, time.Time{}, func(rec *format.Record) error {
-		switch rec.Type {
-		case format.RecordEpochBegin:
-			if rec.Epoch <= begun {
-				// A restart from checkpoint rec.Epoch-1: what was
-				// prepared for its epoch or later was never listed.
-				for k, p := range open {
-					if p.Epoch >= rec.Epoch {
-						delete(open, k)
-					}
+		if tracker.restarted(rec) {
+			// What was prepared for the epoch begun again or later was
+			// never listed by a checkpoint: recovery aborted it.
+			for k, p := range open {
+				if p.Epoch >= rec.Epoch {
+					delete(open, k)
 				}
 			}
-			begun = max(begun, rec.Epoch)
+		}
+		switch rec.Type {
 		case format.RecordTxnPrepare:
 			open[key{rec.Output, rec.TxnID}] = PendingTxn{Output: rec.Output, TxnID: rec.TxnID, Epoch: rec.Epoch, LSN: rec.LSN, PreparedAt: time.Unix(0, rec.Time).UTC()}
 		case format.RecordTxnCommit, format.RecordTxnAbort:
