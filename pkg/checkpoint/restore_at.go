@@ -55,33 +55,11 @@ func RestoreAt(ctx context.Context, src *Repo, at time.Time, dst store.Store, op
 	if err != nil || opts.DryRun {
 		return plan, pit, err
 	}
-	// Each operator's state at the base, then its changes up to at.
-	backends := map[string]*state.Backend{}
-	for _, o := range base.Operators {
-		be, err := state.NewBackend(state.Options{KeyGroups: base.KeyGroups})
-		if err != nil {
-			return plan, pit, err
-		}
-		if err := src.RestoreBackend(ctx, base, o.ID, be); err != nil {
-			return plan, pit, err
-		}
-		backends[o.ID] = be
-	}
-	err = txlog.AfterCheckpoint(ctx, src.store, base.Txlog.Stream, base.CheckpointID, base.Txlog.LSN, 0, at, func(rec *format.Record) error {
-		if rec.Type != format.RecordMutation {
-			return nil
-		}
-		be, ok := backends[rec.Operator]
-		if !ok {
-			return fmt.Errorf("checkpoint: restore at %s: the log changes operator %q, which checkpoint %d does not have (record %d)",
-				at.Format(time.RFC3339Nano), rec.Operator, base.CheckpointID, rec.LSN)
-		}
-		pit.Changes++
-		return be.Apply(&format.Entry{State: rec.State, KeyGroup: rec.KeyGroup, Key: rec.Key, Value: rec.Value, ExpiresAt: rec.ExpiresAt, Tombstone: rec.Delete})
-	})
+	backends, changes, err := src.ReplayLog(ctx, base, at, nil)
 	if err != nil {
 		return plan, pit, fmt.Errorf("checkpoint: restore at %s: %w", at.Format(time.RFC3339Nano), err)
 	}
+	pit.Changes = changes
 	if pit.Changes == 0 {
 		return plan, pit, nil
 	}
@@ -112,6 +90,45 @@ func RestoreAt(ctx context.Context, src *Repo, at time.Time, dst store.Store, op
 	}
 	pit.Checkpoint = base.CheckpointID + 1
 	return plan, pit, nil
+}
+
+// ReplayLog restores every operator of checkpoint base into a backend that
+// owns every key group and applies to it the state changes base's
+// transaction log adds (txlog.AfterCheckpoint) up to time until (zero: no
+// bound) that keep accepts (nil: all). It returns the backends by operator
+// id and how many changes it applied. A change of an operator base does not
+// have is an error.
+func (r *Repo) ReplayLog(ctx context.Context, base *format.Manifest, until time.Time, keep func(*format.Record) bool) (map[string]*state.Backend, int, error) {
+	if base.Txlog == nil {
+		return nil, 0, fmt.Errorf("checkpoint %d records no transaction-log position", base.CheckpointID)
+	}
+	backends := map[string]*state.Backend{}
+	for _, o := range base.Operators {
+		be, err := state.NewBackend(state.Options{KeyGroups: base.KeyGroups})
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := r.RestoreBackend(ctx, base, o.ID, be); err != nil {
+			return nil, 0, err
+		}
+		backends[o.ID] = be
+	}
+	changes := 0
+	err := txlog.AfterCheckpoint(ctx, r.store, base.Txlog.Stream, base.CheckpointID, base.Txlog.LSN, 0, until, func(rec *format.Record) error {
+		if rec.Type != format.RecordMutation || (keep != nil && !keep(rec)) {
+			return nil
+		}
+		be, ok := backends[rec.Operator]
+		if !ok {
+			return fmt.Errorf("the log changes operator %q, which checkpoint %d does not have (record %d)", rec.Operator, base.CheckpointID, rec.LSN)
+		}
+		changes++
+		return be.Apply(&format.Entry{State: rec.State, KeyGroup: rec.KeyGroup, Key: rec.Key, Value: rec.Value, ExpiresAt: rec.ExpiresAt, Tombstone: rec.Delete})
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return backends, changes, nil
 }
 
 // RestorableRange returns the moments RestoreAt can restore in src: from
