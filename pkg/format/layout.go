@@ -64,7 +64,17 @@ func ManifestPath(id uint64) string {
 // name maps back to itself and stray directories are ignored by listings.
 func ParseCheckpointDir(name string) (uint64, bool) {
 	digits, ok := strings.CutPrefix(name, checkpointDirPrefix)
-	if !ok || len(digits) != checkpointDirDigits {
+	if !ok {
+		return 0, false
+	}
+	return ParseFixedDigits(digits, checkpointDirDigits)
+}
+
+// ParseFixedDigits parses exactly n decimal digits (no sign, leading zeros
+// as padding) as a number greater than 0: the canonical form of ids and
+// LSNs in object names, so that every accepted name maps back to itself.
+func ParseFixedDigits(digits string, n int) (uint64, bool) {
+	if len(digits) != n {
 		return 0, false
 	}
 	for i := 0; i < len(digits); i++ {
@@ -72,11 +82,11 @@ func ParseCheckpointDir(name string) (uint64, bool) {
 			return 0, false
 		}
 	}
-	id, err := strconv.ParseUint(digits, 10, 64)
-	if err != nil || id == 0 {
+	v, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil || v == 0 {
 		return 0, false
 	}
-	return id, true
+	return v, true
 }
 
 // CheckpointPrefix returns the prefix of everything in checkpoint id's

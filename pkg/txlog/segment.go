@@ -7,7 +7,6 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
-	"strconv"
 	"strings"
 
 	"github.com/arkstate/arkstate/pkg/format"
@@ -173,19 +172,10 @@ func ParseSegmentName(name string) (stream string, first uint64, ok bool) {
 // parseSegmentFile parses "<20 digits>.log".
 func parseSegmentFile(file string) (uint64, bool) {
 	digits, ok := strings.CutSuffix(file, segmentExt)
-	if !ok || len(digits) != lsnDigits {
+	if !ok {
 		return 0, false
 	}
-	for i := 0; i < len(digits); i++ {
-		if digits[i] < '0' || digits[i] > '9' {
-			return 0, false
-		}
-	}
-	first, err := strconv.ParseUint(digits, 10, 64)
-	if err != nil || first == 0 {
-		return 0, false
-	}
-	return first, true
+	return format.ParseFixedDigits(digits, lsnDigits)
 }
 
 // ValidateStream reports whether stream can name a transaction-log stream:
