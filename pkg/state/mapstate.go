@@ -136,7 +136,7 @@ func (m *Map[K, V]) Delete(key string, mk K) error {
 
 func (m *Map[K, V]) deleteRaw(key, mk string) {
 	if m.b.observer != nil {
-		m.b.observe(m.st, key, []byte(mk), nil)
+		m.b.report(m.st, key, []byte(mk), nil)
 	}
 	below := false
 	for _, f := range m.b.frozen {

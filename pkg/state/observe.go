@@ -18,11 +18,16 @@ import (
 func (b *Backend) SetObserver(fn func(e *format.Entry)) { b.observer = fn }
 
 // observe reports a change of key (and map key mk for map states) in state
-// st; stored is the new stored value, nil for a delete.
+// st; stored is the new stored value, nil for a delete. It is small enough
+// to inline, so writes without an observer pay only the nil check.
 func (b *Backend) observe(st int, key string, mk []byte, stored []byte) {
-	if b.observer == nil {
-		return
+	if b.observer != nil {
+		b.report(st, key, mk, stored)
 	}
+}
+
+// report is observe's work when there is an observer.
+func (b *Backend) report(st int, key string, mk []byte, stored []byte) {
 	e := &b.observed
 	e.State = b.states[st].name
 	e.KeyGroup = KeyGroupFor(key, b.n)
