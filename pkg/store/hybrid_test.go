@@ -58,8 +58,8 @@ func TestHybridStore_Layout(t *testing.T) {
 		}
 	}
 	// The start-up scan may find the bad object too and refuse it again.
-	if st := h.Stats(); st.DamagedLocal == 0 || st.Copied < 2 {
-		t.Errorf("Stats() = %+v; want the damaged copy refused and the other two copied", st)
+	if st := h.Stats(); st.DamagedLocal == 0 || st.Copied == 0 {
+		t.Errorf("Stats() = %+v; want the damaged copy refused and the good one copied (the remote-only name is never copied)", st)
 	}
 }
 
