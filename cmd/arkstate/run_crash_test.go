@@ -244,7 +244,11 @@ func testRunCrash(t *testing.T, cs crashSetup, size int) {
 		}
 		pending, _ := os.ReadDir(filepath.Join(dir, "out", ".pending"))
 		if len(pending) != 0 {
-			t.Fatalf("%d parts left pending", len(pending))
+			var names []string
+			for _, e := range pending {
+				names = append(names, e.Name())
+			}
+			t.Fatalf("%d files left pending: %v", len(pending), names)
 		}
 		t.Logf("%d kills, %d keys, counts identical to an uninterrupted run", killed, len(got))
 	})

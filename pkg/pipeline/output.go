@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,13 +130,21 @@ func (o *FileOutput) Check() error {
 	if err := fsutil.MkdirAll(filepath.Join(o.Dir, pendingDir), 0o755); err != nil {
 		return fmt.Errorf("output %s: %w", o.Dir, err)
 	}
-	f, err := os.CreateTemp(filepath.Join(o.Dir, pendingDir), "probe-*")
+	f, err := os.CreateTemp(filepath.Join(o.Dir, pendingDir), probePrefix+"*")
 	if err != nil {
 		return fmt.Errorf("output %s is not writable: %w", o.Dir, err)
 	}
 	f.Close()
-	return os.Remove(f.Name())
+	// Another process's Recover may have taken the probe for a leftover.
+	if err := os.Remove(f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("output %s: %w", o.Dir, err)
+	}
+	return nil
 }
+
+// probePrefix starts the names of Check's probe files. A process killed
+// between creating and removing one leaves it behind; Recover removes it.
+const probePrefix = "probe-"
 
 // filePart is the Data of a file output transaction.
 type filePart struct {
@@ -313,6 +322,12 @@ func (o *FileOutput) Recover(ctx context.Context, commit []format.PendingTxn) er
 		return fmt.Errorf("output %s: %w", o.Dir, err)
 	}
 	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), probePrefix) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("output %s: remove leftover %s: %w", o.Dir, e.Name(), err)
+			}
+			continue
+		}
 		if !validPartName(e.Name()) {
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -130,5 +131,35 @@ func TestFileOutput_ErrOtherHost(t *testing.T) {
 	err := o.Recover(context.Background(), txns)
 	if !errors.Is(err, ErrOutputUnreachable) || !strings.Contains(err.Error(), `"writer-host-1"`) || !strings.Contains(err.Error(), "s3 output") {
 		t.Fatalf("Recover = %v; want ErrOutputUnreachable naming the writer's host and the s3 output", err)
+	}
+}
+
+// A process killed inside Check leaves its probe file in .pending; the next
+// Recover removes it with the aborted parts, so a finished job leaves
+// nothing pending. Other files there are not the output's and stay.
+func TestFileOutput_RecoverRemovesLeftoverProbe(t *testing.T) {
+	o := &FileOutput{Dir: t.TempDir(), ExactlyOnce: true}
+	if err := o.Check(); err != nil {
+		t.Fatal(err)
+	}
+	pending := filepath.Join(o.Dir, pendingDir)
+	for _, name := range []string{probePrefix + "1234", "notes.txt"} {
+		if err := os.WriteFile(filepath.Join(pending, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := o.Recover(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(pending)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if !slices.Equal(left, []string{"notes.txt"}) {
+		t.Fatalf(".pending holds %v after Recover; want only notes.txt", left)
 	}
 }
