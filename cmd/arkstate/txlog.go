@@ -593,6 +593,13 @@ func txlogRecordDetail(r *format.Record) string {
 		}
 	case format.RecordEpochEnd:
 		fmt.Fprintf(&d, "checkpoint=%d", r.Checkpoint)
+	case format.RecordInput:
+		fmt.Fprintf(&d, "%s position=%s", r.Source, show(r.Position))
+		if len(r.Data) == 0 {
+			d.WriteString(" restart")
+		} else {
+			fmt.Fprintf(&d, " bytes=%d", len(r.Data))
+		}
 	}
 	return d.String()
 }

@@ -58,6 +58,12 @@ const (
 	// RecordEpochEnd closes an epoch; Checkpoint is the checkpoint (> 0)
 	// whose barrier ended it.
 	RecordEpochEnd RecordType = 7
+	// RecordInput holds bytes an input read that cannot be read again
+	// (standard input), logged before they are parsed: Source, Position
+	// (input-owned: where Data starts in the input's stream), Data. A
+	// record without Data marks a restart: the input's stream continues
+	// with bytes that did not follow the earlier ones.
+	RecordInput RecordType = 8
 )
 
 // String returns the type's name as the CLI prints it.
@@ -77,6 +83,8 @@ func (t RecordType) String() string {
 		return "txn-abort"
 	case RecordEpochEnd:
 		return "epoch-end"
+	case RecordInput:
+		return "input"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -100,12 +108,12 @@ type Record struct {
 	ExpiresAt int64  // mutation: expiry, Unix nanoseconds; 0 means never
 	Delete    bool   // mutation: the key is deleted
 
-	Source   string // position: input name
-	Position []byte // position: input-owned position bytes
+	Source   string // position, input: input name
+	Position []byte // position, input: input-owned position bytes
 
 	Output string // txn-*: output name
 	TxnID  string // txn-*: transaction id within the output
-	Data   []byte // txn-*: output-specific bytes
+	Data   []byte // txn-*: output-specific bytes; input: the bytes read
 
 	Checkpoint uint64 // epoch-end: checkpoint id, > 0
 }
@@ -160,6 +168,8 @@ func recordFieldsOf(t RecordType) (recordField, bool) {
 		return rfOutput | rfTxnID | rfData, true
 	case RecordEpochEnd:
 		return rfCheckpoint, true
+	case RecordInput:
+		return rfSource | rfPosition | rfData, true
 	}
 	return 0, false
 }
@@ -243,7 +253,7 @@ func (r *Record) check() error {
 		if r.Delete && (len(r.Value) > 0 || r.ExpiresAt != 0) {
 			return fmt.Errorf("%w: delete mutation carries a value or an expiry", ErrMalformed)
 		}
-	case RecordPosition:
+	case RecordPosition, RecordInput:
 		if err := checkRecordName("source", r.Source); err != nil {
 			return err
 		}
@@ -314,6 +324,10 @@ func AppendRecord(dst []byte, r *Record) ([]byte, error) {
 		dst = appendRecordBytes(dst, r.Data)
 	case RecordEpochEnd:
 		dst = binary.AppendUvarint(dst, r.Checkpoint)
+	case RecordInput:
+		dst = appendRecordBytes(dst, r.Source)
+		dst = appendRecordBytes(dst, r.Position)
+		dst = appendRecordBytes(dst, r.Data)
 	}
 	body := dst[start+RecordHeaderSize:]
 	if len(body) > MaxRecordSize {
@@ -413,6 +427,10 @@ func decodeRecordBody(body []byte, sum uint32, r *Record) *CorruptError {
 		r.Data = c.lenBytes("data")
 	case RecordEpochEnd:
 		r.Checkpoint = c.uvarint("checkpoint")
+	case RecordInput:
+		r.Source = c.str("source")
+		r.Position = c.lenBytes("position")
+		r.Data = c.lenBytes("data")
 	}
 	if c.err != nil {
 		return c.corrupt()

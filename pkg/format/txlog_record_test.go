@@ -37,6 +37,7 @@ func recordFixtures() []Record {
 			Data: []byte("out/part-42.json")},
 		{Type: RecordTxnCommit, LSN: 8, Time: t0 + 6000, Epoch: 41, Output: "s3-out", TxnID: "upload-7f39"},
 		{Type: RecordTxnAbort, LSN: 9, Time: -1, Epoch: 40, Output: "file-out", TxnID: "40", Data: []byte{0xff}},
+		{Type: RecordInput, LSN: 10, Time: t0 + 6500, Epoch: 42, Source: "input", Position: []byte(`{"offset":4096}`), Data: []byte("one line\ntwo li")},
 		{Type: RecordEpochEnd, LSN: 1<<64 - 1, Time: t0 + 7000, Epoch: 42, Checkpoint: 42},
 	}
 }
@@ -116,7 +117,7 @@ func TestAppendRecord(t *testing.T) {
 		text string
 	}{
 		{"TypeZero", Record{}, ErrMalformed, "unknown record type 0"},
-		{"TypeUnknown", Record{Type: 8}, ErrMalformed, "unknown record type 8"},
+		{"TypeUnknown", Record{Type: 9}, ErrMalformed, "unknown record type 9"},
 		{"EpochBeginWithKey", Record{Type: RecordEpochBegin, Key: []byte("k")}, ErrMalformed, "Key is not used by epoch-begin"},
 		{"MutationWithSource", func() Record { r := mut; r.Source = "s"; return r }(), ErrMalformed, "Source is not used by mutation"},
 		{"PositionWithCheckpoint", Record{Type: RecordPosition, Source: "s", Checkpoint: 1}, ErrMalformed, "Checkpoint"},
@@ -232,7 +233,8 @@ func TestDecodeRecord(t *testing.T) {
 		text string
 	}{
 		{"TypeZero", []byte{0, 1, 2, 3}, "unknown record type 0"},
-		{"TypeEight", []byte{8, 1, 2, 3}, "unknown record type 8"},
+		{"TypeNine", []byte{9, 1, 2, 3}, "unknown record type 9"},
+		{"InputEmptySource", cat(header(RecordInput), str(""), str(""), str("")), "source: empty"},
 		{"Type255", []byte{255}, "unknown record type 255"},
 		{"ShortHeader", []byte{byte(RecordEpochBegin), 1}, "time"},
 		{"OverlongVarint", []byte{byte(RecordEpochBegin), 0x81, 0x00, 2, 3}, "lsn at body offset 1: non-minimal varint"},
@@ -427,7 +429,7 @@ func TestRecord_Clone(t *testing.T) {
 func TestRecordType_String(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		seen := map[string]bool{}
-		for typ := RecordEpochBegin; typ <= RecordEpochEnd; typ++ {
+		for typ := RecordEpochBegin; typ <= RecordInput; typ++ {
 			s := typ.String()
 			if strings.HasPrefix(s, "type(") || seen[s] {
 				t.Fatalf("type %d has name %q", typ, s)
@@ -471,7 +473,7 @@ func genRecordBytes() *rapid.Generator[[]byte] {
 
 func genRecord(t *rapid.T) Record {
 	r := Record{
-		Type:  rapid.SampledFrom([]RecordType{RecordEpochBegin, RecordMutation, RecordPosition, RecordTxnPrepare, RecordTxnCommit, RecordTxnAbort, RecordEpochEnd}).Draw(t, "type"),
+		Type:  rapid.SampledFrom([]RecordType{RecordEpochBegin, RecordMutation, RecordPosition, RecordTxnPrepare, RecordTxnCommit, RecordTxnAbort, RecordEpochEnd, RecordInput}).Draw(t, "type"),
 		LSN:   rapid.Uint64().Draw(t, "lsn"),
 		Time:  rapid.Int64().Draw(t, "time"),
 		Epoch: rapid.Uint64().Draw(t, "epoch"),
@@ -495,6 +497,10 @@ func genRecord(t *rapid.T) Record {
 		r.Data = genRecordBytes().Draw(t, "data")
 	case RecordEpochEnd:
 		r.Checkpoint = rapid.Uint64Min(1).Draw(t, "checkpoint")
+	case RecordInput:
+		r.Source = genRecordName().Draw(t, "source")
+		r.Position = genRecordBytes().Draw(t, "position")
+		r.Data = genRecordBytes().Draw(t, "data")
 	}
 	return r
 }

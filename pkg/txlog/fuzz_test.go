@@ -21,6 +21,7 @@ func FuzzTxlogSegment(f *testing.F) {
 		withLSN(&format.Record{Type: format.RecordPosition, Source: "in", Position: []byte("17")}, 6),
 		withLSN(&format.Record{Type: format.RecordTxnPrepare, Output: "out", TxnID: "t1", Data: []byte{0xff}}, 7),
 		withLSN(&format.Record{Type: format.RecordEpochEnd, Epoch: 1, Checkpoint: 1}, 8),
+		withLSN(&format.Record{Type: format.RecordInput, Source: "input", Position: []byte(`{"offset":0}`), Data: []byte("a\nb")}, 9),
 	}
 	good := buildSegment(f, 5, recs...)
 	f.Add(good)
