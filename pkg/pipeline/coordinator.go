@@ -342,7 +342,20 @@ func (c *coordinator) truncateLog(ctx context.Context, j *journal, oldest uint64
 	if err != nil || m.Txlog == nil || m.Txlog.Stream != j.stream {
 		return
 	}
-	if err := j.truncate(m.Txlog.LSN + 1); err != nil {
+	before := m.Txlog.LSN + 1
+	if in, ok := c.r.spec.Input.(unrepeatableInput); ok {
+		// The input the checkpoint's successor would read again is in
+		// records from its position's on.
+		for _, s := range m.Sources {
+			if s.Source != SourceID {
+				continue
+			}
+			if _, lsn, err := in.journalFrom(s.Position); err == nil && lsn > 0 {
+				before = min(before, lsn)
+			}
+		}
+	}
+	if err := j.truncate(before); err != nil {
 		c.r.log.Warn("truncating the transaction log failed", "err", err)
 	}
 }

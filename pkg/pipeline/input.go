@@ -175,29 +175,6 @@ func plainNumbers(v any) any {
 	return v
 }
 
-// StdinInput reads standard input like FileInput reads a file. Standard
-// input cannot be re-read, so a restarted pipeline continues with whatever
-// arrives next; its position only counts bytes.
-type StdinInput struct {
-	Reader io.Reader
-	JSON   bool
-	file   FileInput
-}
-
-// Open implements Input.
-func (in *StdinInput) Open(context.Context, json.RawMessage) error {
-	in.file = FileInput{Path: "stdin", JSON: in.JSON, r: bufio.NewReaderSize(in.Reader, 256<<10)}
-	return nil
-}
-
-// Next implements Input.
-func (in *StdinInput) Next(ctx context.Context) (Record, json.RawMessage, error) {
-	return in.file.Next(ctx)
-}
-
-// Close implements Input.
-func (in *StdinInput) Close() error { return nil }
-
 // GenerateInput produces Count records (0: without end) of random words
 // from a vocabulary of Words words, Rate records a second (0: as fast as
 // possible). The same Seed gives the same records, so its position, the

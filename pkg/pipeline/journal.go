@@ -2,10 +2,14 @@ package pipeline
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/arkstate/arkstate/pkg/format"
+	"github.com/arkstate/arkstate/pkg/store"
 	"github.com/arkstate/arkstate/pkg/txlog"
 )
 
@@ -116,6 +120,68 @@ func (j *journal) truncate(before uint64) error {
 	}
 	_, err := j.log.Truncate(before)
 	return err
+}
+
+// logInput appends the chunk data that source read at offset and returns
+// its LSN once the record is written (and durable, unless the log syncs
+// periodically). Input records belong to no epoch (0): they are what was
+// read, whichever epoch processes it.
+func (j *journal) logInput(source string, offset int64, data []byte) (uint64, error) {
+	pos, _ := json.Marshal(stdinPosition{Offset: offset})
+	return j.log.Append(&format.Record{Type: format.RecordInput, Source: source, Position: pos, Data: data})
+}
+
+// recoverInput returns the input pieces source logged from offset on,
+// starting with the input record lsn (0: the log's start), followed by a
+// cut at their end that it logs: this run's bytes begin there. Bytes
+// missing between two records, or records that overlap, are an error.
+func (j *journal) recoverInput(ctx context.Context, source string, offset int64, lsn uint64) ([]inputPiece, error) {
+	st, err := store.NewDir(j.opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	var pieces []inputPiece
+	next := offset
+	err = txlog.Replay(ctx, st, j.stream, lsn, 0, time.Time{}, func(rec *format.Record) error {
+		if rec.Type != format.RecordInput || rec.Source != source {
+			return nil
+		}
+		var p stdinPosition
+		if err := json.Unmarshal(rec.Position, &p); err != nil || p.Offset < 0 {
+			return fmt.Errorf("input record %d of %s: bad position %q", rec.LSN, source, rec.Position)
+		}
+		end := p.Offset + int64(len(rec.Data))
+		switch {
+		case len(rec.Data) == 0:
+			if p.Offset > offset {
+				if p.Offset != next {
+					return fmt.Errorf("input record %d of %s: a restart at offset %d, but the log holds the input only up to %d", rec.LSN, source, p.Offset, next)
+				}
+				pieces = append(pieces, inputPiece{offset: p.Offset, cut: true})
+			}
+		case end <= offset:
+		case p.Offset > next:
+			return fmt.Errorf("input record %d of %s: the log misses input bytes %d to %d", rec.LSN, source, next, p.Offset)
+		case p.Offset < next && next > offset:
+			return fmt.Errorf("input record %d of %s: bytes from %d overlap those logged before, which reach %d", rec.LSN, source, p.Offset, next)
+		default:
+			skip := next - p.Offset
+			pieces = append(pieces, inputPiece{offset: next, lsn: rec.LSN, data: bytes.Clone(rec.Data[skip:])})
+			next = end
+		}
+		return nil
+	})
+	if errors.Is(err, txlog.ErrStreamNotFound) && lsn == 0 {
+		err = nil // nothing logged yet
+	}
+	if err != nil {
+		return nil, fmt.Errorf("transaction log %s: recover the input read past offset %d: %w", j.stream, offset, err)
+	}
+	pos, _ := json.Marshal(stdinPosition{Offset: next})
+	if _, err := j.log.Append(&format.Record{Type: format.RecordInput, Source: source, Position: pos}); err != nil {
+		return nil, err
+	}
+	return append(pieces, inputPiece{offset: next, cut: true}), nil
 }
 
 func (j *journal) close() error {

@@ -310,6 +310,11 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 			}
 		}
 		r.journal = j
+		if in, ok := r.spec.Input.(unrepeatableInput); ok {
+			if err := r.recoverInput(ctx, in, pos); err != nil {
+				return fmt.Errorf("pipeline %s: %w", r.spec.ID, err)
+			}
+		}
 	}
 	if r.opts.OnStart != nil {
 		r.opts.OnStart(r.stats.RestoredFrom.Load())
@@ -736,6 +741,30 @@ func (t *task) run(ctx context.Context) error {
 		return t.runSource(ctx)
 	}
 	return t.runStage(ctx)
+}
+
+// recoverInput hands in what earlier runs logged of it past pos, and makes
+// it log what it reads from now on.
+func (r *Runner) recoverInput(ctx context.Context, in unrepeatableInput, pos json.RawMessage) error {
+	off, lsn, err := in.journalFrom(pos)
+	if err != nil {
+		return err
+	}
+	pieces, err := r.journal.recoverInput(ctx, SourceID, off, lsn)
+	if err != nil {
+		return err
+	}
+	var n int
+	for _, p := range pieces {
+		n += len(p.data)
+	}
+	if n > 0 {
+		r.log.Info("recovered input an earlier run had read past the checkpoint from the transaction log", "bytes", n, "from_offset", off)
+	}
+	in.setJournal(func(offset int64, data []byte) (uint64, error) {
+		return r.journal.logInput(SourceID, offset, data)
+	}, pieces)
+	return nil
 }
 
 // item is what the reader goroutine hands the source task.
