@@ -16,7 +16,7 @@ repo=$(pwd)
 # random-kill test, the zombie test and gc in a loop beside a live job.
 pkgs_pipeline=(./pkg/pipeline)
 run_checkpoint='TestLease|TestBuilder_CommitErrLeaseLost'
-run_cmd='TestRunCrashPoints|TestRunCrash_Local$|TestRunZombie$|TestRunGCLoop$'
+run_cmd='TestRunCrashPoints|TestRunCrash_Local$|TestRunCrash_Stdin$|TestRunZombie$|TestRunGCLoop$'
 
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
