@@ -403,26 +403,44 @@ func renderTxlogVerifyTable(w io.Writer, view txlogVerifyView) error {
 }
 
 type txlogReplayOptions struct {
-	store  storeFlags
-	out    outputFlag
-	stream string
-	from   uint64
-	to     uint64
-	until  string
+	store   storeFlags
+	out     outputFlag
+	stream  string
+	from    string // a checkpoint: ID or latest
+	fromLSN uint64
+	to      uint64
+	until   string
+	print   bool
+	write   bool
+	into    string
+	force   bool
 }
 
 func newTxlogReplayCmd() *cobra.Command {
 	var opts txlogReplayOptions
 	cmd := &cobra.Command{
-		Use:   "replay STORE --stream S",
-		Short: "Print a stream's records in LSN order, from an LSN up to an LSN or a time",
-		Long: `replay prints the records of one stream in LSN order. --from starts at an LSN
-(default: the oldest record in the store); --to stops after an LSN, or --until
-before the first record written after a time (RFC 3339, e.g.
-2025-03-14T15:09:26Z). With --output json it prints one JSON object per line.
-Byte fields (key, value, position, data) appear as text when they are valid
-UTF-8 and otherwise as <field>_base64. A torn tail ends the replay quietly;
-damage or an LSN gap stops it with exit code 1.`,
+		Use:   "replay STORE (--from ID|latest | --stream S [--from-lsn LSN]) [--to LSN | --until TIME] [--print] [--write-checkpoint --into DIR|STORE]",
+		Short: "Replay the log onto a checkpoint: print what it adds, or write the result as a checkpoint",
+		Long: `With --from ID|latest, replay applies the transaction log onto a checkpoint of
+STORE: the records logged after the checkpoint's log position for later
+epochs, without those a crashed writer logged for epochs its successor
+redid (docs/EXACTLY-ONCE.md). It prints them (--print, the default) and, with
+--write-checkpoint, restores the checkpoint into the store --into names
+(empty unless --force) plus one more checkpoint holding its state with the
+replayed changes applied; that checkpoint has no source positions and no
+pending transactions, since the bound may fall inside an epoch.
+
+With --stream S instead, it prints the stream's raw records from --from-lsn
+(default: the oldest record in the store).
+
+--to stops after an LSN, or --until before the first record written after a
+time (RFC 3339, e.g. 2025-03-14T15:09:26Z). With --output json it prints one
+JSON object per line. Byte fields (key, value, position, data) appear as text
+when they are valid UTF-8 and otherwise as <field>_base64. A torn tail ends
+the replay quietly; damage or an LSN gap stops it with exit code 1.`,
+		Example: `  arkstate txlog replay /var/lib/arkstate --from latest --output json
+  arkstate txlog replay /var/lib/arkstate --from 41 --until 2026-12-07T10:15:00Z --write-checkpoint --into /tmp/at-1015
+  arkstate txlog replay s3://bucket/job --stream wordcount --from-lsn 1200 --to 1300`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runTxlogReplay(cmd.Context(), cmd, &opts, args[0], cmd.OutOrStdout())
@@ -430,10 +448,15 @@ damage or an LSN gap stops it with exit code 1.`,
 	}
 	opts.store.addFlags(cmd)
 	opts.out.addFlag(cmd)
-	cmd.Flags().StringVar(&opts.stream, "stream", "", "the stream to replay (required)")
-	cmd.Flags().Uint64Var(&opts.from, "from", 0, "first LSN to print (default: the oldest record)")
-	cmd.Flags().Uint64Var(&opts.to, "to", 0, "last LSN to print (default: no bound)")
+	cmd.Flags().StringVar(&opts.from, "from", "", "the checkpoint to replay onto: ID or latest")
+	cmd.Flags().StringVar(&opts.stream, "stream", "", "without --from: the stream whose raw records to print")
+	cmd.Flags().Uint64Var(&opts.fromLSN, "from-lsn", 0, "with --stream: first LSN to print (default: the oldest record)")
+	cmd.Flags().Uint64Var(&opts.to, "to", 0, "last LSN to replay (default: no bound)")
 	cmd.Flags().StringVar(&opts.until, "until", "", "stop before the first record written after this time (RFC 3339)")
+	cmd.Flags().BoolVar(&opts.print, "print", false, "print the replayed records (the default without --write-checkpoint)")
+	cmd.Flags().BoolVar(&opts.write, "write-checkpoint", false, "with --from: write the checkpoint plus the replayed changes into the store --into names")
+	cmd.Flags().StringVar(&opts.into, "into", "", "with --write-checkpoint: the target store, a directory path, file:///path or s3://bucket/prefix")
+	cmd.Flags().BoolVar(&opts.force, "force", false, "with --write-checkpoint: write into a target that is not empty (it must be of the same job)")
 	return cmd
 }
 
@@ -441,11 +464,24 @@ func runTxlogReplay(ctx context.Context, cmd *cobra.Command, opts *txlogReplayOp
 	if err := opts.out.validate(); err != nil {
 		return err
 	}
-	if opts.stream == "" {
-		return usageErrorf("replay needs --stream")
+	switch {
+	case opts.from == "" && opts.stream == "":
+		return usageErrorf("replay needs --from ID|latest (a checkpoint to replay onto) or --stream S (raw records)")
+	case opts.from != "" && cmd.Flags().Changed("from-lsn"):
+		return usageErrorf("--from-lsn goes with --stream; --from replays from the checkpoint's own log position")
+	case opts.from == "" && (opts.write || opts.into != ""):
+		return usageErrorf("--write-checkpoint needs --from ID|latest: the checkpoint the log is replayed onto")
+	case opts.write && opts.into == "":
+		return usageErrorf("--write-checkpoint needs --into DIR|STORE: the store to write the checkpoint into")
+	case !opts.write && (opts.into != "" || opts.force):
+		return usageErrorf("--into and --force go with --write-checkpoint")
+	case opts.into != "" && restoreHasDotDot(opts.into):
+		return usageErrorf("--into %q has a \"..\" path element; name the target directory without \"..\"", opts.into)
 	}
-	if err := txlog.ValidateStream(opts.stream); err != nil {
-		return &usageError{err}
+	if opts.stream != "" {
+		if err := txlog.ValidateStream(opts.stream); err != nil {
+			return &usageError{err}
+		}
 	}
 	if cmd.Flags().Changed("to") && opts.until != "" {
 		return usageErrorf("--to and --until are mutually exclusive")
@@ -453,8 +489,8 @@ func runTxlogReplay(ctx context.Context, cmd *cobra.Command, opts *txlogReplayOp
 	if cmd.Flags().Changed("to") && opts.to == 0 {
 		return usageErrorf("--to must be an LSN of at least 1")
 	}
-	if opts.to != 0 && opts.from > opts.to {
-		return usageErrorf("--from %d is after --to %d", opts.from, opts.to)
+	if opts.to != 0 && opts.fromLSN > opts.to {
+		return usageErrorf("--from-lsn %d is after --to %d", opts.fromLSN, opts.to)
 	}
 	var until time.Time
 	if opts.until != "" {
@@ -463,6 +499,9 @@ func runTxlogReplay(ctx context.Context, cmd *cobra.Command, opts *txlogReplayOp
 			return usageErrorf("--until %q is not an RFC 3339 time such as 2025-03-14T15:09:26Z", opts.until)
 		}
 	}
+	if opts.from != "" {
+		return runTxlogReplayCheckpoint(ctx, cmd, opts, address, until, w)
+	}
 	s, err := opts.store.openStore(ctx, cmd, address)
 	if err != nil {
 		return err
@@ -470,10 +509,91 @@ func runTxlogReplay(ctx context.Context, cmd *cobra.Command, opts *txlogReplayOp
 	defer s.Close()
 
 	emit := txlogRecordWriter(w, opts.out.format)
-	err = txlog.Replay(ctx, s, opts.stream, opts.from, opts.to, until, func(r *format.Record) error {
+	err = txlog.Replay(ctx, s, opts.stream, opts.fromLSN, opts.to, until, func(r *format.Record) error {
 		return emit(r)
 	})
 	return txlogUsage(err)
+}
+
+// txlogReplayReport is the JSON and YAML of replay --write-checkpoint.
+type txlogReplayReport struct {
+	Base       uint64 `json:"base_checkpoint"`
+	Stream     string `json:"stream"`
+	FromLSN    uint64 `json:"from_lsn"`
+	ToLSN      uint64 `json:"to_lsn,omitempty"`
+	Until      string `json:"until,omitempty"`
+	Changes    int    `json:"changes"`
+	Checkpoint uint64 `json:"checkpoint"`
+	Target     string `json:"target"`
+}
+
+// runTxlogReplayCheckpoint is replay --from: the log onto a checkpoint.
+func runTxlogReplayCheckpoint(ctx context.Context, cmd *cobra.Command, opts *txlogReplayOptions, address string, until time.Time, w io.Writer) error {
+	repo, id, err := openCheckpoint(ctx, func(ctx context.Context) (*checkpoint.Repo, error) {
+		return opts.store.openRepo(ctx, cmd, address)
+	}, opts.from)
+	if err != nil {
+		return err
+	}
+	defer repo.Store().Close()
+	m, err := repo.Manifest(ctx, id)
+	if err != nil {
+		return err
+	}
+	if m.Txlog == nil {
+		return usageErrorf("checkpoint %d of %s records no transaction-log position (was state.txlog enabled when it was written?)", id, repo.Store().Location())
+	}
+	if opts.stream != "" && opts.stream != m.Txlog.Stream {
+		return usageErrorf("--stream %q: checkpoint %d's log is stream %q", opts.stream, id, m.Txlog.Stream)
+	}
+	if opts.print || !opts.write {
+		emit := txlogRecordWriter(w, opts.out.format)
+		err := txlog.AfterCheckpoint(ctx, repo.Store(), m.Txlog.Stream, id, m.Txlog.LSN, opts.to, until, func(r *format.Record) error {
+			return emit(r)
+		})
+		if err != nil {
+			return txlogUsage(err)
+		}
+	}
+	if !opts.write {
+		return nil
+	}
+	dst, err := opts.store.openTarget(ctx, cmd, opts.into)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	_, changes, ckpt, err := checkpoint.ReplayInto(ctx, repo, m, opts.to, until, dst, checkpoint.RestoreOptions{Force: opts.force})
+	if errors.Is(err, checkpoint.ErrTargetNotEmpty) || errors.Is(err, checkpoint.ErrSameStore) {
+		return &usageError{err}
+	}
+	if err != nil {
+		return txlogUsage(err)
+	}
+	rep := txlogReplayReport{Base: id, Stream: m.Txlog.Stream, FromLSN: m.Txlog.LSN + 1, ToLSN: opts.to, Changes: changes, Checkpoint: ckpt, Target: dst.Location()}
+	if !until.IsZero() {
+		rep.Until = until.UTC().Format(time.RFC3339Nano)
+	}
+	if opts.print {
+		// The records went to standard output; the report does not mix
+		// with them.
+		w = cmd.ErrOrStderr()
+	}
+	return opts.out.render(w, rep, func(t *tableWriter) {
+		t.row("base checkpoint", rep.Base)
+		t.row("stream", rep.Stream)
+		switch {
+		case rep.ToLSN != 0:
+			t.row("log", fmt.Sprintf("LSN %d to %d", rep.FromLSN, rep.ToLSN))
+		case rep.Until != "":
+			t.row("log", fmt.Sprintf("from LSN %d until %s", rep.FromLSN, rep.Until))
+		default:
+			t.row("log", fmt.Sprintf("from LSN %d to its end", rep.FromLSN))
+		}
+		t.row("changes applied", rep.Changes)
+		t.row("written checkpoint", rep.Checkpoint)
+		t.row("target", rep.Target)
+	})
 }
 
 // txlogRecordWriter returns a function that prints one record in the

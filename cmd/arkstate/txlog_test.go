@@ -276,16 +276,16 @@ func TestTxlogReplayCmd(t *testing.T) {
 		}
 	})
 	t.Run("OKRange", func(t *testing.T) {
-		recs, _, code := replay(t, dir, "--from", "10", "--to", "12")
+		recs, _, code := replay(t, dir, "--from-lsn", "10", "--to", "12")
 		if code != exitOK || len(recs) != 3 || recs[0]["lsn"] != 10.0 || recs[2]["lsn"] != 12.0 {
 			t.Fatalf("exit %d, %v", code, recs)
 		}
 		// Record LSN 21 is at base+20s: --until includes it and stops there.
-		recs, _, code = replay(t, dir, "--from", "20", "--until", "2025-03-14T15:09:46Z")
+		recs, _, code = replay(t, dir, "--from-lsn", "20", "--until", "2025-03-14T15:09:46Z")
 		if code != exitOK || len(recs) != 2 || recs[1]["lsn"] != 21.0 {
 			t.Fatalf("exit %d, %v", code, recs)
 		}
-		recs, _, code = replay(t, dir, "--from", "61")
+		recs, _, code = replay(t, dir, "--from-lsn", "61")
 		if code != exitOK || len(recs) != 0 {
 			t.Fatalf("replay from the next LSN: exit %d, %v", code, recs)
 		}
@@ -318,12 +318,18 @@ func TestTxlogReplayCmd(t *testing.T) {
 			{"txlog", "replay", dir},
 			{"txlog", "replay", dir, "--stream", "main", "--to", "5", "--until", "2025-03-14T15:09:46Z"},
 			{"txlog", "replay", dir, "--stream", "main", "--until", "yesterday"},
-			{"txlog", "replay", dir, "--stream", "main", "--from", "9", "--to", "5"},
+			{"txlog", "replay", dir, "--stream", "main", "--from-lsn", "9", "--to", "5"},
 			{"txlog", "replay", dir, "--stream", "main", "--to", "0"},
-			{"txlog", "replay", dir, "--stream", "main", "--from", "-1"},
+			{"txlog", "replay", dir, "--stream", "main", "--from-lsn", "-1"},
 			{"txlog", "replay", dir, "--stream", "main", "-o", "csv"},
 			{"txlog", "replay", dir, "--stream", "nope"},
-			{"txlog", "replay", dir, "--stream", "main", "--from", "1000"},
+			{"txlog", "replay", dir, "--stream", "main", "--from-lsn", "1000"},
+			{"txlog", "replay", dir, "--from", "latest", "--from-lsn", "3"},
+			{"txlog", "replay", dir, "--stream", "main", "--write-checkpoint", "--into", t.TempDir()},
+			{"txlog", "replay", dir, "--from", "latest", "--write-checkpoint"},
+			{"txlog", "replay", dir, "--from", "latest", "--into", t.TempDir()},
+			{"txlog", "replay", dir, "--from", "latest", "--write-checkpoint", "--into", "../x"},
+			{"txlog", "replay", dir, "--from", "nonsense"},
 		} {
 			if _, stderr, code := cliUnchanged(t, dir, nil, args...); code != exitUsage {
 				t.Errorf("%v: exit %d, want 2: %s", args, code, stderr)

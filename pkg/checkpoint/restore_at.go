@@ -51,25 +51,41 @@ func RestoreAt(ctx context.Context, src *Repo, at time.Time, dst store.Store, op
 	if err != nil {
 		return nil, nil, err
 	}
-	plan, err := Restore(ctx, src, base.CheckpointID, dst, opts)
-	if err != nil || opts.DryRun {
+	plan, changes, ckpt, err := ReplayInto(ctx, src, base, 0, at, dst, opts)
+	if err != nil {
 		return plan, pit, err
 	}
-	backends, changes, err := src.ReplayLog(ctx, base, at, nil)
-	if err != nil {
-		return plan, pit, fmt.Errorf("checkpoint: restore at %s: %w", at.Format(time.RFC3339Nano), err)
+	pit.Changes, pit.Checkpoint = changes, ckpt
+	return plan, pit, nil
+}
+
+// ReplayInto restores checkpoint base of src into dst (as Restore does)
+// and, if src's transaction log holds state changes after it up to LSN to
+// and time until (zero: no bound), writes one more checkpoint, base+1,
+// with them applied. It returns how many changes it applied and the
+// checkpoint of dst that holds the result: base, or base+1. That
+// checkpoint has no source positions and no pending transactions, since
+// a bound can fall inside an epoch. With opts.DryRun nothing is written
+// and nothing is replayed.
+func ReplayInto(ctx context.Context, src *Repo, base *format.Manifest, to uint64, until time.Time, dst store.Store, opts RestoreOptions) (plan *RestorePlan, changes int, ckpt uint64, err error) {
+	plan, err = Restore(ctx, src, base.CheckpointID, dst, opts)
+	if err != nil || opts.DryRun {
+		return plan, 0, base.CheckpointID, err
 	}
-	pit.Changes = changes
-	if pit.Changes == 0 {
-		return plan, pit, nil
+	backends, changes, err := src.ReplayLog(ctx, base, to, until, nil)
+	if err != nil {
+		return plan, 0, 0, fmt.Errorf("checkpoint: replay the log onto checkpoint %d: %w", base.CheckpointID, err)
+	}
+	if changes == 0 {
+		return plan, 0, base.CheckpointID, nil
 	}
 	target, err := OpenRepo(ctx, dst)
 	if err != nil {
-		return plan, pit, err
+		return plan, changes, 0, err
 	}
 	bld, err := target.NewCheckpoint(ctx, base.CheckpointID+1, base.CheckpointID, BuilderOptions{SpoolDir: opts.SpoolDir})
 	if err != nil {
-		return plan, pit, err
+		return plan, changes, 0, err
 	}
 	all := state.KeyGroupRange{Start: 0, End: base.KeyGroups - 1}
 	var snaps []*state.Snapshot
@@ -82,23 +98,22 @@ func RestoreAt(ctx context.Context, src *Repo, at time.Time, dst store.Store, op
 		snap := backends[o.ID].Snapshot(state.Full)
 		snaps = append(snaps, snap)
 		if err := bld.AddSnapshot(ctx, o.ID, all, snap); err != nil {
-			return plan, pit, err
+			return plan, changes, 0, err
 		}
 	}
 	if _, err := bld.Commit(ctx); err != nil {
-		return plan, pit, err
+		return plan, changes, 0, err
 	}
-	pit.Checkpoint = base.CheckpointID + 1
-	return plan, pit, nil
+	return plan, changes, base.CheckpointID + 1, nil
 }
 
 // ReplayLog restores every operator of checkpoint base into a backend that
 // owns every key group and applies to it the state changes base's
-// transaction log adds (txlog.AfterCheckpoint) up to time until (zero: no
-// bound) that keep accepts (nil: all). It returns the backends by operator
+// transaction log adds (txlog.AfterCheckpoint) up to LSN to and time until
+// (zero: no bound) that keep accepts (nil: all). It returns the backends by operator
 // id and how many changes it applied. A change of an operator base does not
 // have is an error.
-func (r *Repo) ReplayLog(ctx context.Context, base *format.Manifest, until time.Time, keep func(*format.Record) bool) (map[string]*state.Backend, int, error) {
+func (r *Repo) ReplayLog(ctx context.Context, base *format.Manifest, to uint64, until time.Time, keep func(*format.Record) bool) (map[string]*state.Backend, int, error) {
 	if base.Txlog == nil {
 		return nil, 0, fmt.Errorf("checkpoint %d records no transaction-log position", base.CheckpointID)
 	}
@@ -114,7 +129,7 @@ func (r *Repo) ReplayLog(ctx context.Context, base *format.Manifest, until time.
 		backends[o.ID] = be
 	}
 	changes := 0
-	err := txlog.AfterCheckpoint(ctx, r.store, base.Txlog.Stream, base.CheckpointID, base.Txlog.LSN, 0, until, func(rec *format.Record) error {
+	err := txlog.AfterCheckpoint(ctx, r.store, base.Txlog.Stream, base.CheckpointID, base.Txlog.LSN, to, until, func(rec *format.Record) error {
 		if rec.Type != format.RecordMutation || (keep != nil && !keep(rec)) {
 			return nil
 		}

@@ -82,7 +82,7 @@ func CheckTxlogReplay(tb testing.TB, repo *checkpoint.Repo) (withChanges int) {
 		if m.Txlog == nil {
 			tb.Fatalf("checkpoint %d records no transaction-log position", id)
 		}
-		backends, changes, err := repo.ReplayLog(ctx, m, time.Time{}, func(rec *format.Record) bool { return rec.Epoch <= last.CheckpointID })
+		backends, changes, err := repo.ReplayLog(ctx, m, 0, time.Time{}, func(rec *format.Record) bool { return rec.Epoch <= last.CheckpointID })
 		if err != nil {
 			tb.Fatalf("replay after checkpoint %d: %v", id, err)
 		}
