@@ -39,19 +39,20 @@ state:
 // once and never again, whatever happens to the reader, at about 1 MB/s so
 // that each 100 ms checkpoint interval carries about 100 KiB.
 type stdinFeed struct {
-	lines []string // every line written into some pipe, in order
-	rng   *rand.Rand
+	lines   []string     // every line written into some pipe, whole or in part, in order
+	partial map[int]bool // the lines of lines only partly written
+	rng     *rand.Rand
 }
 
 func newStdinFeed() *stdinFeed {
-	return &stdinFeed{rng: rand.New(rand.NewPCG(5, 9))}
+	return &stdinFeed{partial: map[int]bool{}, rng: rand.New(rand.NewPCG(5, 9))}
 }
 
 // feedPace is how often the feed writes one batch of at most
 // feedBatch bytes.
 const (
 	feedPace  = 2 * time.Millisecond
-	feedBatch = 2048 // below PIPE_BUF, so a write lands whole or not at all
+	feedBatch = 4096 // PIPE_BUF, so a write lands whole or not at all
 )
 
 // nextLine makes line i.
@@ -67,32 +68,53 @@ func (f *stdinFeed) nextLine(i int) string {
 
 // feed writes new lines into w until a write fails because the reader
 // died, or, with limit > 0, until limit lines were written (then it
-// closes w). Each write holds whole lines and lands whole or not at all, so
-// the feed knows exactly which lines entered the pipe.
+// closes w). Writes are of random sizes up to feedBatch, so they end
+// inside lines as often as not, and each lands whole or not at all: the
+// feed knows exactly which bytes entered the pipe. A line only partly
+// written when the reader died is recorded in partial; the next pipe
+// starts with the next line, as a producer that never resends would.
 func (f *stdinFeed) feed(w *os.File, limit int) {
 	defer w.Close()
 	tick := time.NewTicker(feedPace)
 	defer tick.Stop()
-	var pending []string
-	for written := 0; limit == 0 || written < limit; {
+	var line string // the line being written
+	done := 0       // how much of it was written
+	for written := 0; ; {
 		var batch strings.Builder
-		k := 0
-		for limit == 0 || written+k < limit {
-			if k == len(pending) {
-				pending = append(pending, f.nextLine(len(f.lines)+k))
+		size := 1 + f.rng.IntN(feedBatch)
+		// The lines the batch touches: the current one from done on, then
+		// new ones.
+		next, nextDone, complete := line, done, []string(nil)
+		for batch.Len() < size {
+			if next == "" || nextDone == len(next) {
+				if next != "" {
+					complete = append(complete, next)
+				}
+				if limit > 0 && written+len(complete) >= limit {
+					next = ""
+					break
+				}
+				next, nextDone = f.nextLine(len(f.lines)+len(complete)), 0
 			}
-			if batch.Len()+len(pending[k]) > feedBatch {
-				break
+			n := min(size-batch.Len(), len(next)-nextDone)
+			batch.WriteString(next[nextDone : nextDone+n])
+			nextDone += n
+		}
+		if batch.Len() > 0 {
+			if _, err := w.WriteString(batch.String()); err != nil {
+				if done > 0 {
+					f.partial[len(f.lines)] = true
+					f.lines = append(f.lines, line)
+				}
+				return
 			}
-			batch.WriteString(pending[k])
-			k++
 		}
-		if _, err := w.WriteString(batch.String()); err != nil {
-			return
+		f.lines = append(f.lines, complete...)
+		written += len(complete)
+		line, done = next, nextDone
+		if next == "" {
+			return // limit reached
 		}
-		f.lines = append(f.lines, pending[:k]...)
-		pending = append(pending[:0], pending[k:]...)
-		written += k
 		<-tick.C
 	}
 }
@@ -179,10 +201,11 @@ func stdinRun(t *testing.T, dir string, f *stdinFeed, pipeSize int, crashAt stri
 
 // Standard input with the transaction log, killed with SIGKILL at random
 // moments and at the commit protocol's crash points, by a feed that never
-// sends a line twice: no line is counted twice, and what a killed run
-// loses is only what it had not read or not yet logged — a suffix of its
-// pipe's lines, within the pipe's size plus one read (and a line cut by
-// the kill).
+// sends a line twice and writes pieces that end inside lines: no line is
+// counted twice, no line is glued to another across a restart, and what a
+// killed run loses is only what it had not read or not yet logged — a
+// suffix of its pipe's lines, within the pipe's size plus one read and the
+// lines those cut.
 func TestRunCrash_Stdin(t *testing.T) {
 	dir := t.TempDir()
 	writePipeline(t, dir, stdinCrashConfig)
@@ -193,7 +216,11 @@ func TestRunCrash_Stdin(t *testing.T) {
 		how        string
 	}
 	var runs []run
+	// The first two die in their first checkpoint, before it commits: the
+	// third run recovers from the same position as the second, across the
+	// restarts of both.
 	points := []string{
+		crashpoint.AfterPrepare + ":1", crashpoint.AfterSegments + ":1",
 		crashpoint.AfterPrepare + ":2", crashpoint.AfterSegments + ":2", crashpoint.AfterManifest + ":2",
 		crashpoint.RecoverAfterCommit + ":1", crashpoint.BetweenCommits + ":2", crashpoint.AfterCommit + ":2",
 		crashpoint.BetweenPruneDeletes + ":1",
@@ -205,7 +232,9 @@ func TestRunCrash_Stdin(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
 	for range crashKills(t) / 2 {
-		d := 150*time.Millisecond + time.Duration(rng.Int64N(int64(400*time.Millisecond)))
+		// From before the first checkpoint to a few intervals in, so that
+		// some recoveries reach back across an earlier restart.
+		d := 20*time.Millisecond + time.Duration(rng.Int64N(int64(500*time.Millisecond)))
 		first, end, killed := stdinRun(t, dir, f, pipeSize, "", d)
 		if !killed {
 			t.Fatal("a killed run was not killed")
@@ -230,12 +259,14 @@ func TestRunCrash_Stdin(t *testing.T) {
 		}
 	}
 	fed := make(map[string]bool, len(f.lines))
-	for _, l := range f.lines {
-		fed[strings.TrimSuffix(l, "\n")] = true
+	for i, l := range f.lines {
+		if !f.partial[i] {
+			fed[strings.TrimSuffix(l, "\n")] = true
+		}
 	}
 	for k := range counts {
 		if !fed[k] {
-			t.Fatalf("committed %q, which is no line fed (lines glued across a restart?)", k)
+			t.Fatalf("committed %q, which is no line fed whole (lines glued across a restart?)", k)
 		}
 	}
 	present := func(i int) bool { _, ok := counts[strings.TrimSuffix(f.lines[i], "\n")]; return ok }
@@ -259,8 +290,10 @@ func TestRunCrash_Stdin(t *testing.T) {
 		if r.how == "final" && n > 0 {
 			t.Fatalf("the final run lost %d bytes", n)
 		}
-		if bound := 2*pipeSize + maxLine; n > bound {
-			t.Fatalf("run %q lost %d bytes (%d lines), more than the pipe (%d) and one read (%d) and a line (%d)", r.how, n, r.end-lost, pipeSize, pipeSize, maxLine)
+		// The pipe's bytes, the read not yet logged, the line that read
+		// cut, and the line the feed was writing.
+		if bound := 2*pipeSize + 2*maxLine; n > bound {
+			t.Fatalf("run %q lost %d bytes (%d lines), more than the pipe (%d), one read (%d) and two lines (%d)", r.how, n, r.end-lost, pipeSize, pipeSize, 2*maxLine)
 		}
 		lostBytes += n
 		worst = max(worst, n)
