@@ -193,6 +193,7 @@ type batch struct {
 	ends  []int  // end offset in buf of each record
 	first uint64 // LSN of the first record
 	sync  bool   // a Sync call waits on it
+	seal  bool   // a Seal call waits on it
 	done  chan struct{}
 	err   error
 }
@@ -498,6 +499,25 @@ func (l *Log) Sync() error {
 	return b.err
 }
 
+// Seal returns once every record appended before it is durable in a
+// sealed segment: it closes the active segment, if it holds records, and
+// starts the next. A log whose store is elsewhere (S3) is sealed before
+// each checkpoint commits, so that Upload can copy every record the
+// checkpoint needs before anyone can see the checkpoint.
+func (l *Log) Seal() error {
+	l.mu.Lock()
+	if err := l.usableLocked(); err != nil {
+		l.mu.Unlock()
+		return err
+	}
+	b := l.cur
+	b.sync, b.seal = true, true
+	l.mu.Unlock()
+	l.signal()
+	<-b.done
+	return b.err
+}
+
 func (l *Log) usableLocked() error {
 	if l.closed {
 		return ErrClosed
@@ -587,6 +607,9 @@ func (l *Log) writeBatch(b *batch) error {
 	err := l.writeRecords(b)
 	if err == nil && (l.opts.Sync == SyncGroup || b.sync) {
 		err = l.syncLocked()
+	}
+	if err == nil && b.seal && l.frecs > 0 {
+		err = l.roll(l.written.Load() + 1)
 	}
 	if err != nil {
 		l.broken = fmt.Errorf("%w: stream %q: %w", ErrFailed, l.stream, err)
