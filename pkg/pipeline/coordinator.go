@@ -305,7 +305,7 @@ func (c *coordinator) write(ctx context.Context, id, parent uint64, acks []ack) 
 		for _, a := range acks {
 			prepared = append(prepared, a.pending...)
 		}
-		if err := j.endEpoch(id, sources, prepared); err != nil {
+		if err := j.endEpoch(ctx, id, sources, prepared); err != nil {
 			return nil, err
 		}
 		bld.SetTxlog(&format.TxlogPosition{Stream: j.stream, LSN: c.logFrom})
@@ -355,7 +355,7 @@ func (c *coordinator) truncateLog(ctx context.Context, j *journal, oldest uint64
 			}
 		}
 	}
-	if err := j.truncate(before); err != nil {
+	if err := j.truncate(ctx, before); err != nil {
 		c.r.log.Warn("truncating the transaction log failed", "err", err)
 	}
 }

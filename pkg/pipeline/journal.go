@@ -6,6 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/arkstate/arkstate/pkg/format"
@@ -17,9 +21,14 @@ import (
 // (docs/EXACTLY-ONCE.md, "The transaction log").
 type TxlogOptions struct {
 	// Dir is the directory the log is written in: segments are
-	// Dir/txlog/<stream>/<first LSN>.log. For a directory store it is the
-	// store's root, so the segments are the store's txlog/ objects.
+	// Dir/txlog/<stream>/<first LSN>.log. For a directory store it may be
+	// the store's root, so the segments are the store's txlog/ objects.
 	Dir string
+	// Store, when set, is the store the log is copied to: before each
+	// checkpoint commits, the active segment is sealed and every sealed
+	// segment the store lacks is copied, so the store's copy covers every
+	// checkpoint. Nil when Dir is the store's own directory.
+	Store store.Store
 	// Log configures durability and segment size.
 	Log txlog.Options
 	// Retention is the point-in-time window: segments written within it
@@ -45,12 +54,80 @@ type journal struct {
 	opts   TxlogOptions
 }
 
-func openJournal(stream string, opts TxlogOptions) (*journal, error) {
+func openJournal(ctx context.Context, stream string, opts TxlogOptions, log *slog.Logger) (*journal, error) {
+	if opts.Store == nil {
+		l, err := txlog.Open(opts.Dir, stream, opts.Log)
+		if err != nil {
+			return nil, err
+		}
+		return &journal{log: l, stream: stream, opts: opts}, nil
+	}
+	// The store's copy may be ahead of this directory: another machine
+	// wrote the stream since (a standby took over), or the directory is
+	// new. The log goes on after the store's last record; a local log
+	// that did not write the store's newest segment is set aside, since
+	// its LSNs would collide with those in the store.
+	last, inStore, err := txlog.LastLSN(ctx, opts.Store, stream)
+	if err != nil {
+		return nil, fmt.Errorf("transaction log %s in %s: %w", stream, opts.Store.Location(), err)
+	}
+	if inStore {
+		opts.Log.StartLSN = last + 1
+		agrees, err := localLogAgrees(ctx, opts.Dir, stream, opts.Store)
+		if err != nil {
+			return nil, err
+		}
+		if !agrees {
+			aside, err := setLocalLogAside(opts.Dir, stream)
+			if err != nil {
+				return nil, err
+			}
+			if aside != "" {
+				log.Warn("the local transaction log did not write the store's newest segment (another writer went on since); set it aside and continued after the store's copy",
+					"stream", stream, "set_aside", aside, "store_last_lsn", last)
+			}
+		}
+	}
 	l, err := txlog.Open(opts.Dir, stream, opts.Log)
 	if err != nil {
 		return nil, err
 	}
 	return &journal{log: l, stream: stream, opts: opts}, nil
+}
+
+// localLogAgrees reports whether the log in dir wrote the newest segment
+// of stream's copy in s: it holds a segment of that name and size.
+func localLogAgrees(ctx context.Context, dir, stream string, s store.Store) (bool, error) {
+	segs, err := txlog.Segments(ctx, s, stream)
+	if err != nil || len(segs) == 0 {
+		return false, err
+	}
+	newest := segs[len(segs)-1]
+	fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(newest.Name)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("transaction log %s: %w", stream, err)
+	}
+	return fi.Size() == newest.Size, nil
+}
+
+// setLocalLogAside moves stream's local log, if there is one, to
+// dir/txlog-set-aside/<stream>-<unix nanos> and returns where it went.
+func setLocalLogAside(dir, stream string) (string, error) {
+	from := filepath.Join(dir, "txlog", stream)
+	if _, err := os.Stat(from); errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	to := filepath.Join(dir, "txlog-set-aside", fmt.Sprintf("%s-%d", stream, time.Now().UnixNano()))
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return "", fmt.Errorf("transaction log %s: set the local log aside: %w", stream, err)
+	}
+	if err := os.Rename(from, to); err != nil {
+		return "", fmt.Errorf("transaction log %s: set the local log aside: %w", stream, err)
+	}
+	return to, nil
 }
 
 // beginEpoch appends EpochBegin for epoch and returns the LSN before it:
@@ -66,7 +143,7 @@ func (j *journal) beginEpoch(epoch uint64) (uint64, error) {
 // endEpoch appends checkpoint id's source positions, the transactions its
 // epoch pre-committed and EpochEnd, and waits until every record appended
 // so far is durable.
-func (j *journal) endEpoch(id uint64, sources []format.SourcePosition, prepared []format.PendingTxn) error {
+func (j *journal) endEpoch(ctx context.Context, id uint64, sources []format.SourcePosition, prepared []format.PendingTxn) error {
 	recs := make([]*format.Record, 0, len(sources)+len(prepared)+1)
 	for _, s := range sources {
 		recs = append(recs, &format.Record{Type: format.RecordPosition, Epoch: id, Source: s.Source, Position: bytes.Clone(s.Position)})
@@ -78,7 +155,22 @@ func (j *journal) endEpoch(id uint64, sources []format.SourcePosition, prepared 
 	if _, err := j.log.Submit(recs); err != nil {
 		return err
 	}
-	return j.log.Sync()
+	if j.opts.Store == nil {
+		return j.log.Sync()
+	}
+	return j.seal(ctx)
+}
+
+// seal seals the active segment and copies every sealed segment the store
+// lacks to it.
+func (j *journal) seal(ctx context.Context) error {
+	if err := j.log.Seal(); err != nil {
+		return err
+	}
+	if _, err := txlog.UploadStream(ctx, j.opts.Dir, j.stream, j.opts.Store); err != nil {
+		return fmt.Errorf("transaction log %s: copy to %s: %w", j.stream, j.opts.Store.Location(), err)
+	}
+	return nil
 }
 
 // committed appends TxnCommit for txns, without waiting: a commit that
@@ -102,7 +194,7 @@ func txnRecord(t format.RecordType, p format.PendingTxn) *format.Record {
 
 // truncate deletes the segments behind the oldest retained checkpoint's
 // position (before) that are also older than the retention window.
-func (j *journal) truncate(before uint64) error {
+func (j *journal) truncate(ctx context.Context, before uint64) error {
 	if j.opts.Retention > 0 {
 		// Segments are named by their first LSN; one written within the
 		// window is kept with everything after it.
@@ -118,8 +210,15 @@ func (j *journal) truncate(before uint64) error {
 			}
 		}
 	}
-	_, err := j.log.Truncate(before)
-	return err
+	if _, err := j.log.Truncate(before); err != nil {
+		return err
+	}
+	if j.opts.Store != nil {
+		if _, err := txlog.TruncateStore(ctx, j.opts.Store, j.stream, before); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // logInput appends the chunk data that source read at offset and returns
@@ -184,9 +283,15 @@ func (j *journal) recoverInput(ctx context.Context, source string, offset int64,
 	return append(pieces, inputPiece{offset: next, cut: true}), nil
 }
 
-func (j *journal) close() error {
+// close closes the log. With a store to copy to, it seals and copies the
+// log first, so that a finished job's copy holds its last commits.
+func (j *journal) close(ctx context.Context) error {
+	var serr error
+	if j.opts.Store != nil {
+		serr = j.seal(ctx)
+	}
 	if err := j.log.Close(); err != nil {
 		return fmt.Errorf("transaction log %s: %w", j.stream, err)
 	}
-	return nil
+	return serr
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -28,9 +29,9 @@ type Manager struct {
 	log   *slog.Logger
 }
 
-// ErrTxlogBackend refuses a transaction log on a backend it is not written
-// for yet (s3, hybrid, memory): accepting it would keep no log.
-var ErrTxlogBackend = errors.New("the transaction log is kept for backend_type local only so far")
+// ErrTxlogBackend refuses a transaction log that could keep nothing: on
+// the memory backend, or on s3 or hybrid without state.txlog.dir.
+var ErrTxlogBackend = errors.New("the transaction log needs a store that outlives the process and, for s3 and hybrid, state.txlog.dir")
 
 // NewManager opens the store for jobID. With state disabled it returns a
 // manager without a store: pipelines then run without checkpoints.
@@ -42,7 +43,8 @@ func NewManager(ctx context.Context, cfg config.EnhancedStateConfig, jobID strin
 	if !cfg.Enabled {
 		return m, nil
 	}
-	if cfg.Txlog.Enabled && cfg.BackendType != config.StateBackendLocal {
+	if cfg.Txlog.Enabled && (cfg.BackendType == config.StateBackendMemory ||
+		cfg.BackendType != config.StateBackendLocal && cfg.Txlog.Dir == "") {
 		return nil, fmt.Errorf("state.txlog.enabled with backend_type %s: %w", cfg.BackendType, ErrTxlogBackend)
 	}
 	s, err := openBackend(ctx, cfg, jobID, log)
@@ -132,14 +134,18 @@ func (m *Manager) Options(owner string) Options {
 	}
 	if x := m.cfg.Txlog; x.Enabled {
 		opts.Txlog = &TxlogOptions{
-			// A local store's root: the segments are its txlog/ objects.
-			Dir: m.cfg.Path,
+			Dir:   x.Dir,
+			Store: m.store,
 			Log: txlog.Options{
 				Sync:        syncPolicies[x.Durability],
 				Interval:    time.Duration(x.SyncIntervalMS) * time.Millisecond,
 				SegmentSize: x.SegmentBytes,
 			},
 			Retention: time.Duration(x.RetentionMS) * time.Millisecond,
+		}
+		if m.cfg.BackendType == config.StateBackendLocal && (x.Dir == "" || sameDir(x.Dir, m.cfg.Path)) {
+			// A local store's root: the segments are its txlog/ objects.
+			opts.Txlog.Dir, opts.Txlog.Store = m.cfg.Path, nil
 		}
 	}
 	return opts
@@ -195,4 +201,12 @@ func warnIgnoredPerformance(p config.PerformanceConfig, log *slog.Logger) {
 	if p.CacheSizeBytes != d.CacheSizeBytes {
 		log.Warn("state.performance.cache_size_bytes has no effect; restores read segments straight from the store")
 	}
+}
+
+// sameDir reports whether a and b name the same directory, as far as their
+// absolute, cleaned paths tell.
+func sameDir(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && aa == bb
 }

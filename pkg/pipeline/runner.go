@@ -288,12 +288,12 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	if r.opts.Txlog != nil {
 		// Opened under the lease, so one writer appends; a torn tail a
 		// crash left is cut and reported.
-		j, jerr := openJournal(r.spec.ID, *r.opts.Txlog)
+		j, jerr := openJournal(ctx, r.spec.ID, *r.opts.Txlog, r.log)
 		if jerr != nil {
 			return fmt.Errorf("pipeline %s: %w", r.spec.ID, jerr)
 		}
 		defer func() {
-			if cerr := j.close(); cerr != nil && err == nil {
+			if cerr := j.close(context.WithoutCancel(ctx)); cerr != nil && err == nil {
 				err = cerr
 			}
 		}()

@@ -86,7 +86,7 @@ func (neverNewline) Read(p []byte) (int, error) {
 // recovers what earlier runs logged past pos, then reads r.
 func stdinRun(t *testing.T, dir string, pos json.RawMessage, r io.Reader) (*StdinInput, *journal) {
 	t.Helper()
-	j, err := openJournal("s", TxlogOptions{Dir: dir})
+	j, err := openJournal(context.Background(), "s", TxlogOptions{Dir: dir}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestStdinInput_RecoverFromLog(t *testing.T) {
 	if !slices.Equal(got, []string{"l1"}) || !slices.Equal(rest, []string{"l2", "l3 begun"}) {
 		t.Fatalf("run 1 read %q then %q", got, rest)
 	}
-	j.close()
+	j.close(context.Background())
 
 	// Run 2 restarts from the checkpoint after l1: l2 comes from the log,
 	// the partial "l3 begun" is dropped, and its own pipe follows.
@@ -129,7 +129,7 @@ func TestStdinInput_RecoverFromLog(t *testing.T) {
 	if !slices.Equal(got, []string{"l2", "n1"}) {
 		t.Fatalf("run 2 read %q, want l2 from the log, then n1", got)
 	}
-	j.close()
+	j.close(context.Background())
 
 	// Run 3 restarts from the same checkpoint: the same records, the cuts
 	// of both restarts, then its own pipe.
@@ -138,12 +138,12 @@ func TestStdinInput_RecoverFromLog(t *testing.T) {
 	if !slices.Equal(got, []string{"l2", "n1", "x1"}) {
 		t.Fatalf("run 3 read %q, want l2 n1 x1", got)
 	}
-	j.close()
+	j.close(context.Background())
 
 	// Run 4 starts after everything: nothing to recover.
 	in, j = stdinRun(t, dir, pos3, strings.NewReader("y1\n"))
 	got, _ = nextLines(t, in, 0)
-	j.close()
+	j.close(context.Background())
 	if !slices.Equal(got, []string{"y1"}) {
 		t.Fatalf("run 4 read %q, want y1 only", got)
 	}

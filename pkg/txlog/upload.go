@@ -51,9 +51,22 @@ func Upload(ctx context.Context, dir string, store store.Store) (*UploadResult, 
 	return res, nil
 }
 
+// UploadStream is Upload for one stream.
+func UploadStream(ctx context.Context, dir, stream string, store store.Store) (*UploadResult, error) {
+	if err := ValidateStream(stream); err != nil {
+		return nil, err
+	}
+	res := &UploadResult{}
+	err := uploadStream(ctx, dir, stream, store, res)
+	return res, err
+}
+
 func uploadStream(ctx context.Context, dir, stream string, store store.Store, res *UploadResult) error {
 	sdir := filepath.Join(dir, "txlog", stream)
 	ents, err := os.ReadDir(sdir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("txlog: upload stream %q: %w", stream, err)
 	}

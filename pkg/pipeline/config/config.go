@@ -449,6 +449,12 @@ type TxlogConfig struct {
 	// least this long behind the newest record, and always from the
 	// oldest retained checkpoint on (default 0: that checkpoint only).
 	RetentionMS int64 `yaml:"retention_ms" env:"ARKFLOW_STATE_TXLOG_RETENTION_MS"`
+	// Dir is the directory the log is written in; relative to the
+	// configuration file's directory. Its sealed segments are copied to
+	// the store under txlog/<stream>/ before each checkpoint commits.
+	// Default for local: the store's own directory (path), where the
+	// segments are the store's objects; required for s3 and hybrid.
+	Dir string `yaml:"dir" env:"ARKFLOW_STATE_TXLOG_DIR"`
 }
 
 // S3StateBackendConfig is where the s3 and hybrid backends put checkpoints.

@@ -112,6 +112,7 @@ func (c *Config) resolvePaths() {
 		}
 	}
 	resolve(&c.State.Path)
+	resolve(&c.State.Txlog.Dir)
 }
 
 // yamlError is what the goccy parser's errors implement.
@@ -914,6 +915,7 @@ func (d *decoder) decodeState(n ast.Node, path string, s *EnhancedStateConfig) {
 				{"sync_interval_ms", setInt(d, &x.SyncIntervalMS, "at least 1")},
 				{"segment_bytes", setInt(d, &x.SegmentBytes, fmt.Sprintf("between %d and %d", MinTxlogSegmentBytes, MaxTxlogSegmentBytes))},
 				{"retention_ms", setInt(d, &x.RetentionMS, "at least 0")},
+				{"dir", d.setString(&x.Dir)},
 			})
 		}},
 	})

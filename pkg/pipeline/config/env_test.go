@@ -49,6 +49,7 @@ func TestApplyEnv(t *testing.T) {
 			"ARKFLOW_STATE_TXLOG_SYNC_INTERVAL_MS=250",
 			"ARKFLOW_STATE_TXLOG_SEGMENT_BYTES=1048576",
 			"ARKFLOW_STATE_TXLOG_RETENTION_MS=3600000",
+			"ARKFLOW_STATE_TXLOG_DIR=/var/spool/arkstate-txlog",
 		}
 		if len(env) != len(EnvVars()) {
 			t.Fatalf("test sets %d variables, EnvVars lists %d: cover the new ones", len(env), len(EnvVars()))
@@ -63,7 +64,7 @@ func TestApplyEnv(t *testing.T) {
 			S3Config: &S3StateBackendConfig{Bucket: "bkt", Prefix: "pre/fix", S3Connection: S3Connection{Region: "eu-central-1",
 				Endpoint: "localhost:9000", PathStyle: true, UseSSL: &no, AccessKeyID: "AKID", SecretAccessKey: "SECRET"}},
 			Performance: PerformanceConfig{BatchSizeBytes: 1024, CompressionLevel: 7, MaxConcurrentUploads: 12},
-			Txlog:       TxlogConfig{Enabled: true, Durability: DurabilityPeriodic, SyncIntervalMS: 250, SegmentBytes: 1 << 20, RetentionMS: 3600000},
+			Txlog:       TxlogConfig{Enabled: true, Durability: DurabilityPeriodic, SyncIntervalMS: 250, SegmentBytes: 1 << 20, RetentionMS: 3600000, Dir: "/var/spool/arkstate-txlog"},
 		}
 		got := c.State
 		if *got.S3Config.UseSSL != *want.S3Config.UseSSL || *got.S3Config != (S3StateBackendConfig{

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -18,8 +19,9 @@ import (
 //
 //   - with state.enabled, backend local needs state.path, s3 needs
 //     state.s3_config.bucket, and hybrid needs both;
-//   - state.exactly_once and state.txlog.enabled need state.enabled, and
-//     state.txlog.enabled needs backend_type local (for now);
+//   - state.exactly_once and state.txlog.enabled need state.enabled;
+//     state.txlog.enabled needs a backend other than memory, and with s3
+//     or hybrid state.txlog.dir (for hybrid outside state.path);
 //   - an endpoint with a scheme must agree with an explicit use_ssl
 //     (state.s3_config and every s3 output);
 //   - every stream's thread_num is at most state.key_groups;
@@ -389,8 +391,18 @@ func (k *checker) checkState(path string, s *EnhancedStateConfig, crossField boo
 	if !s.Enabled || !backendOK {
 		return
 	}
-	if s.Txlog.Enabled && s.BackendType != StateBackendLocal {
-		k.fail(path+".txlog.enabled", ErrBadValue, "needs backend_type local: the log is not kept for %s yet", s.BackendType)
+	if s.Txlog.Enabled {
+		switch s.BackendType {
+		case StateBackendMemory:
+			k.fail(path+".txlog.enabled", ErrBadValue, "needs a backend that outlives the process (local, s3 or hybrid), not %s", s.BackendType)
+		case StateBackendS3, StateBackendHybrid:
+			if strings.TrimSpace(s.Txlog.Dir) == "" {
+				k.fail(path+".txlog.dir", ErrRequired, "required when backend_type is %q: the local directory the log is written in before its sealed segments are copied to the store", s.BackendType)
+			}
+		}
+		if s.BackendType == StateBackendHybrid && s.Txlog.Dir != "" && s.Path != "" && within(s.Txlog.Dir, s.Path) {
+			k.fail(path+".txlog.dir", ErrBadValue, "%q is inside path %q, the hybrid store's own directory; give the log a directory of its own", s.Txlog.Dir, s.Path)
+		}
 	}
 	if s.BackendType == StateBackendLocal || s.BackendType == StateBackendHybrid {
 		if strings.TrimSpace(s.Path) == "" {
@@ -402,4 +414,10 @@ func (k *checker) checkState(path string, s *EnhancedStateConfig, crossField boo
 			k.fail(path+".s3_config.bucket", ErrRequired, "required when backend_type is %q", s.BackendType)
 		}
 	}
+}
+
+// within reports whether dir is root or lies under it.
+func within(dir, root string) bool {
+	rel, err := filepath.Rel(filepath.Clean(root), filepath.Clean(dir))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
