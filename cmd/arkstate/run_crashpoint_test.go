@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -45,6 +46,9 @@ state:
 %s`
 
 // crashRun is one arkstate run of a crash-matrix case.
+// crashRunLimit bounds one run of a crashRun.
+const crashRunLimit = 2 * time.Minute
+
 type crashRun struct {
 	t   *testing.T
 	dir string
@@ -55,11 +59,21 @@ type crashRun struct {
 // whether the process died of SIGKILL; any other failure fails the test.
 func (c crashRun) run(crashAt string) (killed bool) {
 	c.t.Helper()
+	// A run that hangs (a checkpoint failing for good) fails the test
+	// with its goroutines' stacks instead of stalling the suite.
 	cmd := exec.Command(arkstateBinary(c.t), "run", "-c", filepath.Join(c.dir, "pipeline.yaml"), "--log-level", "warn", "-q")
 	cmd.Env = append(append(os.Environ(), c.env...), crashpoint.Env+"="+crashAt)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	hung := time.AfterFunc(crashRunLimit, func() { cmd.Process.Signal(syscall.SIGQUIT) })
+	err := cmd.Wait()
+	if !hung.Stop() {
+		out := stderr.String()
+		c.t.Fatalf("run with %s=%q did not end in %v; the end of its stderr:\n%s", crashpoint.Env, crashAt, crashRunLimit, out[max(0, len(out)-16<<10):])
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
 		return true
