@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/arkstate/arkstate/internal/crashpoint"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
@@ -93,6 +95,27 @@ func TestRunTxlog_Remote(t *testing.T) {
 				if got := checkpointtest.OperatorEntries(t, rrepo, written, o.ID); !slices.Equal(got, want) {
 					t.Fatalf("operator %s: checkpoint %s plus the store's log holds %d entries, the newest checkpoint %d", o.ID, oldest, len(got), len(want))
 				}
+			}
+
+			// restore --at works from the store: a moment before its range is
+			// refused with the range, and the middle of it is restored.
+			_, stderr, code := cliRun(t, "", append(cmd("checkpoint", "restore"), "--at", "2000-01-01T00:00:00Z", "--to", filepath.Join(t.TempDir(), "x"))...)
+			m := regexp.MustCompile(`can restore from (\S+) \(checkpoint \d+\) to (\S+) `).FindStringSubmatch(stderr)
+			if code != exitUsage || m == nil {
+				t.Fatalf("restore --at before the log: exit %d\n%s", code, stderr)
+			}
+			from, err1 := time.Parse(time.RFC3339Nano, m[1])
+			to, err2 := time.Parse(time.RFC3339Nano, m[2])
+			if err1 != nil || err2 != nil || !to.After(from) {
+				t.Fatalf("range %q to %q: %v %v", m[1], m[2], err1, err2)
+			}
+			at := filepath.Join(t.TempDir(), "at")
+			mid := from.Add(to.Sub(from) / 2).Format(time.RFC3339Nano)
+			if _, stderr, code := cliRun(t, "", append(cmd("checkpoint", "restore"), "--at", mid, "--to", at)...); code != exitOK {
+				t.Fatalf("restore --at %s from the store: exit %d\n%s", mid, code, stderr)
+			}
+			if stdout, stderr, code := cliRun(t, "", "checkpoint", "verify", at, "--all"); code != exitOK {
+				t.Fatalf("verify of the store restored --at: exit %d\n%s%s", code, stdout, stderr)
 			}
 
 			// Machine A comes back: its log did not write the store's newest
