@@ -221,7 +221,7 @@ func TestRunCrash_Stdin(t *testing.T) {
 	// restarts of both.
 	points := []string{
 		crashpoint.AfterPrepare + ":1", crashpoint.AfterSegments + ":1",
-		crashpoint.AfterPrepare + ":2", crashpoint.AfterSegments + ":2", crashpoint.AfterManifest + ":2",
+		crashpoint.AfterPrepare + ":2", crashpoint.AfterSegments + ":2", crashpoint.AfterLog + ":2", crashpoint.AfterManifest + ":2",
 		crashpoint.RecoverAfterCommit + ":1", crashpoint.BetweenCommits + ":2", crashpoint.AfterCommit + ":2",
 		crashpoint.BetweenPruneDeletes + ":1",
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +40,7 @@ func TestRunCrashPoints_Txlog(t *testing.T) {
 	}{
 		{point: crashpoint.AfterPrepare, at: 3},
 		{point: crashpoint.AfterSegments, at: 3},
+		{point: crashpoint.AfterLog, at: 3},
 		{point: crashpoint.AfterManifest, at: 3},
 		{point: crashpoint.BetweenCommits, at: 3},
 		{point: crashpoint.AfterCommit, at: 3},
@@ -137,5 +140,56 @@ func TestTxlogPending(t *testing.T) {
 	}
 	if v := pending(); len(v.Pending) != 0 {
 		t.Fatalf("after recovery still pending: %+v", v.Pending)
+	}
+}
+
+// A crash after an epoch's output was prepared and before its checkpoint
+// was written: the restart's recovery aborts that output, and the log says
+// so with a txn-abort for each transaction the crash left prepared.
+func TestTxlogAbortAfterRecovery(t *testing.T) {
+	dir := t.TempDir()
+	writePipeline(t, dir, fmt.Sprintf(crashpointConfig, "{type: file, path: out/}", "local", "  txlog: {enabled: true}\n"))
+	c := crashRun{t: t, dir: dir}
+	c.mustCrash(crashpoint.AfterLog + ":3")
+	storeDir := filepath.Join(dir, "state")
+	records := func() []txlogRecordView {
+		t.Helper()
+		stdout, stderr, code := cliUnchanged(t, storeDir, nil, "txlog", "replay", storeDir, "--stream", "wordcount", "-o", "json")
+		if code != exitOK {
+			t.Fatalf("txlog replay: exit %d\n%s", code, stderr)
+		}
+		var recs []txlogRecordView
+		for line := range strings.Lines(stdout) {
+			var r txlogRecordView
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, r)
+		}
+		return recs
+	}
+	prepared := map[string]bool{}
+	for _, r := range records() {
+		if r.Type == "txn-prepare" && r.Epoch == 3 {
+			prepared[r.TxnID] = true
+		}
+	}
+	if len(prepared) == 0 {
+		t.Fatal("the crash after checkpoint 3's log records left no txn-prepare of epoch 3 in the log")
+	}
+	if c.run("") {
+		t.Fatal("the recovery run was killed")
+	}
+	aborted := map[string]bool{}
+	for _, r := range records() {
+		if r.Type == "txn-abort" {
+			if !prepared[r.TxnID] || r.Epoch != 3 {
+				t.Fatalf("txn-abort %+v: not a transaction the crash left prepared", r)
+			}
+			aborted[r.TxnID] = true
+		}
+	}
+	if !maps.Equal(aborted, prepared) {
+		t.Fatalf("the log aborts %v; the crash left %v prepared", slices.Sorted(maps.Keys(aborted)), slices.Sorted(maps.Keys(prepared)))
 	}
 }

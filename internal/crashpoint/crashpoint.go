@@ -28,6 +28,10 @@ const (
 	AfterPrepare = "checkpoint-after-prepare"
 	// AfterSegments: every segment is stored; the manifest is not.
 	AfterSegments = "checkpoint-after-segments"
+	// AfterLog: the transaction log holds the epoch's end (positions,
+	// prepared transactions) durably; the manifest is not written. Passed
+	// only with state.txlog on.
+	AfterLog = "checkpoint-after-log"
 	// AfterManifest: the checkpoint is complete; no output is committed.
 	AfterManifest = "checkpoint-after-manifest"
 	// BetweenCommits: one output transaction is committed, others of the
@@ -45,7 +49,7 @@ const (
 )
 
 // Points lists every named point.
-var Points = []string{AfterPrepare, AfterSegments, AfterManifest, BetweenCommits, AfterCommit,
+var Points = []string{AfterPrepare, AfterSegments, AfterLog, AfterManifest, BetweenCommits, AfterCommit,
 	RecoverAfterCommit, BetweenPruneDeletes, BetweenGCDeletes}
 
 var (

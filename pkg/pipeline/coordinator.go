@@ -309,6 +309,7 @@ func (c *coordinator) write(ctx context.Context, id, parent uint64, acks []ack) 
 			return nil, err
 		}
 		bld.SetTxlog(&format.TxlogPosition{Stream: j.stream, LSN: c.logFrom})
+		crashpoint.Hit(crashpoint.AfterLog)
 	}
 	m, err := bld.Commit(ctx)
 	if err != nil {

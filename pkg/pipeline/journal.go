@@ -188,6 +188,52 @@ func (j *journal) committed(txns []format.PendingTxn) error {
 	return err
 }
 
+// aborted appends TxnAbort for each transaction the log shows prepared
+// after position from (the restored checkpoint's, 0 without one) for an
+// epoch later than checkpoint, and neither committed nor aborted since:
+// recovery has just aborted them, as no checkpoint lists them.
+func (j *journal) aborted(ctx context.Context, checkpoint, from uint64) error {
+	st, err := store.NewDir(j.opts.Dir)
+	if err != nil {
+		return err
+	}
+	type key struct{ output, txn string }
+	open := map[key]*format.Record{}
+	var order []key
+	err = txlog.Replay(ctx, st, j.stream, from+1, 0, time.Time{}, func(rec *format.Record) error {
+		k := key{rec.Output, rec.TxnID}
+		switch {
+		case rec.Type == format.RecordTxnPrepare && rec.Epoch > checkpoint:
+			if _, ok := open[k]; !ok {
+				order = append(order, k)
+			}
+			open[k] = rec.Clone()
+		case rec.Type == format.RecordTxnCommit || rec.Type == format.RecordTxnAbort:
+			delete(open, k)
+		}
+		return nil
+	})
+	if errors.Is(err, txlog.ErrStreamNotFound) || errors.Is(err, txlog.ErrLSNNotFound) {
+		// Nothing logged yet, or the log starts after the position (it
+		// was truncated or moved aside): nothing is known to abort.
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("transaction log %s: find what recovery aborted: %w", j.stream, err)
+	}
+	var recs []*format.Record
+	for _, k := range order {
+		if p, ok := open[k]; ok {
+			recs = append(recs, &format.Record{Type: format.RecordTxnAbort, Epoch: p.Epoch, Output: p.Output, TxnID: p.TxnID, Data: p.Data})
+		}
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	_, err = j.log.Submit(recs)
+	return err
+}
+
 func txnRecord(t format.RecordType, p format.PendingTxn) *format.Record {
 	return &format.Record{Type: t, Epoch: p.Epoch, Output: p.Output, TxnID: p.TxnID, Data: bytes.Clone(p.Data)}
 }

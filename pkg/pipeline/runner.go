@@ -303,11 +303,20 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		if _, jerr := j.beginEpoch(r.coord.next); jerr != nil {
 			return fmt.Errorf("pipeline %s: %w", r.spec.ID, jerr)
 		}
+		var restored, from uint64
 		if m := r.coord.parent.Load(); m != nil {
 			// Recovery committed what the restored checkpoint lists.
 			if jerr := j.committed(m.Pending); jerr != nil {
 				return fmt.Errorf("pipeline %s: %w", r.spec.ID, jerr)
 			}
+			restored = m.CheckpointID
+			if m.Txlog != nil && m.Txlog.Stream == r.spec.ID {
+				from = m.Txlog.LSN
+			}
+		}
+		// ... and aborted what the log shows prepared for later epochs.
+		if jerr := j.aborted(ctx, restored, from); jerr != nil {
+			return fmt.Errorf("pipeline %s: %w", r.spec.ID, jerr)
 		}
 		r.journal = j
 		if in, ok := r.spec.Input.(unrepeatableInput); ok {
