@@ -288,19 +288,111 @@ func checkRecordName(field, s string) error {
 // was, a record that breaks the rules on Record (ErrMalformed) or whose body
 // would exceed MaxRecordSize or whose names exceed MaxIDLen (ErrTooLarge).
 func AppendRecord(dst []byte, r *Record) ([]byte, error) {
-	if err := r.check(); err != nil {
-		return dst, fmt.Errorf("format: append %s record lsn %d: %w", r.Type, r.LSN, err)
-	}
-	// Refuse before copying megabytes that would be thrown away.
-	if payload := len(r.Key) + len(r.Value) + len(r.Position) + len(r.Data); payload > MaxRecordSize {
-		return dst, fmt.Errorf("format: append %s record lsn %d: payload %d bytes, limit %d: %w",
-			r.Type, r.LSN, payload, MaxRecordSize, ErrTooLarge)
+	if err := r.checkSize(); err != nil {
+		return dst, err
 	}
 	start := len(dst)
-	dst = append(dst, make([]byte, RecordHeaderSize)...)
+	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0) // the frame, filled below
 	dst = append(dst, byte(r.Type))
 	dst = binary.AppendUvarint(dst, r.LSN)
 	dst = binary.AppendVarint(dst, r.Time)
+	dst = appendRecordTail(dst, r)
+	body := dst[start+RecordHeaderSize:]
+	if len(body) > MaxRecordSize {
+		return dst[:start], fmt.Errorf("format: append %s record lsn %d: body %d bytes, limit %d: %w",
+			r.Type, r.LSN, len(body), MaxRecordSize, ErrTooLarge)
+	}
+	binary.LittleEndian.PutUint32(dst[start:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(dst[start+4:], crc32.Checksum(body, recordCRCTable))
+	return dst, nil
+}
+
+// maxRecordTail bounds what AppendRecordTail appends, so that any LSN and
+// time frame it within MaxRecordSize.
+const maxRecordTail = MaxRecordSize - 1 - 2*binary.MaxVarintLen64
+
+// AppendRecordTail appends the part of r's encoding after its LSN and
+// time: the epoch and the type-specific fields. AppendFramedRecord frames
+// it with an LSN and a time into exactly what AppendRecord encodes. It is
+// for a writer that encodes records before they get their LSN (pkg/txlog,
+// Log.SubmitTails), outside the lock that hands LSNs out. It refuses what
+// AppendRecord refuses, and a tail over MaxRecordSize - 21 bytes.
+func AppendRecordTail(dst []byte, r *Record) ([]byte, error) {
+	if err := r.checkSize(); err != nil {
+		return dst, err
+	}
+	start := len(dst)
+	dst = appendRecordTail(dst, r)
+	if n := len(dst) - start; n > maxRecordTail {
+		return dst[:start], fmt.Errorf("format: append %s record tail: %d bytes, limit %d: %w", r.Type, n, maxRecordTail, ErrTooLarge)
+	}
+	return dst, nil
+}
+
+// CheckRecordName reports whether s may be an operator, state, source or
+// output name in a record (the manifest's identifier rule), as
+// AppendRecord checks it. A writer that checks a name once may then use
+// AppendMutationTail, which does not check it again.
+func CheckRecordName(field, s string) error {
+	return checkRecordName(field, s)
+}
+
+// AppendMutationTail is AppendRecordTail for a mutation record, for the
+// hot path of a writer that logs every state change: it checks the sizes
+// but not the operator and state names, which the caller must have
+// checked with CheckRecordName. A delete ignores value and expiresAt.
+func AppendMutationTail(dst []byte, epoch uint64, operator, state string, keyGroup uint32, key, value []byte, expiresAt int64, del bool) ([]byte, error) {
+	if del {
+		value, expiresAt = nil, 0
+	}
+	if n := len(operator) + len(state) + len(key) + len(value) + 5*binary.MaxVarintLen64 + 1; n > maxRecordTail {
+		return dst, fmt.Errorf("format: append mutation record tail: about %d bytes, limit %d: %w", n, maxRecordTail, ErrTooLarge)
+	}
+	dst = binary.AppendUvarint(dst, epoch)
+	dst = appendRecordBytes(dst, operator)
+	dst = appendRecordBytes(dst, state)
+	dst = binary.AppendUvarint(dst, uint64(keyGroup))
+	dst = appendRecordBytes(dst, key)
+	if del {
+		dst = append(dst, 1)
+	} else {
+		dst = append(dst, 0)
+	}
+	dst = appendRecordBytes(dst, value)
+	dst = binary.AppendVarint(dst, expiresAt)
+	return dst, nil
+}
+
+// AppendFramedRecord appends the record of type t with LSN lsn and time
+// unixNano whose tail AppendRecordTail encoded.
+func AppendFramedRecord(dst []byte, t RecordType, lsn uint64, unixNano int64, tail []byte) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+	dst = append(dst, byte(t))
+	dst = binary.AppendUvarint(dst, lsn)
+	dst = binary.AppendVarint(dst, unixNano)
+	dst = append(dst, tail...)
+	body := dst[start+RecordHeaderSize:]
+	binary.LittleEndian.PutUint32(dst[start:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(dst[start+4:], crc32.Checksum(body, recordCRCTable))
+	return dst
+}
+
+// checkSize applies the rules on Record and refuses, before anything is
+// copied, a payload that cannot fit.
+func (r *Record) checkSize() error {
+	if err := r.check(); err != nil {
+		return fmt.Errorf("format: append %s record lsn %d: %w", r.Type, r.LSN, err)
+	}
+	if payload := len(r.Key) + len(r.Value) + len(r.Position) + len(r.Data); payload > MaxRecordSize {
+		return fmt.Errorf("format: append %s record lsn %d: payload %d bytes, limit %d: %w",
+			r.Type, r.LSN, payload, MaxRecordSize, ErrTooLarge)
+	}
+	return nil
+}
+
+// appendRecordTail appends r's epoch and type-specific fields.
+func appendRecordTail(dst []byte, r *Record) []byte {
 	dst = binary.AppendUvarint(dst, r.Epoch)
 	switch r.Type {
 	case RecordMutation:
@@ -329,14 +421,7 @@ func AppendRecord(dst []byte, r *Record) ([]byte, error) {
 		dst = appendRecordBytes(dst, r.Position)
 		dst = appendRecordBytes(dst, r.Data)
 	}
-	body := dst[start+RecordHeaderSize:]
-	if len(body) > MaxRecordSize {
-		return dst[:start], fmt.Errorf("format: append %s record lsn %d: body %d bytes, limit %d: %w",
-			r.Type, r.LSN, len(body), MaxRecordSize, ErrTooLarge)
-	}
-	binary.LittleEndian.PutUint32(dst[start:], uint32(len(body)))
-	binary.LittleEndian.PutUint32(dst[start+4:], crc32.Checksum(body, recordCRCTable))
-	return dst, nil
+	return dst
 }
 
 func appendRecordBytes[T string | []byte](dst []byte, b T) []byte {

@@ -586,3 +586,60 @@ func BenchmarkDecodeRecord(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
 }
+
+// A tail framed with its LSN and time is the record AppendRecord encodes,
+// for every record; AppendRecordTail refuses what AppendRecord refuses.
+func TestAppendRecordTail(t *testing.T) {
+	t.Run("OK", func(t *testing.T) {
+		rapid.Check(t, func(t *rapid.T) {
+			r := genRecord(t)
+			want, err := AppendRecord(nil, &r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tail, err := AppendRecordTail([]byte("prefix"), &r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := AppendFramedRecord([]byte("x"), r.Type, r.LSN, r.Time, tail[len("prefix"):])
+			if !bytes.Equal(got[1:], want) {
+				t.Fatalf("framed tail % x\nAppendRecord % x", got[1:], want)
+			}
+		})
+	})
+	t.Run("OKMutation", func(t *testing.T) {
+		rapid.Check(t, func(t *rapid.T) {
+			r := genRecord(t)
+			if r.Type != RecordMutation {
+				t.Skip("not a mutation")
+			}
+			if CheckRecordName("operator", r.Operator) != nil || CheckRecordName("state", r.State) != nil {
+				t.Fatalf("generated names %q %q do not pass CheckRecordName", r.Operator, r.State)
+			}
+			want, err := AppendRecordTail(nil, &r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := AppendMutationTail(nil, r.Epoch, r.Operator, r.State, r.KeyGroup, r.Key, r.Value, r.ExpiresAt, r.Delete)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("AppendMutationTail % x, %v\nAppendRecordTail   % x", got, err, want)
+			}
+		})
+	})
+	t.Run("ErrMalformed", func(t *testing.T) {
+		if err := CheckRecordName("state", "a\x00b"); err == nil {
+			t.Fatal("CheckRecordName accepts a control character")
+		}
+		dst := []byte("keep")
+		out, err := AppendRecordTail(dst, &Record{Type: RecordMutation, Operator: "op"})
+		if !errors.Is(err, ErrMalformed) || string(out) != "keep" {
+			t.Fatalf("got %q, %v; want ErrMalformed and dst unchanged", out, err)
+		}
+	})
+	t.Run("ErrTooLarge", func(t *testing.T) {
+		r := &Record{Type: RecordMutation, Operator: "op", State: "s", Value: make([]byte, MaxRecordSize-20)}
+		if _, err := AppendRecordTail(nil, r); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("got %v, want ErrTooLarge", err)
+		}
+	})
+}

@@ -588,15 +588,16 @@ type task struct {
 	// frozenLayers mirrors the backend's count of frozen layers not yet
 	// folded into its base, for Status to read from other goroutines.
 	frozenLayers atomic.Int32
-	// epoch is the barrier epoch the task is in. With a journal, logged
-	// holds the state changes not yet handed to the transaction log, in
-	// records reused from batch to batch, their keys and values copied
-	// into logBytes (logSizes: their lengths).
+	// epoch is the barrier epoch the task is in. With a journal, logTails
+	// holds the state changes not yet handed to the transaction log,
+	// encoded up to their LSN and time (format.AppendRecordTail); logEnds
+	// are where each ends. logErr is the first change that could not be
+	// encoded, reported by flushLog.
 	epoch    uint64
-	logged   []format.Record
-	logSizes [][2]int
-	logPtrs  []*format.Record
-	logBytes []byte
+	logTails []byte
+	logEnds  []int
+	logErr   error
+	logState string // the last state name checked
 }
 
 // idleMaintenance is how many state entries an idle task folds or sweeps
@@ -637,43 +638,56 @@ func (t *task) open() error {
 		t.sink.Begin(t.epoch)
 	}
 	if t.r.journal != nil && t.backend != nil {
+		if err := format.CheckRecordName("operator", t.st.opID); err != nil {
+			return fmt.Errorf("pipeline %s: %w", t.r.spec.ID, err)
+		}
 		t.backend.SetObserver(t.observe)
 	}
 	return nil
 }
 
-// observe keeps one state change for the transaction log. Keys and
-// values are copied into one buffer per batch, so a change costs no
-// allocation of its own; flushLog points the records into it once the
-// buffer has stopped growing.
+// observe keeps one state change for the transaction log, encoded but
+// for its LSN and time into a buffer reused from batch to batch: a change
+// costs no allocation, and the encoding happens outside the log's lock.
+// Names are checked once (the operator's at open, a state's when it
+// differs from the last one checked), not per change.
 func (t *task) observe(e *format.Entry) {
-	t.logBytes = append(append(t.logBytes, e.Key...), e.Value...)
-	t.logSizes = append(t.logSizes, [2]int{len(e.Key), len(e.Value)})
-	t.logged = append(t.logged, format.Record{Type: format.RecordMutation, Epoch: t.epoch, Operator: t.st.opID, State: e.State,
-		KeyGroup: e.KeyGroup, ExpiresAt: e.ExpiresAt, Delete: e.Tombstone})
+	if e.State != t.logState || e.State == "" {
+		if err := format.CheckRecordName("state", e.State); err != nil {
+			t.failLog(err)
+			return
+		}
+		t.logState = e.State
+	}
+	tails, err := format.AppendMutationTail(t.logTails, t.epoch, t.st.opID, e.State, e.KeyGroup, e.Key, e.Value, e.ExpiresAt, e.Tombstone)
+	if err != nil {
+		t.failLog(err)
+		return
+	}
+	t.logTails = tails
+	t.logEnds = append(t.logEnds, len(tails))
+}
+
+// failLog keeps the first change that could not be logged, for flushLog
+// to report.
+func (t *task) failLog(err error) {
+	if t.logErr == nil {
+		t.logErr = fmt.Errorf("pipeline %s: log a change of %s: %w", t.r.spec.ID, t.st.opID, err)
+	}
 }
 
 // flushLog hands the state changes kept since the last call to the
 // transaction log, without waiting for the disk (the coordinator syncs the
 // log before a checkpoint commits).
 func (t *task) flushLog() error {
-	if len(t.logged) == 0 {
+	if t.logErr != nil {
+		return t.logErr
+	}
+	if len(t.logEnds) == 0 {
 		return nil
 	}
-	off := 0
-	t.logPtrs = t.logPtrs[:0]
-	for i := range t.logged {
-		rec, k, v := &t.logged[i], t.logSizes[i][0], t.logSizes[i][1]
-		rec.Key = t.logBytes[off : off+k : off+k]
-		if !rec.Delete {
-			rec.Value = t.logBytes[off+k : off+k+v : off+k+v]
-		}
-		off += k + v
-		t.logPtrs = append(t.logPtrs, rec)
-	}
-	_, err := t.r.journal.log.Submit(t.logPtrs)
-	clear(t.logged)
-	t.logged, t.logSizes, t.logBytes = t.logged[:0], t.logSizes[:0], t.logBytes[:0]
+	_, err := t.r.journal.log.SubmitTails(format.RecordMutation, t.logTails, t.logEnds)
+	t.logTails, t.logEnds = t.logTails[:0], t.logEnds[:0]
 	return err
 }
 

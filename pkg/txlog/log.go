@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -423,6 +424,51 @@ func (l *Log) Submit(recs []*format.Record) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	l.signal()
+	if queued > maxQueued {
+		<-b.done
+		if b.err != nil {
+			return 0, b.err
+		}
+	}
+	return last, nil
+}
+
+// SubmitTails is Submit for records of type t that the caller encoded up
+// to their LSN and time with format.AppendRecordTail: record i is
+// tails[ends[i-1]:ends[i]], the first starting at 0. The log frames each
+// with the next LSN and the current time, so a writer of many records
+// does its encoding outside the lock that hands LSNs out. Tails that
+// AppendRecordTail did not produce make records readers refuse.
+func (l *Log) SubmitTails(t format.RecordType, tails []byte, ends []int) (uint64, error) {
+	if len(ends) == 0 {
+		return 0, errors.New("txlog: submit no records")
+	}
+	now := l.opts.Now().UnixNano()
+	l.mu.Lock()
+	if err := l.usableLocked(); err != nil {
+		l.mu.Unlock()
+		return 0, err
+	}
+	if l.next == 0 || uint64(len(ends))-1 > math.MaxUint64-l.next {
+		l.mu.Unlock()
+		return 0, fmt.Errorf("txlog: append to stream %q: all 2^64-1 LSNs are used", l.stream)
+	}
+	b := l.cur
+	if len(b.ends) == 0 {
+		b.first = l.next
+	}
+	tm := max(now, l.lastTime)
+	start := 0
+	for _, end := range ends {
+		b.buf = format.AppendFramedRecord(b.buf, t, l.next, tm, tails[start:end])
+		b.ends = append(b.ends, len(b.buf))
+		l.next++
+		start = end
+	}
+	last, queued := l.next-1, len(b.buf)
+	l.lastTime = tm
+	l.mu.Unlock()
 	l.signal()
 	if queued > maxQueued {
 		<-b.done
