@@ -27,7 +27,7 @@ func FuzzTxlogRecord(f *testing.F) {
 		f.Add(enc[:len(enc)-1])
 	}
 	f.Add(frameRecordBody([]byte{byte(RecordMutation), 1, 2, 3, 2, 'o', 'p', 1, 's', 0xff, 0xff, 0xff, 0xff, 0x10, 0, 0, 0, 0}))
-	f.Add(frameRecordBody([]byte{9, 1, 1, 1}))
+	f.Add(frameRecordBody([]byte{10, 1, 1, 1}))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
 	f.Add([]byte{})
 

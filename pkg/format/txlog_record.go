@@ -64,6 +64,11 @@ const (
 	// record without Data marks a restart: the input's stream continues
 	// with bytes that did not follow the earlier ones.
 	RecordInput RecordType = 8
+	// RecordMutations is several state changes of one operator's state,
+	// logged together: Operator, State, Batch (the entries, see
+	// AppendMutationEntry). They share the record's LSN, time and epoch;
+	// Record.Mutations yields them one by one, as mutation records.
+	RecordMutations RecordType = 9
 )
 
 // String returns the type's name as the CLI prints it.
@@ -85,6 +90,8 @@ func (t RecordType) String() string {
 		return "epoch-end"
 	case RecordInput:
 		return "input"
+	case RecordMutations:
+		return "mutations"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -116,6 +123,8 @@ type Record struct {
 	Data   []byte // txn-*: output-specific bytes; input: the bytes read
 
 	Checkpoint uint64 // epoch-end: checkpoint id, > 0
+
+	Batch []byte // mutations: the encoded entries
 }
 
 // Clone returns a copy of r that shares no memory with it, for keeping a
@@ -126,6 +135,7 @@ func (r *Record) Clone() *Record {
 	c.Value = cloneBytes(r.Value)
 	c.Position = cloneBytes(r.Position)
 	c.Data = cloneBytes(r.Data)
+	c.Batch = cloneBytes(r.Batch)
 	return &c
 }
 
@@ -154,6 +164,7 @@ const (
 	rfTxnID
 	rfData
 	rfCheckpoint
+	rfBatch
 )
 
 func recordFieldsOf(t RecordType) (recordField, bool) {
@@ -170,6 +181,8 @@ func recordFieldsOf(t RecordType) (recordField, bool) {
 		return rfCheckpoint, true
 	case RecordInput:
 		return rfSource | rfPosition | rfData, true
+	case RecordMutations:
+		return rfOperator | rfState | rfBatch, true
 	}
 	return 0, false
 }
@@ -195,6 +208,7 @@ func (r *Record) setFields() recordField {
 	set(rfTxnID, r.TxnID != "")
 	set(rfData, len(r.Data) > 0)
 	set(rfCheckpoint, r.Checkpoint != 0)
+	set(rfBatch, len(r.Batch) > 0)
 	return f
 }
 
@@ -225,6 +239,8 @@ func recordFieldName(bit recordField) string {
 		return "TxnID"
 	case rfData:
 		return "Data"
+	case rfBatch:
+		return "Batch"
 	case rfCheckpoint:
 		return "Checkpoint"
 	}
@@ -252,6 +268,19 @@ func (r *Record) check() error {
 		}
 		if r.Delete && (len(r.Value) > 0 || r.ExpiresAt != 0) {
 			return fmt.Errorf("%w: delete mutation carries a value or an expiry", ErrMalformed)
+		}
+	case RecordMutations:
+		if err := checkRecordName("operator", r.Operator); err != nil {
+			return err
+		}
+		if err := checkRecordName("state", r.State); err != nil {
+			return err
+		}
+		if len(r.Batch) == 0 {
+			return fmt.Errorf("%w: mutations record without entries", ErrMalformed)
+		}
+		if err := r.Mutations(func(*Record) error { return nil }); err != nil {
+			return err
 		}
 	case RecordPosition, RecordInput:
 		if err := checkRecordName("source", r.Source); err != nil {
@@ -307,9 +336,9 @@ func AppendRecord(dst []byte, r *Record) ([]byte, error) {
 	return dst, nil
 }
 
-// maxRecordTail bounds what AppendRecordTail appends, so that any LSN and
-// time frame it within MaxRecordSize.
-const maxRecordTail = MaxRecordSize - 1 - 2*binary.MaxVarintLen64
+// MaxRecordTail bounds a record's tail (AppendRecordTail), so that any
+// LSN and time frame it within MaxRecordSize.
+const MaxRecordTail = MaxRecordSize - 1 - 2*binary.MaxVarintLen64
 
 // AppendRecordTail appends the part of r's encoding after its LSN and
 // time: the epoch and the type-specific fields. AppendFramedRecord frames
@@ -323,8 +352,8 @@ func AppendRecordTail(dst []byte, r *Record) ([]byte, error) {
 	}
 	start := len(dst)
 	dst = appendRecordTail(dst, r)
-	if n := len(dst) - start; n > maxRecordTail {
-		return dst[:start], fmt.Errorf("format: append %s record tail: %d bytes, limit %d: %w", r.Type, n, maxRecordTail, ErrTooLarge)
+	if n := len(dst) - start; n > MaxRecordTail {
+		return dst[:start], fmt.Errorf("format: append %s record tail: %d bytes, limit %d: %w", r.Type, n, MaxRecordTail, ErrTooLarge)
 	}
 	return dst, nil
 }
@@ -345,8 +374,8 @@ func AppendMutationTail(dst []byte, epoch uint64, operator, state string, keyGro
 	if del {
 		value, expiresAt = nil, 0
 	}
-	if n := len(operator) + len(state) + len(key) + len(value) + 5*binary.MaxVarintLen64 + 1; n > maxRecordTail {
-		return dst, fmt.Errorf("format: append mutation record tail: about %d bytes, limit %d: %w", n, maxRecordTail, ErrTooLarge)
+	if n := len(operator) + len(state) + len(key) + len(value) + 5*binary.MaxVarintLen64 + 1; n > MaxRecordTail {
+		return dst, fmt.Errorf("format: append mutation record tail: about %d bytes, limit %d: %w", n, MaxRecordTail, ErrTooLarge)
 	}
 	dst = binary.AppendUvarint(dst, epoch)
 	dst = appendRecordBytes(dst, operator)
@@ -384,7 +413,7 @@ func (r *Record) checkSize() error {
 	if err := r.check(); err != nil {
 		return fmt.Errorf("format: append %s record lsn %d: %w", r.Type, r.LSN, err)
 	}
-	if payload := len(r.Key) + len(r.Value) + len(r.Position) + len(r.Data); payload > MaxRecordSize {
+	if payload := len(r.Key) + len(r.Value) + len(r.Position) + len(r.Data) + len(r.Batch); payload > MaxRecordSize {
 		return fmt.Errorf("format: append %s record lsn %d: payload %d bytes, limit %d: %w",
 			r.Type, r.LSN, payload, MaxRecordSize, ErrTooLarge)
 	}
@@ -420,6 +449,10 @@ func appendRecordTail(dst []byte, r *Record) []byte {
 		dst = appendRecordBytes(dst, r.Source)
 		dst = appendRecordBytes(dst, r.Position)
 		dst = appendRecordBytes(dst, r.Data)
+	case RecordMutations:
+		dst = appendRecordBytes(dst, r.Operator)
+		dst = appendRecordBytes(dst, r.State)
+		dst = append(dst, r.Batch...)
 	}
 	return dst
 }
@@ -488,21 +521,7 @@ func decodeRecordBody(body []byte, sum uint32, r *Record) *CorruptError {
 	case RecordMutation:
 		r.Operator = c.str("operator")
 		r.State = c.str("state")
-		kg := c.uvarint("key group")
-		if c.err == nil && kg > 1<<32-1 {
-			c.fail("key group", "%d does not fit 32 bits", kg)
-		}
-		r.KeyGroup = uint32(kg)
-		r.Key = c.lenBytes("key")
-		switch flag := c.u8("delete flag"); flag {
-		case 0:
-		case 1:
-			r.Delete = true
-		default:
-			c.fail("delete flag", "%d is not 0 or 1", flag)
-		}
-		r.Value = c.lenBytes("value")
-		r.ExpiresAt = c.varint("expires at")
+		c.mutationEntry(r)
 	case RecordPosition:
 		r.Source = c.str("source")
 		r.Position = c.lenBytes("position")
@@ -516,6 +535,14 @@ func decodeRecordBody(body []byte, sum uint32, r *Record) *CorruptError {
 		r.Source = c.str("source")
 		r.Position = c.lenBytes("position")
 		r.Data = c.lenBytes("data")
+	case RecordMutations:
+		r.Operator = c.str("operator")
+		r.State = c.str("state")
+		if c.err == nil {
+			// The entries run to the end of the body; check parses them.
+			r.Batch = c.b[c.off:]
+			c.off = len(c.b)
+		}
 	}
 	if c.err != nil {
 		return c.corrupt()

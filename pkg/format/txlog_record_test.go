@@ -38,6 +38,8 @@ func recordFixtures() []Record {
 		{Type: RecordTxnCommit, LSN: 8, Time: t0 + 6000, Epoch: 41, Output: "s3-out", TxnID: "upload-7f39"},
 		{Type: RecordTxnAbort, LSN: 9, Time: -1, Epoch: 40, Output: "file-out", TxnID: "40", Data: []byte{0xff}},
 		{Type: RecordInput, LSN: 10, Time: t0 + 6500, Epoch: 42, Source: "input", Position: []byte(`{"offset":4096}`), Data: []byte("one line\ntwo li")},
+		{Type: RecordMutations, LSN: 11, Time: t0 + 6600, Epoch: 42, Operator: "count", State: "counts",
+			Batch: AppendMutationEntry(AppendMutationEntry(nil, 17, []byte("hello"), []byte{0, 0, 0, 0, 0, 0, 0, 4}, 0, false), 3, []byte("bye"), nil, 0, true)},
 		{Type: RecordEpochEnd, LSN: 1<<64 - 1, Time: t0 + 7000, Epoch: 42, Checkpoint: 42},
 	}
 }
@@ -117,7 +119,7 @@ func TestAppendRecord(t *testing.T) {
 		text string
 	}{
 		{"TypeZero", Record{}, ErrMalformed, "unknown record type 0"},
-		{"TypeUnknown", Record{Type: 9}, ErrMalformed, "unknown record type 9"},
+		{"TypeUnknown", Record{Type: 10}, ErrMalformed, "unknown record type 10"},
 		{"EpochBeginWithKey", Record{Type: RecordEpochBegin, Key: []byte("k")}, ErrMalformed, "Key is not used by epoch-begin"},
 		{"MutationWithSource", func() Record { r := mut; r.Source = "s"; return r }(), ErrMalformed, "Source is not used by mutation"},
 		{"PositionWithCheckpoint", Record{Type: RecordPosition, Source: "s", Checkpoint: 1}, ErrMalformed, "Checkpoint"},
@@ -233,7 +235,7 @@ func TestDecodeRecord(t *testing.T) {
 		text string
 	}{
 		{"TypeZero", []byte{0, 1, 2, 3}, "unknown record type 0"},
-		{"TypeNine", []byte{9, 1, 2, 3}, "unknown record type 9"},
+		{"TypeTen", []byte{10, 1, 2, 3}, "unknown record type 10"},
 		{"InputEmptySource", cat(header(RecordInput), str(""), str(""), str("")), "source: empty"},
 		{"Type255", []byte{255}, "unknown record type 255"},
 		{"ShortHeader", []byte{byte(RecordEpochBegin), 1}, "time"},
@@ -365,10 +367,10 @@ func TestRecordReader_Next(t *testing.T) {
 		}
 	})
 	t.Run("ErrMalformedUnknownType", func(t *testing.T) {
-		bad := append(bytes.Clone(data[:ends[1]]), frameRecordBody([]byte{9, 1, 1, 1})...)
+		bad := append(bytes.Clone(data[:ends[1]]), frameRecordBody([]byte{10, 1, 1, 1})...)
 		_, err := readAllRecords(t, NewRecordReader(bytes.NewReader(bad), "log"))
 		ce := assertRecordErr(t, err, ErrMalformed)
-		if ce.Offset != ends[1] || !strings.Contains(err.Error(), "unknown record type 9") ||
+		if ce.Offset != ends[1] || !strings.Contains(err.Error(), "unknown record type 10") ||
 			!strings.Contains(err.Error(), "offset "+strconv.FormatInt(ends[1], 10)) {
 			t.Fatalf("got %v, want unknown type at offset %d", err, ends[1])
 		}
@@ -429,7 +431,7 @@ func TestRecord_Clone(t *testing.T) {
 func TestRecordType_String(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		seen := map[string]bool{}
-		for typ := RecordEpochBegin; typ <= RecordInput; typ++ {
+		for typ := RecordEpochBegin; typ <= RecordMutations; typ++ {
 			s := typ.String()
 			if strings.HasPrefix(s, "type(") || seen[s] {
 				t.Fatalf("type %d has name %q", typ, s)
@@ -473,7 +475,7 @@ func genRecordBytes() *rapid.Generator[[]byte] {
 
 func genRecord(t *rapid.T) Record {
 	r := Record{
-		Type:  rapid.SampledFrom([]RecordType{RecordEpochBegin, RecordMutation, RecordPosition, RecordTxnPrepare, RecordTxnCommit, RecordTxnAbort, RecordEpochEnd, RecordInput}).Draw(t, "type"),
+		Type:  rapid.SampledFrom([]RecordType{RecordEpochBegin, RecordMutation, RecordPosition, RecordTxnPrepare, RecordTxnCommit, RecordTxnAbort, RecordEpochEnd, RecordInput, RecordMutations}).Draw(t, "type"),
 		LSN:   rapid.Uint64().Draw(t, "lsn"),
 		Time:  rapid.Int64().Draw(t, "time"),
 		Epoch: rapid.Uint64().Draw(t, "epoch"),
@@ -501,6 +503,14 @@ func genRecord(t *rapid.T) Record {
 		r.Source = genRecordName().Draw(t, "source")
 		r.Position = genRecordBytes().Draw(t, "position")
 		r.Data = genRecordBytes().Draw(t, "data")
+	case RecordMutations:
+		r.Operator = genRecordName().Draw(t, "operator")
+		r.State = genRecordName().Draw(t, "state")
+		for range rapid.IntRange(1, 5).Draw(t, "entries") {
+			del := rapid.Bool().Draw(t, "delete")
+			r.Batch = AppendMutationEntry(r.Batch, rapid.Uint32().Draw(t, "keygroup"), genRecordBytes().Draw(t, "key"),
+				genRecordBytes().Draw(t, "value"), rapid.Int64().Draw(t, "expires"), del)
+		}
 	}
 	return r
 }
@@ -642,4 +652,57 @@ func TestAppendRecordTail(t *testing.T) {
 			t.Fatalf("got %v, want ErrTooLarge", err)
 		}
 	})
+}
+
+// A mutations record yields its entries as mutation records carrying its
+// LSN, time, epoch and names; a damaged entry is an error naming it, on
+// append and on decode.
+func TestRecord_Mutations(t *testing.T) {
+	batch := AppendMutationEntry(nil, 7, []byte("a"), []byte("1"), 99, false)
+	batch = AppendMutationEntry(batch, 8, []byte("b"), []byte("ignored"), 5, true)
+	r := Record{Type: RecordMutations, LSN: 4, Time: 5, Epoch: 6, Operator: "op", State: "st", Batch: batch}
+	var got []Record
+	if err := r.Mutations(func(m *Record) error { got = append(got, *m.Clone()); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want := []Record{
+		{Type: RecordMutation, LSN: 4, Time: 5, Epoch: 6, Operator: "op", State: "st", KeyGroup: 7, Key: []byte("a"), Value: []byte("1"), ExpiresAt: 99},
+		{Type: RecordMutation, LSN: 4, Time: 5, Epoch: 6, Operator: "op", State: "st", KeyGroup: 8, Key: []byte("b"), Delete: true},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Mutations yields %+v\nwant %+v", got, want)
+	}
+	enc, err := AppendRecord(nil, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every entry of a mutation has the same size as the fields it
+	// replaces, minus the names: the point of the record.
+	single, _ := AppendRecord(nil, &want[0])
+	if len(enc) >= 2*len(single) {
+		t.Fatalf("two changes in a mutations record take %d bytes, one mutation record %d", len(enc), len(single))
+	}
+	for _, tc := range []struct {
+		name  string
+		batch []byte
+		want  string
+	}{
+		{"ErrDeleteFlag", []byte{1, 1, 'k', 2, 0, 0}, "entry 0: delete flag"},
+		{"ErrTruncatedEntry", append(bytes.Clone(batch), 1, 5, 'x'), "entry 2: key"},
+		{"ErrDeleteWithValue", []byte{1, 0, 1, 1, 'v', 0}, "entry 0: delete carries a value"},
+		{"ErrEmpty", nil, "without entries"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := r
+			bad.Batch = tc.batch
+			if _, err := AppendRecord(nil, &bad); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("AppendRecord: %v; want ErrMalformed mentioning %q", err, tc.want)
+			}
+			tail := AppendMutationsHead(nil, 6, "op", "st")
+			frame := AppendFramedRecord(nil, RecordMutations, 4, 5, append(tail, tc.batch...))
+			if _, _, err := DecodeRecord(frame); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("DecodeRecord: %v; want ErrMalformed mentioning %q", err, tc.want)
+			}
+		})
+	}
 }

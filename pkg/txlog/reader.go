@@ -109,7 +109,8 @@ func (s *segmentScan) tornAt(err error) (bool, error) {
 // after until. from 0 means the oldest record in the store, to 0 no upper
 // bound and a zero until no time bound. The record passed to fn is valid
 // only during the call (use Record.Clone to keep it); an error from fn
-// stops the replay and is returned as it is.
+// stops the replay and is returned as it is. A mutations record comes as
+// its mutation records, one call each (format.Record.Mutations).
 //
 // Only the segments that can hold from or later are read. A from below the
 // oldest segment, or more than one past the newest record, is
@@ -196,7 +197,12 @@ func replaySegment(ctx context.Context, store store.Store, seg Segment, isLast b
 		case to != 0 && rec.LSN > to, untilNano != 0 && rec.Time > untilNano:
 			return true, 0, nil
 		}
-		if err := fn(rec); err != nil {
+		if rec.Type == format.RecordMutations {
+			err = rec.Mutations(fn)
+		} else {
+			err = fn(rec)
+		}
+		if err != nil {
 			return true, 0, err
 		}
 	}
