@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -589,15 +590,19 @@ type task struct {
 	// folded into its base, for Status to read from other goroutines.
 	frozenLayers atomic.Int32
 	// epoch is the barrier epoch the task is in. With a journal, logTails
-	// holds the state changes not yet handed to the transaction log,
-	// encoded up to their LSN and time (format.AppendRecordTail); logEnds
-	// are where each ends. logErr is the first change that could not be
+	// holds the state changes not yet handed to the transaction log, as
+	// mutations records encoded up to their LSN and time; logEnds are
+	// where each ends. logErr is the first change that could not be
 	// encoded, reported by flushLog.
 	epoch    uint64
 	logTails []byte
 	logEnds  []int
 	logErr   error
-	logState string // the last state name checked
+	// logOpen says a mutations record is open in logTails, from logStart,
+	// for state logState.
+	logOpen  bool
+	logStart int
+	logState string
 }
 
 // idleMaintenance is how many state entries an idle task folds or sweeps
@@ -646,26 +651,44 @@ func (t *task) open() error {
 	return nil
 }
 
-// observe keeps one state change for the transaction log, encoded but
-// for its LSN and time into a buffer reused from batch to batch: a change
-// costs no allocation, and the encoding happens outside the log's lock.
-// Names are checked once (the operator's at open, a state's when it
-// differs from the last one checked), not per change.
+// observe keeps one state change for the transaction log. Changes to one
+// state between two flushes go into one mutations record (its names and
+// framing written once), encoded but for the LSN and time into a buffer
+// reused from batch to batch: a change costs no allocation, and the
+// encoding happens outside the log's lock. Names are checked once (the
+// operator's at open, a state's when it first appears in a record).
 func (t *task) observe(e *format.Entry) {
-	if e.State != t.logState || e.State == "" {
+	value := e.Value
+	if e.Tombstone {
+		value = nil
+	}
+	size := format.MutationEntrySize(len(e.Key), len(value))
+	if t.logOpen && (e.State != t.logState || len(t.logTails)-t.logStart+size > maxLogRecord) {
+		t.closeLogRecord()
+	}
+	if !t.logOpen {
 		if err := format.CheckRecordName("state", e.State); err != nil {
 			t.failLog(err)
 			return
 		}
-		t.logState = e.State
+		if len(t.st.opID)+len(e.State)+3*binary.MaxVarintLen64+size > format.MaxRecordTail {
+			t.failLog(fmt.Errorf("state %s key group %d: a change of %d bytes: %w", e.State, e.KeyGroup, size, format.ErrTooLarge))
+			return
+		}
+		t.logStart, t.logState, t.logOpen = len(t.logTails), e.State, true
+		t.logTails = format.AppendMutationsHead(t.logTails, t.epoch, t.st.opID, e.State)
 	}
-	tails, err := format.AppendMutationTail(t.logTails, t.epoch, t.st.opID, e.State, e.KeyGroup, e.Key, e.Value, e.ExpiresAt, e.Tombstone)
-	if err != nil {
-		t.failLog(err)
-		return
-	}
-	t.logTails = tails
-	t.logEnds = append(t.logEnds, len(tails))
+	t.logTails = format.AppendMutationEntry(t.logTails, e.KeyGroup, e.Key, value, e.ExpiresAt, e.Tombstone)
+}
+
+// maxLogRecord is the size at which a mutations record is closed and the
+// next change starts another: records stay small enough to write whole.
+const maxLogRecord = 1 << 20
+
+// closeLogRecord ends the open mutations record.
+func (t *task) closeLogRecord() {
+	t.logEnds = append(t.logEnds, len(t.logTails))
+	t.logOpen = false
 }
 
 // failLog keeps the first change that could not be logged, for flushLog
@@ -683,10 +706,13 @@ func (t *task) flushLog() error {
 	if t.logErr != nil {
 		return t.logErr
 	}
+	if t.logOpen {
+		t.closeLogRecord()
+	}
 	if len(t.logEnds) == 0 {
 		return nil
 	}
-	_, err := t.r.journal.log.SubmitTails(format.RecordMutation, t.logTails, t.logEnds)
+	_, err := t.r.journal.log.SubmitTails(format.RecordMutations, t.logTails, t.logEnds)
 	t.logTails, t.logEnds = t.logTails[:0], t.logEnds[:0]
 	return err
 }
