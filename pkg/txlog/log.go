@@ -195,6 +195,9 @@ type batch struct {
 	first uint64 // LSN of the first record
 	sync  bool   // a Sync call waits on it
 	seal  bool   // a Seal call waits on it
+	// waited says an Append, or a Submit over maxQueued, waits on it:
+	// the committer takes it at once instead of letting it fill.
+	waited bool
 	done  chan struct{}
 	err   error
 }
@@ -393,7 +396,7 @@ func (l *Log) Append(rec *format.Record) (uint64, error) {
 	if rec == nil {
 		return 0, errors.New("txlog: append nil record")
 	}
-	b, lsn, _, err := l.enqueue([]*format.Record{rec})
+	b, lsn, _, err := l.enqueue([]*format.Record{rec}, true)
 	if err != nil {
 		return 0, err
 	}
@@ -420,7 +423,7 @@ func (l *Log) Submit(recs []*format.Record) (uint64, error) {
 	if len(recs) == 0 {
 		return 0, errors.New("txlog: submit no records")
 	}
-	b, last, queued, err := l.enqueue(recs)
+	b, last, queued, err := l.enqueue(recs, false)
 	if err != nil {
 		return 0, err
 	}
@@ -468,6 +471,7 @@ func (l *Log) SubmitTails(t format.RecordType, tails []byte, ends []int) (uint64
 	}
 	last, queued := l.next-1, len(b.buf)
 	l.lastTime = tm
+	b.waited = b.waited || queued > maxQueued
 	l.mu.Unlock()
 	l.signal()
 	if queued > maxQueued {
@@ -483,7 +487,7 @@ func (l *Log) SubmitTails(t format.RecordType, tails []byte, ends []int) (uint64
 // the batch, the LSN of the last record and the batch's size then (read
 // under the lock: other appenders grow the batch). Either all of recs are
 // added or none.
-func (l *Log) enqueue(recs []*format.Record) (*batch, uint64, int, error) {
+func (l *Log) enqueue(recs []*format.Record, wait bool) (*batch, uint64, int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.usableLocked(); err != nil {
@@ -524,6 +528,7 @@ func (l *Log) enqueue(recs []*format.Record) (*batch, uint64, int, error) {
 		lastTime = max(lastTime, r.Time)
 	}
 	l.next, l.lastTime = next, lastTime
+	b.waited = b.waited || wait || len(b.buf) > maxQueued
 	return b, next - 1, len(b.buf), nil
 }
 
@@ -587,9 +592,30 @@ func (l *Log) run() {
 		defer t.Stop()
 		tick = t.C
 	}
+	// A batch nobody waits for (Submit's) is given commitDelay to fill
+	// before it is written, so that a busy writer's small submissions make
+	// few writes and fsyncs.
+	delay := time.NewTimer(time.Hour)
+	delay.Stop()
+	defer delay.Stop()
+	delayed := false
 	for {
 		select {
 		case <-l.kick:
+			if l.mayWait() {
+				if !delayed {
+					delay.Reset(commitDelay)
+					delayed = true
+				}
+				continue
+			}
+			if delayed {
+				delay.Stop()
+				delayed = false
+			}
+			l.commit()
+		case <-delay.C:
+			delayed = false
 			l.commit()
 		case <-tick:
 			l.fmu.Lock()
@@ -604,6 +630,23 @@ func (l *Log) run() {
 			return
 		}
 	}
+}
+
+// commitDelay is how long the committer lets a batch that nobody waits
+// for fill before it writes it; commitDelayBytes is the size at which it
+// stops waiting.
+const (
+	commitDelay      = 2 * time.Millisecond
+	commitDelayBytes = 1 << 20
+)
+
+// mayWait reports whether the current batch may wait to fill: nobody
+// waits for it and it is small.
+func (l *Log) mayWait() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.cur
+	return !b.sync && !b.waited && len(b.buf) < commitDelayBytes
 }
 
 // commit writes the current batch and releases its waiters.

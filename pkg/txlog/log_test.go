@@ -521,3 +521,33 @@ func TestLog_Submit(t *testing.T) {
 		})
 	}
 }
+
+// Records nobody waits for (Submit) may wait a moment for company before
+// they are written, but they are written without a Sync; an Append behind
+// them does not wait out the delay's purpose: it returns once its record,
+// and theirs, are durable.
+func TestLog_SubmitIsWrittenUnasked(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, "main", Options{})
+	defer closeLog(t, l)
+	if _, err := l.Submit([]*format.Record{mutation(1)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Stats().WrittenLSN < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a submitted record was not written in 10 s without a Sync")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := l.Submit([]*format.Record{mutation(2)}); err != nil {
+		t.Fatal(err)
+	}
+	lsn, err := l.Append(mutation(3))
+	if err != nil || lsn != 3 {
+		t.Fatalf("Append = %d, %v", lsn, err)
+	}
+	if st := l.Stats(); st.DurableLSN < 3 {
+		t.Fatalf("after Append returned, durable up to %d, want 3 (and the submitted record before it)", st.DurableLSN)
+	}
+}
