@@ -198,8 +198,8 @@ type batch struct {
 	// waited says an Append, or a Submit over maxQueued, waits on it:
 	// the committer takes it at once instead of letting it fill.
 	waited bool
-	done  chan struct{}
-	err   error
+	done   chan struct{}
+	err    error
 }
 
 // Open opens the stream's log under dir (the store root: segments are
