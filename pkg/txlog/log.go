@@ -27,7 +27,9 @@ type SyncPolicy int
 const (
 	// SyncGroup returns from Append once the record is fsynced. One fsync
 	// covers every record written while the previous fsync ran, so
-	// concurrent appenders share the cost (group commit).
+	// concurrent appenders share the cost (group commit). Records that
+	// nobody waits for (Submit) may wait up to 2 ms to be written with
+	// others.
 	SyncGroup SyncPolicy = iota
 	// SyncEach fsyncs every record on its own, in LSN order: the baseline
 	// group commit is measured against.
