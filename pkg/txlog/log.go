@@ -28,7 +28,7 @@ const (
 	// SyncGroup returns from Append once the record is fsynced. One fsync
 	// covers every record written while the previous fsync ran, so
 	// concurrent appenders share the cost (group commit). Records that
-	// nobody waits for (Submit) may wait up to 2 ms to be written with
+	// nobody waits for (Submit) may wait up to 5 ms to be written with
 	// others.
 	SyncGroup SyncPolicy = iota
 	// SyncEach fsyncs every record on its own, in LSN order: the baseline
@@ -638,7 +638,7 @@ func (l *Log) run() {
 // for fill before it writes it; commitDelayBytes is the size at which it
 // stops waiting.
 const (
-	commitDelay      = 2 * time.Millisecond
+	commitDelay      = 5 * time.Millisecond
 	commitDelayBytes = 1 << 20
 )
 
