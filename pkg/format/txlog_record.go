@@ -361,35 +361,9 @@ func AppendRecordTail(dst []byte, r *Record) ([]byte, error) {
 // CheckRecordName reports whether s may be an operator, state, source or
 // output name in a record (the manifest's identifier rule), as
 // AppendRecord checks it. A writer that checks a name once may then use
-// AppendMutationTail, which does not check it again.
+// AppendMutationsHead, which does not check it again.
 func CheckRecordName(field, s string) error {
 	return checkRecordName(field, s)
-}
-
-// AppendMutationTail is AppendRecordTail for a mutation record, for the
-// hot path of a writer that logs every state change: it checks the sizes
-// but not the operator and state names, which the caller must have
-// checked with CheckRecordName. A delete ignores value and expiresAt.
-func AppendMutationTail(dst []byte, epoch uint64, operator, state string, keyGroup uint32, key, value []byte, expiresAt int64, del bool) ([]byte, error) {
-	if del {
-		value, expiresAt = nil, 0
-	}
-	if n := len(operator) + len(state) + len(key) + len(value) + 5*binary.MaxVarintLen64 + 1; n > MaxRecordTail {
-		return dst, fmt.Errorf("format: append mutation record tail: about %d bytes, limit %d: %w", n, MaxRecordTail, ErrTooLarge)
-	}
-	dst = binary.AppendUvarint(dst, epoch)
-	dst = appendRecordBytes(dst, operator)
-	dst = appendRecordBytes(dst, state)
-	dst = binary.AppendUvarint(dst, uint64(keyGroup))
-	dst = appendRecordBytes(dst, key)
-	if del {
-		dst = append(dst, 1)
-	} else {
-		dst = append(dst, 0)
-	}
-	dst = appendRecordBytes(dst, value)
-	dst = binary.AppendVarint(dst, expiresAt)
-	return dst, nil
 }
 
 // AppendFramedRecord appends the record of type t with LSN lsn and time

@@ -429,14 +429,21 @@ func (l *Log) Submit(recs []*format.Record) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := l.submitted(b, queued); err != nil {
+		return 0, err
+	}
+	return last, nil
+}
+
+// submitted wakes the committer for b, whose size was queued, and waits
+// for b to be written if the queue is over maxQueued.
+func (l *Log) submitted(b *batch, queued int) error {
 	l.signal()
 	if queued > maxQueued {
 		<-b.done
-		if b.err != nil {
-			return 0, b.err
-		}
+		return b.err
 	}
-	return last, nil
+	return nil
 }
 
 // SubmitTails is Submit for records of type t that the caller encoded up
@@ -475,12 +482,8 @@ func (l *Log) SubmitTails(t format.RecordType, tails []byte, ends []int) (uint64
 	l.lastTime = tm
 	b.waited = b.waited || queued > maxQueued
 	l.mu.Unlock()
-	l.signal()
-	if queued > maxQueued {
-		<-b.done
-		if b.err != nil {
-			return 0, b.err
-		}
+	if err := l.submitted(b, queued); err != nil {
+		return 0, err
 	}
 	return last, nil
 }
