@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -13,6 +14,10 @@ import (
 	"github.com/arkstate/arkstate/pkg/checkpoint"
 )
 
+// errNothingToVerify is verify's outcome on a store without checkpoints:
+// exit 1, and a message, unlike damage, which the report already shows.
+var errNothingToVerify = errors.New("the store holds no checkpoint: nothing to verify (give --allow-empty when an empty store is expected)")
+
 // checkpointVerifyOptions are the flags of `checkpoint verify`.
 type checkpointVerifyOptions struct {
 	store    storeFlags
@@ -20,6 +25,7 @@ type checkpointVerifyOptions struct {
 	all      bool
 	deep     bool
 	sample   string
+	empty    bool   // --allow-empty
 	ref      string // "" for the latest
 	openRepo func(context.Context) (*checkpoint.Repo, error)
 }
@@ -30,6 +36,7 @@ func (o *checkpointVerifyOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&o.all, "all", false, "verify every checkpoint instead of one")
 	cmd.Flags().BoolVar(&o.deep, "deep", false, "read every block and check every checksum and each segment's SHA-256")
 	cmd.Flags().StringVar(&o.sample, "sample", "", "deep-check only slice N/T of the segments (1/7 .. 7/7 cover all); implies --deep for that slice")
+	cmd.Flags().BoolVar(&o.empty, "allow-empty", false, "exit 0 when the store holds no checkpoint (default: exit 1, as a store that lost every manifest looks the same)")
 }
 
 func newCheckpointVerifyCmd() *cobra.Command {
@@ -50,8 +57,13 @@ against its name. Segments shared by several checkpoints are checked once.
 --sample N/T deep-checks only the segments whose hash's first byte modulo T is
 N-1: running 1/T through T/T (one a night, say) deep-checks everything once.
 
+A store that holds no checkpoint has nothing to verify: the report says so
+("empty": true) and verify exits 1, since a store that lost every manifest
+looks the same, unless --allow-empty says an empty store is expected.
+
 Exit status: 0 when no damage is found, 1 when some is (the report is printed
-first), 2 for bad arguments, 3 when the store cannot be read.`,
+first) or the store holds no checkpoint without --allow-empty, 2 for bad
+arguments, 3 when the store cannot be read.`,
 		Example: `  arkstate checkpoint verify /var/lib/arkstate
   arkstate checkpoint verify s3://bucket/job --all --deep --output json
   arkstate checkpoint verify s3://bucket/job --all --sample 3/7`,
@@ -129,6 +141,9 @@ func runCheckpointVerify(ctx context.Context, opts *checkpointVerifyOptions, out
 	if !rep.OK() {
 		return &findingsError{fmt.Sprintf("verify found %d problems", len(rep.Problems))}
 	}
+	if rep.Empty && !opts.empty {
+		return errNothingToVerify
+	}
 	return nil
 }
 
@@ -153,8 +168,11 @@ func writeVerifySummary(w io.Writer, rep *checkpoint.VerifyReport) error {
 		mode = fmt.Sprintf("deep: %d read in full, %s", t.DeepSegments, units.Bytes(t.DeepBytes))
 	}
 	verdict := "ok"
-	if !rep.OK() {
+	switch {
+	case !rep.OK():
 		verdict = verifyPlural(len(rep.Problems), "problem")
+	case rep.Empty:
+		verdict = "nothing to verify: the store holds no checkpoint"
 	}
 	_, err := fmt.Fprintf(w, "verified %s (%s), %s of %s (%s): %s\n",
 		verifyPlural(t.Checkpoints, "checkpoint"), verifyIDList(rep.Checkpoints), verifyPlural(t.Segments, "segment"), units.Bytes(t.SegmentBytes), mode, verdict)

@@ -260,3 +260,34 @@ func TestCheckpointInspectCmds_S3(t *testing.T) {
 		}
 	})
 }
+
+// A store with no checkpoint has nothing to verify: verify says so and
+// exits 1, as a store that lost every manifest looks the same, unless
+// --allow-empty says an empty store is expected. Before, --all passed.
+func TestCheckpointVerify_Empty(t *testing.T) {
+	dir := t.TempDir()
+	s, err := store.NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := checkpoint.InitRepo(context.Background(), s, checkpointtest.JobID, checkpointtest.KeyGroups); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, args := range [][]string{{}, {"--all"}, {"--all", "--deep"}} {
+		stdout, stderr, code := cliUnchanged(t, dir, leaseFiles, append([]string{"checkpoint", "verify", dir, "-o", "json"}, args...)...)
+		var rep checkpoint.VerifyReport
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code != exitFindings || !rep.Empty || !strings.Contains(stderr, "--allow-empty") {
+			t.Fatalf("verify %v of an empty store: exit %d, %v, empty %v\n%s%s", args, code, err, rep.Empty, stdout, stderr)
+		}
+		stdout, stderr, code = cliUnchanged(t, dir, leaseFiles, append([]string{"checkpoint", "verify", dir, "--allow-empty"}, args...)...)
+		if code != exitOK || !strings.Contains(stdout, "nothing to verify") {
+			t.Fatalf("verify %v --allow-empty of an empty store: exit %d\n%s%s", args, code, stdout, stderr)
+		}
+	}
+	// A store with checkpoints is not affected by the flag.
+	full, _ := checkpointtest.StandardDir(t)
+	if stdout, stderr, code := cliUnchanged(t, full, leaseFiles, "checkpoint", "verify", full, "--all", "--allow-empty"); code != exitOK || strings.Contains(stdout, "nothing to verify") {
+		t.Fatalf("verify --all --allow-empty of a store with checkpoints: exit %d\n%s%s", code, stdout, stderr)
+	}
+}

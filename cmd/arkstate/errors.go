@@ -37,7 +37,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &findings), errors.As(err, &corrupt):
+	case errors.As(err, &findings), errors.As(err, &corrupt), errors.Is(err, errNothingToVerify):
 		return exitFindings
 	case errors.As(err, &usage),
 		errors.Is(err, store.ErrConfig),

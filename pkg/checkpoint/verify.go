@@ -176,6 +176,10 @@ type VerifyReport struct {
 	// Problems lists the damage found, ordered by the first checkpoint each
 	// affects, then by file; empty when the checkpoints are intact.
 	Problems []Problem `json:"problems"`
+	// Empty is true when there was nothing to verify: the store holds no
+	// checkpoint (OK is then true; whether that is fine is the caller's
+	// call: a store that lost every manifest looks the same).
+	Empty bool `json:"empty"`
 }
 
 // OK reports whether no damage was found.
@@ -211,8 +215,16 @@ func Verify(ctx context.Context, repo *Repo, opts VerifyOptions) (*VerifyReport,
 		hashBufs:  newHashBufs(),
 	}
 	ids, err := v.targets(ctx)
+	if errors.Is(err, ErrNoCheckpoints) {
+		ids, err = nil, nil
+	}
 	if err != nil {
 		return nil, err
+	}
+	if len(ids) == 0 {
+		r := v.report(nil)
+		r.Empty = true
+		return r, nil
 	}
 	checked, err := v.checkManifests(ctx, ids)
 	if err != nil {
