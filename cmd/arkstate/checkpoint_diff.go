@@ -9,7 +9,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
@@ -176,7 +175,7 @@ func diffKeyWriter(outFormat string, out io.Writer) func(checkpoint.KeyChange) e
 
 // diffYAMLDocument writes v as one document of a YAML stream.
 func diffYAMLDocument(out io.Writer, v any) error {
-	b, err := yaml.MarshalWithOptions(v, yaml.UseJSONMarshaler())
+	b, err := marshalYAML(v)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -126,5 +127,31 @@ func setAWSEnv(t *testing.T, key, secret string) {
 	for _, v := range []string{"ARKFLOW_STATE_S3_ENDPOINT", "ARKFLOW_STATE_S3_REGION", "ARKFLOW_STATE_S3_PATH_STYLE", "ARKFLOW_STATE_S3_USE_SSL"} {
 		t.Setenv(v, "")
 		os.Unsetenv(v)
+	}
+}
+
+// Every -o yaml output quotes its timestamps: a bare one is a datetime to
+// YAML 1.1 readers (PyYAML), cut to microseconds, where JSON and CLI.md
+// promise a string. Before, checkpoint ls printed them bare.
+func TestYAML_TimestampsQuoted(t *testing.T) {
+	dir, _ := checkpointtest.StandardDir(t)
+	bare := regexp.MustCompile(`(?m):\s+\d{4}-\d{2}-\d{2}T\d`)
+	for _, args := range [][]string{
+		{"checkpoint", "ls", dir},
+		{"checkpoint", "show", dir, "latest"},
+		{"checkpoint", "verify", dir, "--all"},
+		{"checkpoint", "gc", dir, "--dry-run"},
+		{"checkpoint", "diff", dir, "1", "latest"},
+	} {
+		stdout, stderr, code := cliRun(t, "", append(args, "-o", "yaml")...)
+		if code != exitOK {
+			t.Fatalf("%v: exit %d\n%s", args, code, stderr)
+		}
+		if m := bare.FindString(stdout); m != "" {
+			t.Errorf("%v -o yaml prints a bare timestamp (%q):\n%s", args, m, stdout)
+		}
+		if (args[1] == "ls" || args[1] == "show") && !strings.Contains(stdout, `"20`) {
+			t.Errorf("%v -o yaml prints no quoted timestamp at all:\n%s", args, stdout)
+		}
 	}
 }

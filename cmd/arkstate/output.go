@@ -39,7 +39,7 @@ func (o *outputFlag) render(w io.Writer, v any, table func(*tableWriter)) error 
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	case "yaml":
-		b, err := yaml.MarshalWithOptions(v, yaml.UseJSONMarshaler())
+		b, err := marshalYAML(v)
 		if err != nil {
 			return err
 		}
@@ -88,4 +88,16 @@ func (t *tableWriter) flush(w io.Writer) error {
 		return err
 	}
 	return tw.Render()
+}
+
+// marshalYAML renders v as YAML with exactly the fields, names and values
+// of its JSON: it goes through JSON, so every JSON string stays a string.
+// Marshaling v directly would write a time.Time as a bare timestamp, which
+// YAML 1.1 readers (PyYAML) turn into a datetime cut to microseconds.
+func marshalYAML(v any) ([]byte, error) {
+	j, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return yaml.JSONToYAML(j)
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
@@ -606,7 +605,7 @@ func txlogRecordWriter(w io.Writer, output string) func(*format.Record) error {
 		return func(r *format.Record) error { return enc.Encode(newTxlogRecordView(r)) }
 	case "yaml":
 		return func(r *format.Record) error {
-			b, err := yaml.Marshal(newTxlogRecordView(r))
+			b, err := marshalYAML(newTxlogRecordView(r))
 			if err != nil {
 				return err
 			}
