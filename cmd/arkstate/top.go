@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
-	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/colorprofile"
 	"github.com/spf13/cobra"
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
@@ -34,9 +35,9 @@ second, its checkpoints (completed, failed, the last one's id, age, duration
 and size) and the checkpoint it resumed from. With --store it also lists the
 newest checkpoints of that store. Keys: q quits, r polls at once.
 
---once prints a single frame to stdout, without colours when stdout is not a
-terminal, and exits: 3 when the job cannot be reached, 2 for a bad address or
-store.`,
+--once prints a single frame to stdout, with the colours the output can show
+(none when it is not a terminal, when NO_COLOR is set or TERM=dumb), and
+exits: 3 when the job cannot be reached, 2 for a bad address or store.`,
 		Example: `  arkstate run -c pipeline.yaml --metrics-addr 127.0.0.1:9090 &
   arkstate top --addr 127.0.0.1:9090 --store ./state`,
 		Args: usageArgs(cobra.NoArgs),
@@ -93,10 +94,9 @@ func topOnce(ctx context.Context, cmd *cobra.Command, opts tui.Options) error {
 	if opts.Checkpoints != nil {
 		st.Checkpoints, st.CheckpointsErr = opts.Checkpoints(ctx)
 	}
-	frame := tui.Render(&st, opts.Addr, 0)
-	if !isTerminal(cmd.OutOrStdout()) {
-		frame = ansi.Strip(frame)
-	}
-	_, err = fmt.Fprint(cmd.OutOrStdout(), frame)
+	// The frame's colours go down to what the output can show: none on a
+	// pipe, with NO_COLOR or TERM=dumb, fewer on a 256-colour terminal.
+	w := colorprofile.NewWriter(cmd.OutOrStdout(), os.Environ())
+	_, err = w.WriteString(tui.Render(&st, opts.Addr, 0))
 	return err
 }

@@ -2,11 +2,16 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 )
 
 // top --once against a live job prints one plain frame: the stream's row
@@ -30,6 +35,43 @@ func TestTop_Once(t *testing.T) {
 	}
 	if f := rowFields(frame, "words"); len(f) < 3 || f[1] != "running" || f[2] != "ok" {
 		t.Errorf("words row %q in\n%s", f, frame)
+	}
+	run.stop(t)
+}
+
+// top --once on a terminal paints in colour, and not with NO_COLOR or
+// TERM=dumb, which the interactive top already respected. Before, --once
+// painted 24-bit colours whatever they said.
+func TestTop_OnceColours(t *testing.T) {
+	run := startMonitoredRun(t)
+	run.waitCheckpoints(t, 1)
+	frame := func(env ...string) string {
+		t.Helper()
+		cmd := exec.Command(arkstateBinary(t), "top", "--once", "--addr", strings.TrimPrefix(run.base, "http://"))
+		cmd.Env = append(os.Environ(), env...)
+		tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 160})
+		if err != nil {
+			t.Fatalf("start on a pseudo-terminal: %v", err)
+		}
+		defer tty.Close()
+		raw, _ := io.ReadAll(tty) // ends with EIO when the process exits
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("top --once %v: %v\n%q", env, err, raw)
+		}
+		return string(raw)
+	}
+	colour := regexp.MustCompile(`\x1b\[[0-9;]*(?:3[0-9]|4[0-9]|9[0-7]|10[0-7])(?:;[0-9;]*)?m`)
+	if f := frame("TERM=xterm-256color", "COLORTERM=truecolor", "NO_COLOR="); !colour.MatchString(f) {
+		t.Fatalf("a colour terminal got no colour: the test cannot see colours\n%q", f)
+	}
+	for _, env := range [][]string{{"TERM=xterm-256color", "COLORTERM=truecolor", "NO_COLOR=1"}, {"TERM=dumb", "COLORTERM="}} {
+		f := frame(env...)
+		if m := colour.FindString(f); m != "" {
+			t.Errorf("top --once with %v paints in colour (%q):\n%q", env, m, f)
+		}
+		if !strings.Contains(f, "healthy") {
+			t.Errorf("top --once with %v printed no frame:\n%q", env, f)
+		}
 	}
 	run.stop(t)
 }
