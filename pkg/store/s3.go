@@ -313,6 +313,9 @@ func (s *S3Store) fail(ctx context.Context, op, name string, err error) error {
 			s.bucket, where, cmp.Or(code, strconv.Itoa(status)))
 	case code == "InvalidBucketName":
 		e.Kind = ErrConfig
+	case isHTTPToHTTPS(err):
+		e.Kind, e.Err = ErrConfig, fmt.Errorf("endpoint %s speaks plain HTTP, and the request used HTTPS: "+
+			"give the endpoint as http://HOST:PORT or set use_ssl: false (--s3-no-ssl)", cmp.Or(s.endpoint, "(default)"))
 	default:
 		e.Kind = ErrUnavailable
 	}

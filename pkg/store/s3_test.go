@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -212,6 +214,48 @@ func TestNewS3(t *testing.T) {
 		_, err = store.NewS3(ctx, "bucket", "", opts)
 		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "refused") {
 			t.Fatalf("NewS3 with nothing listening: %v; want ErrUnavailable naming %s", err, addr)
+		}
+		assertClean(t, err, opts.SecretAccessKey)
+	})
+	// No credentials anywhere is a configuration error that says where
+	// it looked, at once; before, every request failed and the command
+	// exited 3, "unavailable", which a script retries for ever.
+	t.Run("ErrNoCredentials", func(t *testing.T) {
+		dir := t.TempDir()
+		for k, v := range map[string]string{
+			"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
+			"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
+			"AWS_WEB_IDENTITY_TOKEN_FILE": "", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "", "AWS_CONTAINER_CREDENTIALS_FULL_URI": "",
+			"AWS_EC2_METADATA_DISABLED": "true",
+		} {
+			t.Setenv(k, v)
+		}
+		_, err := store.NewS3(ctx, "bucket", "", store.S3Options{Endpoint: "http://127.0.0.1:1", PathStyle: true, Region: "us-east-1"})
+		if !errors.Is(err, store.ErrConfig) || !strings.Contains(err.Error(), "no S3 credentials") || !strings.Contains(err.Error(), "AWS_ACCESS_KEY_ID") {
+			t.Fatalf("NewS3 without credentials: %v; want ErrConfig saying which credentials were looked for", err)
+		}
+	})
+	// An endpoint given without a scheme is HTTPS; one that speaks plain
+	// HTTP is a configuration error said at once, not retried and then
+	// called an outage.
+	t.Run("ErrPlainHTTPEndpoint", func(t *testing.T) {
+		var conns atomic.Int32
+		srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+		srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				conns.Add(1)
+			}
+		}
+		srv.Start()
+		defer srv.Close()
+		opts := store.S3Options{Endpoint: strings.TrimPrefix(srv.URL, "http://"), PathStyle: true, Region: "us-east-1",
+			AccessKeyID: "AK", SecretAccessKey: "plain-http-secret", MaxAttempts: 5, MaxBackoff: time.Millisecond}
+		_, err := store.NewS3(ctx, "bucket", "", opts)
+		if !errors.Is(err, store.ErrConfig) || !strings.Contains(err.Error(), "plain HTTP") {
+			t.Fatalf("NewS3 over HTTPS to a plain-HTTP endpoint: %v; want ErrConfig saying so", err)
+		}
+		if n := conns.Load(); n != 1 {
+			t.Fatalf("%d connections to the endpoint: the HTTPS attempt was retried", n)
 		}
 		assertClean(t, err, opts.SecretAccessKey)
 	})

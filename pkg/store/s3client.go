@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -64,6 +65,9 @@ func NewS3Client(ctx context.Context, opts S3Options) (*S3Client, error) {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = maxAttempts
 				o.MaxBackoff = maxBackoff
+				// Asked first: a plain-HTTP endpoint answers every
+				// HTTPS attempt the same way.
+				o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(notRetryable)}, o.Retryables...)
 			})
 		}),
 	}
@@ -80,6 +84,19 @@ func NewS3Client(ctx context.Context, opts S3Options) (*S3Client, error) {
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
+	}
+	if opts.AccessKeyID == "" {
+		// Without credentials every request fails the same way: say so
+		// now, as a configuration error, not as an outage to retry.
+		if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return nil, ctxErr
+			}
+			return nil, fmt.Errorf("%w: no S3 credentials: none were given (state.s3_config access_key_id and secret_access_key, "+
+				"ARKFLOW_STATE_S3_ACCESS_KEY_ID and ARKFLOW_STATE_S3_SECRET_ACCESS_KEY), and the AWS chain found none "+
+				"(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE in ~/.aws/credentials and ~/.aws/config, "+
+				"web identity, the container or EC2 instance role): %w", ErrConfig, err)
+		}
 	}
 	c := &S3Client{Endpoint: endpoint}
 	// The client owns its transport so that Close can drop idle connections.
@@ -103,4 +120,20 @@ func NewS3Client(ctx context.Context, opts S3Options) (*S3Client, error) {
 		}
 	})
 	return c, nil
+}
+
+// notRetryable says no to retrying what no retry can change: an HTTPS
+// request to an endpoint that speaks plain HTTP. Anything else is left to
+// the standard rules.
+func notRetryable(err error) aws.Ternary {
+	if isHTTPToHTTPS(err) {
+		return aws.FalseTernary
+	}
+	return aws.UnknownTernary
+}
+
+// isHTTPToHTTPS reports whether err is net/http's answer to an HTTPS
+// request that got a plain-HTTP response.
+func isHTTPToHTTPS(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
