@@ -33,6 +33,24 @@ func TestCheckpointLsCmd(t *testing.T) {
 					}
 				}
 			}
+			// What an unreadable manifest does not tell is absent, never a
+			// zero that reads as real.
+			var raw struct {
+				Checkpoints []map[string]any `json:"checkpoints"`
+			}
+			if err := json.Unmarshal([]byte(stdout), &raw); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range raw.Checkpoints {
+				if _, known := r["kind"]; known || r["status"] == checkpoint.StatusOK {
+					continue
+				}
+				for _, unknown := range []string{"keys", "keys_exact", "layers", "segments", "logical_bytes", "stored_bytes", "exclusive_bytes", "shared_bytes", "operators"} {
+					if v, ok := r[unknown]; ok {
+						t.Fatalf("checkpoint %v, whose manifest cannot be read, reports %s = %v", r["id"], unknown, v)
+					}
+				}
+			}
 			wantDamaged := c.Name == "manifest-bad-checksum" || c.Name == "missing-parent"
 			if wantDamaged != (len(damaged) == 1 && damaged[0] == c.Checkpoint) || (!wantDamaged && len(damaged) > 0) {
 				t.Fatalf("damaged rows %v", damaged)

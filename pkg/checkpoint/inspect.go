@@ -82,6 +82,21 @@ type CheckpointSummary struct {
 	Error string `json:"error,omitempty"`
 }
 
+// MarshalJSON leaves out what an unreadable manifest does not tell (it
+// has no kind): its counts and sizes would read as real zeros. A readable
+// manifest of a damaged checkpoint (a missing parent) keeps them.
+func (s CheckpointSummary) MarshalJSON() ([]byte, error) {
+	type plain CheckpointSummary
+	if s.Status == StatusOK || s.Kind != "" {
+		return json.Marshal(plain(s))
+	}
+	return json.Marshal(struct {
+		ID     uint64 `json:"id"`
+		Status string `json:"status"`
+		Error  string `json:"error,omitempty"`
+	}{s.ID, s.Status, s.Error})
+}
+
 // List summarises every complete checkpoint of repo (every checkpoint whose
 // MANIFEST exists), ascending by id. It reads each manifest once and no
 // segment. A manifest that cannot be read or validated is reported as a

@@ -209,11 +209,14 @@ func checkpointsTable(list []checkpoint.CheckpointSummary, width int) string {
 		if c.Status != checkpoint.StatusOK {
 			status = badStyle.Render(c.Status)
 		}
-		keys := count(int64(c.Keys))
+		keys, size := count(int64(c.Keys)), units.Bytes(c.LogicalBytes)
 		if !c.KeysExact {
 			keys = "≤" + keys
 		}
-		t.Row(strconv.FormatUint(c.ID, 10), c.Kind, parent, created, units.Bytes(c.LogicalBytes), keys, status)
+		if c.Status != checkpoint.StatusOK && c.Kind == "" {
+			keys, size = "-", "-" // the manifest cannot be read
+		}
+		t.Row(strconv.FormatUint(c.ID, 10), c.Kind, parent, created, size, keys, status)
 	}
 	if width > 0 {
 		t.Width(min(width, 100))
