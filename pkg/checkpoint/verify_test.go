@@ -570,13 +570,18 @@ func TestVerify(t *testing.T) {
 			t.Fatalf("err %v, want ErrCheckpointNotFound", err)
 		}
 	})
-	t.Run("ErrNoCheckpoints", func(t *testing.T) {
+	// A store without checkpoints has nothing to verify: the report says
+	// so (Empty), for the caller to judge, latest or all.
+	t.Run("OKEmpty", func(t *testing.T) {
 		r, err := checkpoint.InitRepo(ctx, store.NewMem("empty"), "job", 8)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := checkpoint.Verify(ctx, r, checkpoint.VerifyOptions{}); !errors.Is(err, checkpoint.ErrNoCheckpoints) {
-			t.Fatalf("err %v, want ErrNoCheckpoints", err)
+		for _, opts := range []checkpoint.VerifyOptions{{}, {All: true}} {
+			rep, err := checkpoint.Verify(ctx, r, opts)
+			if err != nil || !rep.Empty || !rep.OK() || len(rep.Checkpoints) != 0 {
+				t.Fatalf("Verify(%+v) of an empty store = %+v, %v; want an empty report", opts, rep, err)
+			}
 		}
 	})
 	t.Run("ErrUnavailable", func(t *testing.T) {
