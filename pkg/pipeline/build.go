@@ -51,7 +51,7 @@ func BuildSpec(ctx context.Context, cfg *config.Config, s config.StreamConfig, s
 		spec.Output = &WriterOutput{W: stdout}
 	case config.OutputFile:
 		out := &FileOutput{Dir: s.Output.File.Path, ExactlyOnce: exactlyOnce}
-		if err := out.Check(); err != nil {
+		if err := out.CheckWritable(); err != nil {
 			return Spec{}, errf("%v", err)
 		}
 		spec.Output = out

@@ -18,6 +18,7 @@ import (
 	"github.com/arkstate/arkstate/internal/crashpoint"
 	"github.com/arkstate/arkstate/internal/fsutil"
 	"github.com/arkstate/arkstate/pkg/format"
+	"golang.org/x/sys/unix"
 )
 
 // Output is where a pipeline's results go. Each subtask of the last stage
@@ -122,6 +123,34 @@ func (o *FileOutput) OwnsOutput(name string) bool {
 		dir = abs
 	}
 	return filepath.Clean(dir) == o.ident().absDir
+}
+
+// CheckWritable makes sure the output directory can be created and
+// written, without writing anything: the nearest existing directory on its
+// path must be a directory this process may write. A run checks every
+// output, store and input this way before it writes anything, so that a
+// configuration error leaves no trace.
+func (o *FileOutput) CheckWritable() error {
+	dir := filepath.Clean(o.Dir)
+	for {
+		fi, err := os.Stat(dir)
+		switch {
+		case err == nil && !fi.IsDir():
+			return fmt.Errorf("output %s: %s is not a directory", o.Dir, dir)
+		case err == nil:
+			if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
+				return fmt.Errorf("output %s is not writable: %s: %w", o.Dir, dir, err)
+			}
+			return nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("output %s: %w", o.Dir, err)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return fmt.Errorf("output %s: no part of the path exists", o.Dir)
+		}
+		dir = parent
+	}
 }
 
 // Check creates the directories and makes sure they can be written, so a

@@ -163,3 +163,24 @@ func TestFileOutput_RecoverRemovesLeftoverProbe(t *testing.T) {
 		t.Fatalf(".pending holds %v after Recover; want only notes.txt", left)
 	}
 }
+
+// CheckWritable finds an output that cannot be made without making
+// anything: a path through a file is refused, a new path under a writable
+// directory accepted, and neither leaves a trace.
+func TestFileOutput_CheckWritable(t *testing.T) {
+	root := t.TempDir()
+	file := filepath.Join(root, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&FileOutput{Dir: filepath.Join(file, "out")}).CheckWritable(); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("output under a file: %v; want an error saying it is not a directory", err)
+	}
+	if err := (&FileOutput{Dir: filepath.Join(root, "a", "b", "out")}).CheckWritable(); err != nil {
+		t.Fatalf("new output under a writable directory: %v", err)
+	}
+	entries, _ := os.ReadDir(root)
+	if len(entries) != 1 {
+		t.Fatalf("CheckWritable wrote: %v", entries)
+	}
+}

@@ -106,8 +106,21 @@ func Open(ctx context.Context, address string, opts OpenOptions) (Store, error) 
 }
 
 func openFileURL(_ context.Context, u *url.URL, opts OpenOptions) (Store, error) {
+	p, err := fileURLPath(u)
+	if err != nil {
+		return nil, err
+	}
+	if opts.MustExist {
+		return OpenDir(filepath.FromSlash(p))
+	}
+	return NewDir(filepath.FromSlash(p))
+}
+
+// fileURLPath returns the local path a file:// URL names, or why it names
+// none.
+func fileURLPath(u *url.URL) (string, error) {
 	if u.Host != "" && u.Host != "localhost" {
-		return nil, &Error{Op: "open store", Location: "file://" + u.Host + u.Path, Kind: ErrConfig,
+		return "", &Error{Op: "open store", Location: "file://" + u.Host + u.Path, Kind: ErrConfig,
 			Err: fmt.Errorf("file:// address names host %q; only local paths (file:///path) are supported", u.Host)}
 	}
 	p := u.Path
@@ -116,12 +129,9 @@ func openFileURL(_ context.Context, u *url.URL, opts OpenOptions) (Store, error)
 		p = p[1:]
 	}
 	if p == "" {
-		return nil, &Error{Op: "open store", Location: "file://", Kind: ErrConfig, Err: errors.New("file:// address has no path")}
+		return "", &Error{Op: "open store", Location: "file://", Kind: ErrConfig, Err: errors.New("file:// address has no path")}
 	}
-	if opts.MustExist {
-		return OpenDir(filepath.FromSlash(p))
-	}
-	return NewDir(filepath.FromSlash(p))
+	return p, nil
 }
 
 func openMemURL(_ context.Context, u *url.URL, _ OpenOptions) (Store, error) {
@@ -171,15 +181,20 @@ func openHybridURL(ctx context.Context, u *url.URL, opts OpenOptions) (Store, er
 	}
 	localURL := *u
 	localURL.Scheme, localURL.RawQuery = "file", ""
+	if _, err := fileURLPath(&localURL); err != nil {
+		return nil, err
+	}
+	// The remote before the local directory is created: a wrong bucket or
+	// credentials leave nothing behind.
+	remote, err := Open(ctx, remoteAddr, opts)
+	if err != nil {
+		return nil, err
+	}
 	localOpts := opts
 	localOpts.MustExist = false
 	local, err := openFileURL(ctx, &localURL, localOpts)
 	if err != nil {
-		return nil, err
-	}
-	remote, err := Open(ctx, remoteAddr, opts)
-	if err != nil {
-		local.Close()
+		remote.Close()
 		return nil, err
 	}
 	return NewHybridWithOptions(local, remote, opts.Hybrid), nil
