@@ -22,6 +22,8 @@ var (
 		"Id of the last completed checkpoint.", streamLabel, nil)
 	descLastTime = prometheus.NewDesc("arkstate_checkpoint_last_success_timestamp_seconds",
 		"Unix time the last completed checkpoint committed.", streamLabel, nil)
+	descStartTime = prometheus.NewDesc("arkstate_stream_start_time_seconds",
+		"Unix time the stream started; with arkstate_checkpoint_last_success_timestamp_seconds it dates the last checkpoint, or the start when there is none yet.", streamLabel, nil)
 	descLastDuration = prometheus.NewDesc("arkstate_checkpoint_last_duration_seconds",
 		"Time from barrier to the end of the last checkpoint attempt.", streamLabel, nil)
 	descStateBytes = prometheus.NewDesc("arkstate_checkpoint_state_bytes",
@@ -54,7 +56,7 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordsIn, descRecordsOut, descCheckpoints, descFailuresSince,
-		descLastID, descLastTime, descLastDuration, descStateBytes, descUploaded, descRestoredFrom,
+		descLastID, descLastTime, descStartTime, descLastDuration, descStateBytes, descUploaded, descRestoredFrom,
 		descRunning, descStandby, descHealthy, descFrozen, descCommitFailures,
 		descReplQueued, descReplQueuedBytes, descReplCopies, descReplCopiedBytes, descReplRemoteReads} {
 		ch <- d
@@ -95,6 +97,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descLastID, float64(s.LastCheckpointID))
 		if !s.LastCheckpointAt.IsZero() {
 			gauge(descLastTime, float64(s.LastCheckpointAt.UnixNano())/1e9)
+		}
+		if !s.StartedAt.IsZero() {
+			gauge(descStartTime, float64(s.StartedAt.UnixNano())/1e9)
 		}
 		gauge(descLastDuration, s.LastCheckpointDuration.Seconds())
 		gauge(descStateBytes, float64(s.CheckpointBytes))

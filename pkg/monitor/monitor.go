@@ -11,7 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	promversion "github.com/prometheus/common/version"
 )
 
 // Status is one stream's state at the moment it is asked for.
@@ -160,11 +162,17 @@ func New(version string) *Monitor {
 	m.durations = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "arkstate_checkpoint_duration_seconds",
 		Help: "Time from barrier to the end of each checkpoint attempt, by result (completed or failed).",
-		// 5 ms to about 80 s: from a small local job to a large state on a slow S3.
+		// 5 ms to 81.92 s: from a small local job to a large state on a slow S3.
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 15),
 	}, []string{"stream", "result"})
+	if promversion.Version == "" {
+		// arkstate_build_info's version label; the revision comes from
+		// the binary's VCS stamp.
+		promversion.Version = version
+	}
 	m.registry = prometheus.NewRegistry()
 	m.registry.MustRegister(
+		versioncollector.NewCollector("arkstate"),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		(*collector)(m),
@@ -239,7 +247,7 @@ func health(streams []Status, now time.Time) Health {
 // as JSON).
 func (m *Monitor) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		h := health(m.Statuses(), m.now())
 		code := http.StatusOK

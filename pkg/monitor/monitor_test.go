@@ -150,6 +150,10 @@ func TestHandler_Metrics(t *testing.T) {
 		{"arkstate_hybrid_copies_total", map[string]string{"stream": "words", "result": "failed"}, 1},
 		{"arkstate_hybrid_copied_bytes_total", words, 9000},
 		{"arkstate_hybrid_remote_reads_total", words, 1},
+		// Dates a stream that never checkpointed, for the alert on
+		// checkpoint age (docs/OPERATIONS.md).
+		{"arkstate_stream_start_time_seconds", map[string]string{"stream": "clicks"}, float64(t0.Unix())},
+		{"arkstate_build_info", map[string]string{"version": "v-test"}, 1},
 	} {
 		if got := value(c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
@@ -173,6 +177,23 @@ func TestHandler_Metrics(t *testing.T) {
 	}
 	if _, ok := families["go_goroutines"]; !ok {
 		t.Error("the Go runtime's metrics are missing")
+	}
+	for _, l := range families["arkstate_build_info"].GetMetric()[0].GetLabel() {
+		if l.GetName() == "goversion" && !strings.HasPrefix(l.GetValue(), "go") {
+			t.Errorf("arkstate_build_info goversion %q", l.GetValue())
+		}
+	}
+	// OpenMetrics to a scraper that asks for it.
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	om, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text") || !strings.HasSuffix(string(om), "# EOF\n") {
+		t.Errorf("OpenMetrics requested, got %q ending %q", ct, om[max(0, len(om)-20):])
 	}
 	// Counters come from the source on every scrape.
 	in.Store(42)
