@@ -25,14 +25,24 @@ type buildInfo struct {
 }
 
 func currentBuildInfo() buildInfo {
+	bi, _ := debug.ReadBuildInfo()
+	return buildInfoFrom(bi)
+}
+
+// buildInfoFrom fills in from bi (nil: none) what the linker did not set.
+func buildInfoFrom(bi *debug.BuildInfo) buildInfo {
 	info := buildInfo{Version: version, Commit: commit, Date: date, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	if bi != nil {
 		if info.Version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			info.Version = bi.Main.Version
 		}
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && info.Commit == "" {
+			switch {
+			case s.Key == "vcs.revision" && info.Commit == "":
 				info.Commit = s.Value
+			case s.Key == "vcs.time" && info.Date == "":
+				// The commit's time: what go install and go build stamp.
+				info.Date = s.Value
 			}
 		}
 	}
