@@ -1,6 +1,10 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"strings"
+
+	"github.com/spf13/cobra"
+)
 
 // newCheckpointCmd groups the commands that inspect and manage checkpoints.
 func newCheckpointCmd() *cobra.Command {
@@ -23,5 +27,14 @@ servers; credentials from the standard AWS chain).`,
 		newCheckpointPruneCmd(),
 		newCheckpointGCCmd(),
 	)
+	groupUsage(cmd)
 	return cmd
+}
+
+// groupUsage makes the usage of a command that only groups others read
+// "arkstate GROUP [command]": it runs (to refuse stray arguments with exit
+// 2, which cobra does not check for a group that does not run), but
+// "arkstate GROUP [flags]" would suggest it does something by itself.
+func groupUsage(cmd *cobra.Command) {
+	cmd.SetUsageTemplate(strings.Replace(cmd.UsageTemplate(), "Usage:{{if .Runnable}}\n  {{.UseLine}}{{end}}", "Usage:", 1))
 }

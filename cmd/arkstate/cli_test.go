@@ -155,3 +155,17 @@ func TestYAML_TimestampsQuoted(t *testing.T) {
 		}
 	}
 }
+
+// A group command's usage names its subcommands, not flags of its own, and
+// a stray argument to it is a usage error.
+func TestGroupUsage(t *testing.T) {
+	for _, group := range []string{"checkpoint", "state", "txlog"} {
+		stdout, _, code := cliRun(t, "", group, "--help")
+		if code != exitOK || !strings.Contains(stdout, "arkstate "+group+" [command]") || strings.Contains(stdout, "arkstate "+group+" [flags]") {
+			t.Errorf("%s --help (exit %d):\n%s", group, code, stdout)
+		}
+		if _, stderr, code := cliRun(t, "", group, "nope"); code != exitUsage || !strings.Contains(stderr, `unknown command "nope"`) {
+			t.Errorf("%s nope: exit %d, %q; want 2", group, code, stderr)
+		}
+	}
+}

@@ -30,6 +30,7 @@ directory path, file:///path or s3://bucket/prefix, as for checkpoint commands.`
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newStateDumpCmd(), newStateImportCmd())
+	groupUsage(cmd)
 	return cmd
 }
 

@@ -36,6 +36,7 @@ reported, never cut (the writer cuts it when it next opens the log).`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newTxlogLsCmd(), newTxlogVerifyCmd(), newTxlogReplayCmd())
+	groupUsage(cmd)
 	return cmd
 }
 
