@@ -169,3 +169,20 @@ func TestGroupUsage(t *testing.T) {
 		}
 	}
 }
+
+// --output completes to its values in every shell; state dump, which only
+// writes JSON lines, says so in its help and completes to json alone.
+func TestOutputFlagCompletion(t *testing.T) {
+	stdout, _, code := cliRun(t, "", "__complete", "checkpoint", "ls", "dir", "--output", "")
+	if code != exitOK || !strings.HasPrefix(stdout, "table\njson\nyaml\n:4\n") {
+		t.Fatalf("completion of checkpoint ls --output (exit %d):\n%s", code, stdout)
+	}
+	stdout, _, _ = cliRun(t, "", "__complete", "state", "dump", "dir", "latest", "--output", "")
+	if !strings.HasPrefix(stdout, "json\n:4\n") {
+		t.Fatalf("completion of state dump --output:\n%s", stdout)
+	}
+	help, _, _ := cliRun(t, "", "state", "dump", "--help")
+	if !strings.Contains(help, `(default "json")`) {
+		t.Fatalf("state dump --help does not say --output defaults to json:\n%s", help)
+	}
+}

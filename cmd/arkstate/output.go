@@ -18,6 +18,19 @@ type outputFlag struct{ format string }
 func (o *outputFlag) addFlag(cmd *cobra.Command) {
 	o.format = "table"
 	cmd.Flags().StringVarP(&o.format, "output", "o", "table", "output format: table, json or yaml")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputFormats, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// outputFormats are the values of --output.
+var outputFormats = []string{"table", "json", "yaml"}
+
+// addJSONLinesFlag is addFlag for a command that only writes JSON lines
+// (state dump): --output json is accepted for scripts that pass it to
+// every command, and is the default.
+func (o *outputFlag) addJSONLinesFlag(cmd *cobra.Command) {
+	o.format = "json"
+	cmd.Flags().StringVarP(&o.format, "output", "o", "json", "output format: json (JSON lines; table is accepted and gives the same)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json"}, cobra.ShellCompDirectiveNoFileComp))
 }
 
 func (o *outputFlag) validate() error {

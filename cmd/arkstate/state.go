@@ -45,7 +45,7 @@ type stateDumpOptions struct {
 
 func (o *stateDumpOptions) addFlags(cmd *cobra.Command) {
 	o.store.addFlags(cmd)
-	o.out.addFlag(cmd)
+	o.out.addJSONLinesFlag(cmd)
 	cmd.Flags().StringVar(&o.filter.Operator, "operator", "", "only this operator's state")
 	cmd.Flags().StringVar(&o.filter.State, "state", "", "only states of this name")
 	cmd.Flags().StringVar(&o.filter.Key, "key", "", "only this key (reads only its key group)")
@@ -66,8 +66,8 @@ import back byte for byte (arkstate state import).
 
 Entries are written operator by operator, each in key-group range, state,
 key-group and key order; expired entries are included with their expiry.
-The output is always JSON lines: --output table and json both give it, yaml
-is refused. Dump only reads the store.`,
+The output is always JSON lines (--output json, the default; table is
+accepted and gives the same; yaml is refused). Dump only reads the store.`,
 		Example: `  arkstate state dump /var/lib/arkstate latest > state.jsonl
   arkstate state dump s3://bucket/job 42 --operator count --key user-17`,
 		Args: usageArgs(cobra.ExactArgs(2)),
