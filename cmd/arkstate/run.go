@@ -22,6 +22,7 @@ import (
 type runOptions struct {
 	configFile  string
 	logLevel    string
+	logFormat   string
 	metricsAddr string
 	waitLease   bool
 	quiet       bool
@@ -36,7 +37,23 @@ func newRunCmd() *cobra.Command {
 the latest checkpoint, resumes each input from its checkpointed position, and
 checkpoints every checkpoint_interval_ms. A bounded input that ends drives a
 final checkpoint and commit, then run exits 0. The ARKFLOW_STATE_* variables
-override the file's state block.`,
+override the file's state block.
+
+Logs go to stderr as text, or with --log-format json as one JSON object per
+line (log/slog's JSON handler: time, level, msg and the record's fields).
+
+SIGINT and SIGTERM stop the run: streams stop reading, what the last
+completed checkpoint covers stays committed, and run exits 0; a restart
+resumes from that checkpoint.
+
+Exit status: 0 when every stream finished its bounded input or was stopped
+by SIGINT or SIGTERM; 1 when a stream read damaged data (the error names the
+file); 2 for a bad flag, configuration, address or credentials, found before
+anything is written; 3 when a store or output cannot be reached, or another
+process holds a stream's writer lease (without --wait-lease).`,
+		Example: `  arkstate run -c pipeline.yaml
+  arkstate run -c pipeline.yaml --metrics-addr 127.0.0.1:9090 --log-format json
+  ARKFLOW_STATE_BACKEND_TYPE=s3 ARKFLOW_STATE_S3_BUCKET=jobs arkstate run -c pipeline.yaml`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runRun(cmd.Context(), cmd, opts)
@@ -44,6 +61,8 @@ override the file's state block.`,
 	}
 	cmd.Flags().StringVarP(&opts.configFile, "config", "c", "", "pipeline configuration (YAML)")
 	cmd.Flags().StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	cmd.Flags().StringVar(&opts.logFormat, "log-format", "text", "log format: text or json (one JSON object per line)")
+	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.Flags().BoolVar(&opts.waitLease, "wait-lease", false, "when another process holds the store's writer lease, wait for it (a standby) instead of exiting 3")
 	cmd.Flags().StringVar(&opts.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz and /status (for arkstate top) on this address, e.g. 127.0.0.1:9090")
 	cmd.Flags().BoolVarP(&opts.quiet, "quiet", "q", false, "print no start lines, progress or summary (logs still follow --log-level)")
@@ -58,7 +77,10 @@ func runRun(ctx context.Context, cmd *cobra.Command, opts runOptions) error {
 	}
 	// On a terminal: start lines, a live progress line and a summary;
 	// elsewhere the summary is one log record; --quiet drops all three.
-	report := newRunReport(cmd.ErrOrStderr(), !opts.quiet && isTerminal(cmd.ErrOrStderr()), level)
+	if opts.logFormat != "text" && opts.logFormat != "json" {
+		return usageErrorf("--log-format %q: want text or json", opts.logFormat)
+	}
+	report := newRunReport(cmd.ErrOrStderr(), !opts.quiet && isTerminal(cmd.ErrOrStderr()), level, opts.logFormat == "json")
 	log := report.log
 	cfg, err := loadRunConfig(opts.configFile)
 	if err != nil {

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -62,4 +64,37 @@ func treePaths(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	return paths
+}
+
+// --log-format json makes every log line a JSON object a log pipeline can
+// read (log/slog's JSON handler); another format is a usage error.
+func TestRun_LogFormatJSON(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writePipeline(t, dir, `streams:
+  - id: words
+    input: {type: generate, count: 100}
+    output: {type: file, path: out/}
+state:
+  enabled: true
+  backend_type: local
+  path: ./state
+`)
+	_, stderr, code := cliRun(t, "", "run", "-c", cfg, "--log-format", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	lines := 0
+	for line := range strings.Lines(stderr) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec["msg"] == nil || rec["level"] == nil {
+			t.Fatalf("log line %q is not a JSON log record (%v)", line, err)
+		}
+		lines++
+	}
+	if lines == 0 || !strings.Contains(stderr, `"msg":"run finished"`) {
+		t.Fatalf("no JSON log records, or no summary record:\n%s", stderr)
+	}
+	if _, stderr, code := cliRun(t, "", "run", "-c", cfg, "--log-format", "logfmt"); code != exitUsage || !strings.Contains(stderr, "--log-format") {
+		t.Fatalf("--log-format logfmt: exit %d, %q; want 2", code, stderr)
+	}
 }

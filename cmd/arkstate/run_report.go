@@ -42,9 +42,14 @@ type streamReport struct {
 	started           atomic.Bool
 }
 
-func newRunReport(w io.Writer, terminal bool, level slog.Level) *runReport {
+func newRunReport(w io.Writer, terminal bool, level slog.Level, jsonLogs bool) *runReport {
 	r := &runReport{w: w, terminal: terminal, start: time.Now()}
-	r.log = slog.New(slog.NewTextHandler(r.logWriter(), &slog.HandlerOptions{Level: level}))
+	hopts := &slog.HandlerOptions{Level: level}
+	if jsonLogs {
+		r.log = slog.New(slog.NewJSONHandler(r.logWriter(), hopts))
+	} else {
+		r.log = slog.New(slog.NewTextHandler(r.logWriter(), hopts))
+	}
 	return r
 }
 
