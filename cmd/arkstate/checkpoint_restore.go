@@ -175,8 +175,8 @@ func runCheckpointRestore(ctx context.Context, opts *checkpointRestoreOptions, o
 			t.row("log changes applied", pit.Changes)
 			t.row("restored checkpoint", pit.Checkpoint)
 			t.row("status", restoreStatus(plan))
-			t.row("source", plan.Source)
-			t.row("target", plan.Target)
+			t.row("source", withEndpoint(plan.Source, plan.SourceEndpoint))
+			t.row("target", withEndpoint(plan.Target, plan.TargetEndpoint))
 		})
 	}
 	return opts.out.render(out, plan, func(t *tableWriter) {
@@ -187,8 +187,8 @@ func runCheckpointRestore(ctx context.Context, opts *checkpointRestoreOptions, o
 		t.row("checkpoint", plan.Checkpoint)
 		t.row("status", status)
 		t.row("chain", verifyIDList(plan.Chain))
-		t.row("source", plan.Source)
-		target := plan.Target
+		t.row("source", withEndpoint(plan.Source, plan.SourceEndpoint))
+		target := withEndpoint(plan.Target, plan.TargetEndpoint)
 		if target == "" {
 			target = opts.to + " (does not exist yet)"
 		}
@@ -197,6 +197,14 @@ func runCheckpointRestore(ctx context.Context, opts *checkpointRestoreOptions, o
 		t.row("files", plan.Files, "("+units.Bytes(plan.Bytes)+")")
 		t.row("requests", plan.Requests)
 	})
+}
+
+// withEndpoint is an address with its S3 endpoint, for people.
+func withEndpoint(address, endpoint string) string {
+	if endpoint == "" {
+		return address
+	}
+	return address + " (endpoint " + endpoint + ")"
 }
 
 // restoreAtView is the JSON and YAML of a point-in-time restore: the copy's

@@ -129,8 +129,18 @@ func TestCheckpointRestoreCmd(t *testing.T) {
 		// Directory to S3, then S3 back to a directory.
 		s3addr := "s3://" + bucket + "/restored"
 		stdout, stderr, code := cliRun(t, "", append([]string{"checkpoint", "restore", src, "latest", "--to", s3addr}, flags...)...)
-		if code != exitOK || !decodePlan(t, stdout).Completed {
+		plan := decodePlan(t, stdout)
+		if code != exitOK || !plan.Completed {
 			t.Fatalf("dir to S3: exit %d: %s%s", code, stdout, stderr)
+		}
+		// The target in machine output is an address the next command
+		// takes, with the endpoint in a field of its own. Before, it was
+		// "s3://b/p (endpoint URL)", which ls refused.
+		if plan.Target != s3addr || plan.TargetEndpoint != srv.Endpoint {
+			t.Fatalf("target %q, endpoint %q; want %q and %q", plan.Target, plan.TargetEndpoint, s3addr, srv.Endpoint)
+		}
+		if _, stderr, code := cliRun(t, "", "checkpoint", "ls", plan.Target, "--s3-endpoint", plan.TargetEndpoint, "--s3-path-style"); code != exitOK {
+			t.Fatalf("ls of the target restore printed: exit %d\n%s", code, stderr)
 		}
 		opsVerify(t, s3addr, "--s3-endpoint", srv.Endpoint, "--s3-path-style")
 		back := filepath.Join(t.TempDir(), "back")

@@ -171,8 +171,9 @@ type txlogStreamView struct {
 }
 
 type txlogLsView struct {
-	Store   string            `json:"store"`
-	Streams []txlogStreamView `json:"streams"`
+	Store    string            `json:"store"`
+	Endpoint string            `json:"endpoint,omitempty"` // the store's S3 endpoint
+	Streams  []txlogStreamView `json:"streams"`
 }
 
 func newTxlogLsCmd() *cobra.Command {
@@ -213,8 +214,9 @@ type txlogPendingView struct {
 }
 
 type txlogPendingListView struct {
-	Store   string             `json:"store"`
-	Pending []txlogPendingView `json:"pending"`
+	Store    string             `json:"store"`
+	Endpoint string             `json:"endpoint,omitempty"` // the store's S3 endpoint
+	Pending  []txlogPendingView `json:"pending"`
 }
 
 func runTxlogPending(ctx context.Context, cmd *cobra.Command, opts *txlogStoreOptions, address string, w io.Writer) error {
@@ -224,7 +226,8 @@ func runTxlogPending(ctx context.Context, cmd *cobra.Command, opts *txlogStoreOp
 	}
 	defer s.Close()
 	now := time.Now()
-	view := txlogPendingListView{Store: s.Location(), Pending: []txlogPendingView{}}
+	view := txlogPendingListView{Pending: []txlogPendingView{}}
+	view.Store, view.Endpoint = store.Address(s)
 	for _, st := range streams {
 		pending, err := txlog.Pending(ctx, s, st)
 		if err != nil {
@@ -249,7 +252,8 @@ func runTxlogLs(ctx context.Context, cmd *cobra.Command, opts *txlogStoreOptions
 		return err
 	}
 	defer s.Close()
-	view := txlogLsView{Store: s.Location(), Streams: []txlogStreamView{}}
+	view := txlogLsView{Streams: []txlogStreamView{}}
+	view.Store, view.Endpoint = store.Address(s)
 	for _, st := range streams {
 		rep, err := txlog.Verify(ctx, s, st)
 		if err != nil {
@@ -300,9 +304,10 @@ type txlogVerifyStreamView struct {
 }
 
 type txlogVerifyView struct {
-	Store   string                  `json:"store"`
-	OK      bool                    `json:"ok"` // no stream is damaged
-	Streams []txlogVerifyStreamView `json:"streams"`
+	Store    string                  `json:"store"`
+	Endpoint string                  `json:"endpoint,omitempty"` // the store's S3 endpoint
+	OK       bool                    `json:"ok"`                 // no stream is damaged
+	Streams  []txlogVerifyStreamView `json:"streams"`
 }
 
 func newTxlogVerifyCmd() *cobra.Command {
@@ -343,7 +348,8 @@ func runTxlogVerify(ctx context.Context, cmd *cobra.Command, opts *txlogStoreOpt
 	if err := checkTxlogCoverage(ctx, s, reps); err != nil {
 		return err
 	}
-	view := txlogVerifyView{Store: s.Location(), OK: true, Streams: []txlogVerifyStreamView{}}
+	view := txlogVerifyView{OK: true, Streams: []txlogVerifyStreamView{}}
+	view.Store, view.Endpoint = store.Address(s)
 	damaged := 0
 	for _, rep := range reps {
 		sv := txlogVerifyStreamView{Stream: rep.Stream, Segments: len(rep.Segments), Records: rep.Records,
@@ -517,14 +523,15 @@ func runTxlogReplay(ctx context.Context, cmd *cobra.Command, opts *txlogReplayOp
 
 // txlogReplayReport is the JSON and YAML of replay --write-checkpoint.
 type txlogReplayReport struct {
-	Base       uint64 `json:"base_checkpoint"`
-	Stream     string `json:"stream"`
-	FromLSN    uint64 `json:"from_lsn"`
-	ToLSN      uint64 `json:"to_lsn,omitempty"`
-	Until      string `json:"until,omitempty"`
-	Changes    int    `json:"changes"`
-	Checkpoint uint64 `json:"checkpoint"`
-	Target     string `json:"target"`
+	Base           uint64 `json:"base_checkpoint"`
+	Stream         string `json:"stream"`
+	FromLSN        uint64 `json:"from_lsn"`
+	ToLSN          uint64 `json:"to_lsn,omitempty"`
+	Until          string `json:"until,omitempty"`
+	Changes        int    `json:"changes"`
+	Checkpoint     uint64 `json:"checkpoint"`
+	Target         string `json:"target"`
+	TargetEndpoint string `json:"target_endpoint,omitempty"`
 }
 
 // runTxlogReplayCheckpoint is replay --from: the log onto a checkpoint.
@@ -570,7 +577,8 @@ func runTxlogReplayCheckpoint(ctx context.Context, cmd *cobra.Command, opts *txl
 	if err != nil {
 		return txlogUsage(err)
 	}
-	rep := txlogReplayReport{Base: id, Stream: m.Txlog.Stream, FromLSN: m.Txlog.LSN + 1, ToLSN: opts.to, Changes: changes, Checkpoint: ckpt, Target: dst.Location()}
+	rep := txlogReplayReport{Base: id, Stream: m.Txlog.Stream, FromLSN: m.Txlog.LSN + 1, ToLSN: opts.to, Changes: changes, Checkpoint: ckpt}
+	rep.Target, rep.TargetEndpoint = store.Address(dst)
 	if !until.IsZero() {
 		rep.Until = until.UTC().Format(time.RFC3339Nano)
 	}

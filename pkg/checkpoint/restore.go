@@ -62,9 +62,14 @@ type RestorePlan struct {
 	// Chain lists the checkpoints whose manifests are copied, oldest first:
 	// the last full checkpoint at or before Checkpoint, then each
 	// incremental one up to it, so the copy's parent chain is complete.
-	Chain  []uint64 `json:"chain"`
-	Source string   `json:"source"`
-	Target string   `json:"target"`
+	Chain []uint64 `json:"chain"`
+	// Source and Target are the stores' addresses, as Open takes them
+	// (store.Address); an S3 store's endpoint is in SourceEndpoint and
+	// TargetEndpoint.
+	Source         string `json:"source"`
+	SourceEndpoint string `json:"source_endpoint,omitempty"`
+	Target         string `json:"target"`
+	TargetEndpoint string `json:"target_endpoint,omitempty"`
 	// Segments and SegmentBytes count the distinct segments the chain's
 	// manifests reference.
 	Segments     int   `json:"segments"`
@@ -117,7 +122,8 @@ func Restore(ctx context.Context, src *Repo, id uint64, dst store.Store, opts Re
 	if err != nil {
 		return nil, err
 	}
-	plan := &RestorePlan{Checkpoint: id, Source: src.store.Location(), DryRun: opts.DryRun, Segments: len(source.segments)}
+	plan := &RestorePlan{Checkpoint: id, DryRun: opts.DryRun, Segments: len(source.segments)}
+	plan.Source, plan.SourceEndpoint = store.Address(src.store)
 	for _, rm := range source.manifests {
 		plan.Chain = append(plan.Chain, rm.m.CheckpointID)
 		plan.ManifestBytes += int64(len(rm.data))
@@ -142,7 +148,7 @@ func Restore(ctx context.Context, src *Repo, id uint64, dst store.Store, opts Re
 		}
 		return plan, nil
 	}
-	plan.Target = dst.Location()
+	plan.Target, plan.TargetEndpoint = store.Address(dst)
 	empty, err := checkRestoreTarget(ctx, src, dst, opts.Force)
 	if err != nil {
 		return plan, fmt.Errorf("checkpoint: restore %d: %w", id, err)
