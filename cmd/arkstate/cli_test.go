@@ -186,3 +186,20 @@ func TestOutputFlagCompletion(t *testing.T) {
 		t.Fatalf("state dump --help does not say --output defaults to json:\n%s", help)
 	}
 }
+
+// Tables written to a pipe or a file are plain columns without box
+// drawing, and --no-headers leaves out the header line, so a script can
+// read them with awk or cut.
+func TestTable_Plain(t *testing.T) {
+	dir, _ := checkpointtest.StandardDir(t)
+	stdout, _, code := cliRun(t, "", "checkpoint", "ls", dir)
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if code != exitOK || strings.ContainsAny(stdout, "│┌─└") || !strings.HasPrefix(lines[0], "ID ") {
+		t.Fatalf("checkpoint ls to a pipe (exit %d):\n%s", code, stdout)
+	}
+	stdout, _, _ = cliRun(t, "", "checkpoint", "ls", dir, "--no-headers")
+	rows := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(rows) != len(lines)-1 || strings.Fields(rows[0])[0] != "1" {
+		t.Fatalf("checkpoint ls --no-headers:\n%s", stdout)
+	}
+}

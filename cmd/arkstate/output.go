@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/goccy/go-yaml"
 	"github.com/olekukonko/tablewriter"
@@ -13,11 +14,15 @@ import (
 
 // outputFlag is the --output flag every command shares: table for people,
 // json and yaml for programs (a stable contract; readers ignore unknown fields).
-type outputFlag struct{ format string }
+type outputFlag struct {
+	format    string
+	noHeaders bool
+}
 
 func (o *outputFlag) addFlag(cmd *cobra.Command) {
 	o.format = "table"
 	cmd.Flags().StringVarP(&o.format, "output", "o", "table", "output format: table, json or yaml")
+	cmd.Flags().BoolVar(&o.noHeaders, "no-headers", false, "leave out the header line of tables (for scripts)")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputFormats, cobra.ShellCompDirectiveNoFileComp))
 }
 
@@ -59,7 +64,7 @@ func (o *outputFlag) render(w io.Writer, v any, table func(*tableWriter)) error 
 		_, err = w.Write(b)
 		return err
 	}
-	var t tableWriter
+	t := tableWriter{noHeaders: o.noHeaders}
 	table(&t)
 	return t.flush(w)
 }
@@ -67,8 +72,9 @@ func (o *outputFlag) render(w io.Writer, v any, table func(*tableWriter)) error 
 // tableWriter collects rows and renders them with tablewriter. A table with
 // no header is a two-column key/value listing.
 type tableWriter struct {
-	header []string
-	rows   [][]string
+	header    []string
+	rows      [][]string
+	noHeaders bool // --no-headers
 }
 
 func (t *tableWriter) setHeader(cols ...string) { t.header = cols }
@@ -95,12 +101,44 @@ func (t *tableWriter) flush(w io.Writer) error {
 		}
 		return nil
 	}
+	if !isTerminal(w) {
+		return t.flushPlain(w)
+	}
 	tw := tablewriter.NewWriter(w)
-	tw.Header(t.header)
+	if !t.noHeaders {
+		tw.Header(t.header)
+	}
 	if err := tw.Bulk(t.rows); err != nil {
 		return err
 	}
 	return tw.Render()
+}
+
+// flushPlain writes the table for a script or a file: columns aligned
+// with spaces, no box drawing, one line per row (a newline in a cell
+// becomes a space), the header upper-cased unless noHeaders.
+func (t *tableWriter) flushPlain(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	line := func(cells []string) {
+		for i, c := range cells {
+			if i > 0 {
+				fmt.Fprint(tw, "\t")
+			}
+			fmt.Fprint(tw, strings.NewReplacer("\n", " ", "\t", " ").Replace(c))
+		}
+		fmt.Fprint(tw, "\n")
+	}
+	if !t.noHeaders {
+		header := make([]string, len(t.header))
+		for i, h := range t.header {
+			header[i] = strings.ToUpper(h)
+		}
+		line(header)
+	}
+	for _, r := range t.rows {
+		line(r)
+	}
+	return tw.Flush()
 }
 
 // marshalYAML renders v as YAML with exactly the fields, names and values
