@@ -9,9 +9,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/arkstate/arkstate/internal/s3test"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
+	"github.com/spf13/cobra"
 )
 
 // The CLI test harness: every in-process run of the command goes through
@@ -202,4 +205,21 @@ func TestTable_Plain(t *testing.T) {
 	if len(rows) != len(lines)-1 || strings.Fields(rows[0])[0] != "1" {
 		t.Fatalf("checkpoint ls --no-headers:\n%s", stdout)
 	}
+}
+
+// Every command's short and long help starts with a capital, as sentences
+// do; a new command cannot slip in lower-case.
+func TestHelp_Capitalised(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, text := range []string{c.Short, c.Long} {
+			if r, _ := utf8.DecodeRuneInString(text); text != "" && !unicode.IsUpper(r) && !strings.HasPrefix(text, "arkstate ") { // the name is spelled so
+				t.Errorf("%s: help starts in lower case: %.40q", c.CommandPath(), text)
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd())
 }

@@ -33,7 +33,7 @@ func newRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run -c PIPELINE.yaml",
 		Short: "Run the pipelines of a configuration with checkpoints and exactly-once output",
-		Long: `run executes every stream of the configuration. With state enabled it restores
+		Long: `Run every stream of the configuration. With state enabled it restores
 the latest checkpoint, resumes each input from its checkpointed position, and
 checkpoints every checkpoint_interval_ms. A bounded input that ends drives a
 final checkpoint and commit, then run exits 0. The ARKFLOW_STATE_* variables

@@ -29,8 +29,8 @@ func newTopCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "top [--addr HOST:PORT] [--store STORE]",
 		Short: "Watch a running job: throughput, checkpoints and health, live",
-		Long: `top polls the /status of a job started with 'arkstate run --metrics-addr' and
-shows, for each stream, whether it runs and is healthy, records in and out per
+		Long: `Poll the /status of a job started with 'arkstate run --metrics-addr' and
+show, for each stream, whether it runs and is healthy, records in and out per
 second, its checkpoints (completed, failed, the last one's id, age, duration
 and size) and the checkpoint it resumed from. With --store it also lists the
 newest checkpoints of that store. Keys: q quits, r polls at once.

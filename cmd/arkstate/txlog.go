@@ -181,7 +181,7 @@ func newTxlogLsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ls STORE",
 		Short: "List transaction-log segments: LSN range, records, size, time range",
-		Long: `ls lists each stream's segments with their first and last LSN, record count,
+		Long: `List each stream's segments with their first and last LSN, record count,
 size and time range, and a status (ok, torn-tail or damaged). It reads every
 record to count them; use verify to fail on damage.
 
@@ -315,7 +315,7 @@ func newTxlogVerifyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify STORE",
 		Short: "Check every segment and record of transaction logs; exit 1 on damage",
-		Long: `verify reads every segment: headers, record checksums and encodings, LSN
+		Long: `Read every segment: headers, record checksums and encodings, LSN
 continuity within and across segments. In a checkpoint store it also checks
 that the log covers every checkpoint's log position (uncovered-checkpoint):
 state after a checkpoint can be rebuilt only from the records after it. It
