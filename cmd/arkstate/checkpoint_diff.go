@@ -65,6 +65,7 @@ Exit status: 0 when the diff ran (also with differences unless --exit-code),
 		},
 	}
 	opts.addFlags(cmd)
+	cmd.ValidArgsFunction = opts.store.completeRefs(2)
 	return cmd
 }
 

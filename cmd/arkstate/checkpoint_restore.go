@@ -96,6 +96,7 @@ empty, 3 when a store cannot be read or written.`,
 		},
 	}
 	opts.addFlags(cmd)
+	cmd.ValidArgsFunction = opts.store.completeRefs(1)
 	return cmd
 }
 

@@ -56,6 +56,7 @@ its error and makes show exit 1.`,
 		},
 	}
 	opts.addFlags(cmd)
+	cmd.ValidArgsFunction = opts.store.completeRefs(1)
 	return cmd
 }
 

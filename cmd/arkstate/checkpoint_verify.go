@@ -79,6 +79,7 @@ arguments, 3 when the store cannot be read.`,
 		},
 	}
 	opts.addFlags(cmd)
+	cmd.ValidArgsFunction = opts.store.completeRefs(1)
 	return cmd
 }
 

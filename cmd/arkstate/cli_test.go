@@ -223,3 +223,21 @@ func TestHelp_Capitalised(t *testing.T) {
 	}
 	walk(newRootCmd())
 }
+
+// A checkpoint argument completes to latest and the store's ids; the store
+// argument to files; a third argument to nothing.
+func TestRefCompletion(t *testing.T) {
+	dir, _ := checkpointtest.StandardDir(t)
+	for _, args := range [][]string{{"checkpoint", "show", dir, ""}, {"checkpoint", "diff", dir, "1", ""}, {"state", "dump", dir, ""}, {"checkpoint", "verify", dir, ""}} {
+		stdout, _, code := cliUnchanged(t, dir, nil, append([]string{"__complete"}, args...)...)
+		if code != exitOK || !strings.HasPrefix(stdout, "latest\n1\n2\n3\n") || !strings.Contains(stdout, ":4\n") {
+			t.Errorf("completion of %v (exit %d):\n%s", args, code, stdout)
+		}
+	}
+	if stdout, _, _ := cliRun(t, "", "__complete", "checkpoint", "show", dir, "1", ""); !strings.HasPrefix(stdout, ":4\n") {
+		t.Errorf("completion after the last argument:\n%s", stdout)
+	}
+	if stdout, _, _ := cliRun(t, "", "__complete", "checkpoint", "show", ""); !strings.HasPrefix(stdout, ":0\n") {
+		t.Errorf("completion of the store argument: want files (:0)\n%s", stdout)
+	}
+}

@@ -80,6 +80,7 @@ accepted and gives the same; yaml is refused). Dump only reads the store.`,
 		},
 	}
 	opts.addFlags(cmd)
+	cmd.ValidArgsFunction = opts.store.completeRefs(1)
 	return cmd
 }
 

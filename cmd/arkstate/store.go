@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -124,4 +125,37 @@ func (f *storeFlags) openRepo(ctx context.Context, cmd *cobra.Command, address s
 		return nil, err
 	}
 	return r, nil
+}
+
+// completeRefs completes a command whose first argument is a store and the
+// next refs arguments checkpoint references: files for the store, then
+// latest and the store's checkpoint ids (read from the store, with the
+// command's S3 flags).
+func (f *storeFlags) completeRefs(refs int) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		switch {
+		case len(args) == 0:
+			return nil, cobra.ShellCompDirectiveDefault
+		case len(args) > refs:
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		ctx := cmd.Context()
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		repo, err := f.openRepo(ctx, cmd, args[0])
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError | cobra.ShellCompDirectiveNoFileComp
+		}
+		defer repo.Store().Close()
+		ids, err := repo.IDs(ctx)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError | cobra.ShellCompDirectiveNoFileComp
+		}
+		out := []cobra.Completion{"latest"}
+		for _, id := range ids {
+			out = append(out, strconv.FormatUint(id, 10))
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
 }
