@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -118,6 +119,7 @@ type stateImportOptions struct {
 	from        string
 	states      string
 	incremental bool
+	dryRun      bool
 	operator    string
 	spoolDir    string
 	jobID       string
@@ -138,6 +140,7 @@ func (o *stateImportOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.from, "from", "", "JSON lines to import, as state dump writes them (- for standard input)")
 	cmd.Flags().StringVar(&o.states, "states", "", "JSON file declaring state descriptors the latest checkpoint lacks: [{\"id\":OP,\"states\":[{\"name\",\"kind\",\"codec\",\"ttl_millis\"}]}]")
 	cmd.Flags().BoolVar(&o.incremental, "incremental", false, "apply the lines as upserts on top of the latest checkpoint instead of replacing its state")
+	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "check every line and report what the import would commit, without writing anything")
 	cmd.Flags().StringVar(&o.operator, "operator", "", "import only this operator's lines; the other operators keep their state")
 	cmd.Flags().StringVar(&o.spoolDir, "spool-dir", "", "directory for segments before upload (default: the system's temporary directory)")
 	cmd.Flags().StringVar(&o.jobID, "job-id", "", "create a new store for this job when STORE is missing or empty (the state block's job_id, or the stream ids `arkstate run` joins); checked against an existing store")
@@ -200,12 +203,15 @@ same id makes the import fail.`,
 // stateImportReport is the JSON and YAML output of `state import`.
 type stateImportReport struct {
 	CheckpointID uint64 `json:"checkpoint_id"`
-	Kind         string `json:"kind"`
+	Kind         string `json:"kind,omitempty"` // absent in a dry run
 	Parent       uint64 `json:"parent,omitempty"`
 	Created      bool   `json:"created"`
-	Entries      int64  `json:"entries"`
-	Deleted      int64  `json:"deleted"`
-	Skipped      int64  `json:"skipped"`
+	// DryRun says nothing was written: CheckpointID is the id the import
+	// would commit.
+	DryRun  bool  `json:"dry_run"`
+	Entries int64 `json:"entries"`
+	Deleted int64 `json:"deleted"`
+	Skipped int64 `json:"skipped"`
 	// Missing lists delete lines that found no entry; never null.
 	Missing          []checkpoint.ImportMissing `json:"missing"`
 	SegmentsWritten  int                        `json:"segments_written"`
@@ -220,7 +226,7 @@ func runStateImport(ctx context.Context, opts *stateImportOptions, out io.Writer
 	if opts.from == "" {
 		return usageErrorf("--from FILE is required (- reads standard input)")
 	}
-	iopts := checkpoint.ImportOptions{Incremental: opts.incremental, Operator: opts.operator, Name: opts.from, SpoolDir: opts.spoolDir}
+	iopts := checkpoint.ImportOptions{Incremental: opts.incremental, Operator: opts.operator, Name: opts.from, SpoolDir: opts.spoolDir, DryRun: opts.dryRun}
 	if opts.states != "" {
 		f, err := os.Open(opts.states)
 		if err != nil {
@@ -251,19 +257,27 @@ func runStateImport(ctx context.Context, opts *stateImportOptions, out io.Writer
 		fmt.Fprintf(opts.stderr, "arkstate: %s:%d: operator %q state %q key %q: no such entry in the latest checkpoint; nothing deleted\n",
 			iopts.Name, ms.Line, ms.Operator, ms.State, ms.Key)
 	}
-	m := res.Manifest
-	rep := stateImportReport{CheckpointID: m.CheckpointID, Kind: m.Kind, Parent: m.Parent, Created: created,
+	rep := stateImportReport{CheckpointID: res.Checkpoint, Parent: res.Parent, Created: created && !opts.dryRun, DryRun: opts.dryRun,
 		Entries: res.Entries, Deleted: res.Deleted, Skipped: res.Skipped, Missing: res.Missing,
 		SegmentsWritten: res.Build.Segments, SegmentsUploaded: res.Build.SegmentsUploaded, BytesUploaded: res.Build.BytesUploaded}
+	if m := res.Manifest; m != nil {
+		rep.Kind, rep.Parent = m.Kind, m.Parent
+	}
 	return opts.out.render(out, rep, func(t *tableWriter) {
+		if rep.DryRun {
+			t.row("dry run", "nothing written; the import would commit:")
+		}
 		t.row("checkpoint", rep.CheckpointID)
-		kind := rep.Kind
+		kind := cmp.Or(rep.Kind, "-")
 		if rep.Parent != 0 {
 			kind += fmt.Sprintf(" (parent %d)", rep.Parent)
 		}
 		t.row("kind", kind)
 		if rep.Created {
 			t.row("store", "created")
+		}
+		if rep.DryRun && created {
+			t.row("store", "would be created")
 		}
 		t.row("entries", rep.Entries)
 		if rep.Deleted > 0 || len(rep.Missing) > 0 {
@@ -326,6 +340,9 @@ func bootstrapImport(ctx context.Context, opts *stateImportOptions, in io.Reader
 	res, err := checkpoint.Import(ctx, mem, in, iopts)
 	if err != nil {
 		return nil, stateUsageError(err)
+	}
+	if iopts.DryRun {
+		return res, nil
 	}
 	dst, err := opts.openNew(ctx)
 	if err != nil {

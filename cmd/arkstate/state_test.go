@@ -268,3 +268,35 @@ func TestStateImport(t *testing.T) {
 		})
 	}
 }
+
+// state import --dry-run checks every line and says what it would commit,
+// and writes nothing: not into a store, and not a new one.
+func TestStateImport_DryRun(t *testing.T) {
+	dir, _ := checkpointtest.StandardDir(t)
+	dump, stderr, code := cliRun(t, "", "state", "dump", dir, "latest")
+	if code != exitOK {
+		t.Fatalf("dump: exit %d\n%s", code, stderr)
+	}
+	lines := stateWrite(t, "all.jsonl", dump)
+	ids := openDirRepo(t, dir)
+	latest, err := ids.Latest(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := cliUnchanged(t, dir, nil, "state", "import", dir, "--from", lines, "--dry-run", "-o", "json")
+	var rep stateImportReport
+	if err := json.Unmarshal([]byte(stdout), &rep); code != exitOK || err != nil || !rep.DryRun || rep.CheckpointID != latest+1 || rep.Entries == 0 || rep.Created {
+		t.Fatalf("import --dry-run: exit %d, %v, %+v\n%s%s", code, err, rep, stdout, stderr)
+	}
+	bad := stateWrite(t, "bad.jsonl", dump+`{"operator":"count","state":"n","key":"x","value":"not a number"}`+"\n")
+	if _, stderr, code := cliUnchanged(t, dir, nil, "state", "import", dir, "--from", bad, "--dry-run"); code != exitUsage || !strings.Contains(stderr, "bad.jsonl:") {
+		t.Fatalf("import --dry-run of a bad line: exit %d\n%s", code, stderr)
+	}
+	parent := t.TempDir()
+	fresh := filepath.Join(parent, "new-store")
+	states := stateWrite(t, "states.json", `[{"id":"dedupe","states":[{"name":"seen","kind":"list","codec":"string","ttl_millis":0}]}]`)
+	one := stateWrite(t, "one.jsonl", `{"operator":"dedupe","state":"seen","key":"k","value":["a"]}`+"\n")
+	if stdout, stderr, code := cliUnchanged(t, parent, nil, "state", "import", fresh, "--from", one, "--job-id", "j", "--states", states, "--dry-run"); code != exitOK || !strings.Contains(stdout, "would be created") {
+		t.Fatalf("import --dry-run into a new store: exit %d\n%s%s", code, stdout, stderr)
+	}
+}

@@ -86,6 +86,10 @@ type ImportOptions struct {
 	SpoolDir string
 	// Segment configures the segment writer.
 	Segment format.SegmentWriterOptions
+	// DryRun reads and checks every line and plans the checkpoint, deletes
+	// included, and writes nothing: the result has no Manifest, and
+	// Checkpoint is the id the import would commit.
+	DryRun bool
 	// MaxMemory bounds the entries held in memory; 0 means
 	// DefaultImportMaxMemory.
 	MaxMemory int64
@@ -93,7 +97,10 @@ type ImportOptions struct {
 
 // ImportResult describes a committed import.
 type ImportResult struct {
-	Manifest *format.Manifest // the new checkpoint's manifest
+	Manifest *format.Manifest // the new checkpoint's manifest; nil for a dry run
+	// Checkpoint is the new checkpoint's id (for a dry run, the id it
+	// would have) and Parent the latest checkpoint before it (0: none).
+	Checkpoint, Parent uint64
 	Entries  int64            // lines imported, delete lines included
 	Deleted  int64            // entries deleted by "deleted": true lines
 	Skipped  int64            // lines of operators other than ImportOptions.Operator
@@ -167,7 +174,16 @@ func Import(ctx context.Context, repo *Repo, r io.Reader, opts ImportOptions) (*
 	if err := imp.resolveDeletes(ctx); err != nil {
 		return nil, err
 	}
-	return imp.write(ctx, latest)
+	if opts.DryRun {
+		res := imp.res
+		res.Checkpoint, res.Parent = latest+1, latest
+		return &res, nil
+	}
+	res, err := imp.write(ctx, latest)
+	if err == nil {
+		res.Checkpoint, res.Parent = res.Manifest.CheckpointID, latest
+	}
+	return res, err
 }
 
 type importer struct {
