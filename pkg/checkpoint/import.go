@@ -101,9 +101,9 @@ type ImportResult struct {
 	// Checkpoint is the new checkpoint's id (for a dry run, the id it
 	// would have) and Parent the latest checkpoint before it (0: none).
 	Checkpoint, Parent uint64
-	Entries  int64            // lines imported, delete lines included
-	Deleted  int64            // entries deleted by "deleted": true lines
-	Skipped  int64            // lines of operators other than ImportOptions.Operator
+	Entries            int64 // lines imported, delete lines included
+	Deleted            int64 // entries deleted by "deleted": true lines
+	Skipped            int64 // lines of operators other than ImportOptions.Operator
 	// Missing lists the delete lines whose entry the latest checkpoint
 	// does not hold: nothing to delete, so they change nothing. They are
 	// reported, not errors, so that a delete can be run again.
