@@ -79,7 +79,7 @@ func TestRunTxlog_Local(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &ls); err != nil {
 		t.Fatal(err)
 	}
-	if len(ls.Streams) != 1 || ls.Streams[0].Stream != "wordcount" || len(ls.Streams[0].Segments) < 2 || ls.Streams[0].Records < 1000 {
+	if len(ls.Streams) != 1 || ls.Streams[0].Stream != "wordcount" || len(ls.Streams[0].Segments) < 2 || ls.Streams[0].Records < 20 { // records: a task's changes between flushes share one
 		t.Fatalf("txlog ls: %s", stdout)
 	}
 	if _, stderr, code := cliUnchanged(t, store, nil, "txlog", "verify", store); code != exitOK {
