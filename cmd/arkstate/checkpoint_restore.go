@@ -138,20 +138,9 @@ func runCheckpointRestore(ctx context.Context, opts *checkpointRestoreOptions, o
 	}
 
 	ro := checkpoint.RestoreOptions{DryRun: opts.dryRun, Force: opts.force}
-	var bar *progressbar.ProgressBar
-	if isTerminal(opts.stderr) && !opts.dryRun {
-		ro.Progress = func(done, total int64) {
-			if bar == nil {
-				bar = progressbar.NewOptions64(total,
-					progressbar.OptionSetWriter(opts.stderr),
-					progressbar.OptionSetDescription("restore"),
-					progressbar.OptionShowBytes(true),
-					progressbar.OptionThrottle(100*time.Millisecond),
-					progressbar.OptionClearOnFinish(),
-				)
-			}
-			_ = bar.Set64(done)
-		}
+	var finish func()
+	if !opts.dryRun {
+		ro.Progress, finish = progressBar(opts.stderr, "restore")
 	}
 	var plan *checkpoint.RestorePlan
 	var pit *checkpoint.PointInTime
@@ -160,8 +149,8 @@ func runCheckpointRestore(ctx context.Context, opts *checkpointRestoreOptions, o
 	} else {
 		plan, err = checkpoint.Restore(ctx, repo, id, dst, ro)
 	}
-	if bar != nil {
-		_ = bar.Finish()
+	if finish != nil {
+		finish()
 	}
 	if errors.Is(err, checkpoint.ErrTargetNotEmpty) || errors.Is(err, checkpoint.ErrSameStore) || errors.Is(err, checkpoint.ErrTimeNotRetained) {
 		return &usageError{err}
@@ -260,4 +249,30 @@ func restorePathExists(path string) bool {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progressBar returns a progress callback that draws a bar of bytes on w
+// when w is a terminal (nil otherwise, so callers skip the work), and a
+// function that ends the bar.
+func progressBar(w io.Writer, desc string) (progress func(done, total int64), finish func()) {
+	if !isTerminal(w) {
+		return nil, func() {}
+	}
+	var bar *progressbar.ProgressBar
+	return func(done, total int64) {
+			if bar == nil {
+				bar = progressbar.NewOptions64(total,
+					progressbar.OptionSetWriter(w),
+					progressbar.OptionSetDescription(desc),
+					progressbar.OptionShowBytes(true),
+					progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionClearOnFinish(),
+				)
+			}
+			_ = bar.Set64(done)
+		}, func() {
+			if bar != nil {
+				_ = bar.Finish()
+			}
+		}
 }

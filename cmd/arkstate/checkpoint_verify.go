@@ -25,8 +25,9 @@ type checkpointVerifyOptions struct {
 	all      bool
 	deep     bool
 	sample   string
-	empty    bool   // --allow-empty
-	ref      string // "" for the latest
+	empty    bool      // --allow-empty
+	ref      string    // "" for the latest
+	stderr   io.Writer // where the progress bar goes, if it is a terminal
 	openRepo func(context.Context) (*checkpoint.Repo, error)
 }
 
@@ -72,6 +73,7 @@ arguments, 3 when the store cannot be read.`,
 			if len(args) == 2 {
 				opts.ref = args[1]
 			}
+			opts.stderr = cmd.ErrOrStderr()
 			opts.openRepo = func(ctx context.Context) (*checkpoint.Repo, error) {
 				return opts.store.openRepo(ctx, cmd, args[0])
 			}
@@ -115,7 +117,10 @@ func runCheckpointVerify(ctx context.Context, opts *checkpointVerifyOptions, out
 		}
 		vo.IDs = []uint64{id}
 	}
+	var finish func()
+	vo.Progress, finish = progressBar(opts.stderr, "verify")
 	rep, err := checkpoint.Verify(ctx, repo, vo)
+	finish()
 	if err != nil {
 		return err
 	}

@@ -129,6 +129,10 @@ type VerifyOptions struct {
 	Sample Sample
 	// Concurrency is how many objects are checked at once (default 8).
 	Concurrency int
+	// Progress, when set, is called after each segment is checked with
+	// the bytes of the segments checked so far and of all of them (as the
+	// manifests record their sizes), from one goroutine at a time.
+	Progress func(done, total int64)
 }
 
 // Problem is one piece of damage. The same damaged object is reported once,
@@ -483,10 +487,23 @@ func (v *verifier) checkSegments(ctx context.Context, checked []uint64) error {
 		}
 	}
 	v.totals.Segments = len(order)
+	var total, done int64
+	for _, s := range order {
+		total += s.uses[0].ref.Size
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(v.limit)
 	for _, s := range order {
-		g.Go(func() error { return v.checkSegment(gctx, s) })
+		g.Go(func() error {
+			err := v.checkSegment(gctx, s)
+			if v.opts.Progress != nil {
+				v.mu.Lock()
+				done += s.uses[0].ref.Size
+				v.opts.Progress(done, total)
+				v.mu.Unlock()
+			}
+			return err
+		})
 	}
 	return g.Wait()
 }

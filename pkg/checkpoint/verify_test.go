@@ -883,3 +883,25 @@ func BenchmarkVerifyDeep(b *testing.B) {
 		}
 	})
 }
+
+// Progress counts up, segment by segment, to the bytes of every segment
+// the checked checkpoints reference.
+func TestVerify_Progress(t *testing.T) {
+	_, j := checkpointtest.StandardDir(t)
+	var calls int
+	var last, total int64
+	rep, err := checkpoint.Verify(context.Background(), j.Repo, checkpoint.VerifyOptions{All: true, Deep: true,
+		Progress: func(done, tot int64) {
+			if done < last || (total != 0 && tot != total) {
+				t.Errorf("progress %d of %d after %d of %d", done, tot, last, total)
+			}
+			calls++
+			last, total = done, tot
+		}})
+	if err != nil || !rep.OK() {
+		t.Fatalf("Verify: %v, %+v", err, rep)
+	}
+	if calls != rep.Totals.Segments || last != total || total != rep.Totals.SegmentBytes {
+		t.Fatalf("%d progress calls ending at %d of %d; want %d calls ending at %d", calls, last, total, rep.Totals.Segments, rep.Totals.SegmentBytes)
+	}
+}
