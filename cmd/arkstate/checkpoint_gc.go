@@ -19,6 +19,7 @@ type checkpointGCOptions struct {
 	out      outputFlag
 	dryRun   bool
 	grace    time.Duration
+	stderr   io.Writer // where the progress bar goes, if it is a terminal
 	openRepo func(context.Context) (*checkpoint.Repo, error)
 }
 
@@ -57,6 +58,7 @@ deleted), 2 for bad arguments, 3 when the store cannot be read or written.`,
   arkstate checkpoint gc s3://bucket/job --grace 6h --output json`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.stderr = cmd.ErrOrStderr()
 			opts.openRepo = func(ctx context.Context) (*checkpoint.Repo, error) {
 				return opts.store.openRepo(ctx, cmd, args[0])
 			}
@@ -92,7 +94,11 @@ func runCheckpointGC(ctx context.Context, opts *checkpointGCOptions, out io.Writ
 		return err
 	}
 	defer done()
-	rep, gcErr := checkpoint.GC(ctx, repo, checkpoint.GCOptions{DryRun: opts.dryRun, Grace: grace, Maintenance: hold})
+	gopts := checkpoint.GCOptions{DryRun: opts.dryRun, Grace: grace, Maintenance: hold}
+	var finish func()
+	gopts.Progress, finish = progressBar(opts.stderr, "gc")
+	rep, gcErr := checkpoint.GC(ctx, repo, gopts)
+	finish()
 	if rep == nil {
 		return gcErr
 	}

@@ -91,6 +91,9 @@ type GCOptions struct {
 	// deleting once its hold is lost. A command run beside a job must hold
 	// one (Repo.AcquireMaintenance); a writer's own retention needs none.
 	Maintenance *Maintenance
+	// Progress, when set, is called after each delete with the bytes of
+	// the orphans handled so far and of all those to delete.
+	Progress func(done, total int64)
 }
 
 // GCReport is what GC found and did.
@@ -228,6 +231,18 @@ func (g *gcRun) sweep(opts GCOptions, grace time.Duration, now time.Time) error 
 	rep := g.rep
 	blocked := len(rep.Unreadable) > 0
 	var errs []error
+	var total, done int64
+	for _, o := range rep.Orphans {
+		if o.Action == "" && !blocked && !o.ModTime.IsZero() && now.Sub(o.ModTime) >= grace && !opts.DryRun {
+			total += o.Bytes
+		}
+	}
+	progress := func(b int64) {
+		if opts.Progress != nil {
+			done += b
+			opts.Progress(done, total)
+		}
+	}
 	for i := range rep.Orphans {
 		o := &rep.Orphans[i]
 		switch {
@@ -248,6 +263,7 @@ func (g *gcRun) sweep(opts GCOptions, grace time.Duration, now time.Time) error 
 			} else {
 				err = g.repo.store.Delete(g.ctx, o.Name)
 			}
+			progress(o.Bytes)
 			if err != nil {
 				errs = append(errs, err)
 				o.Action = "kept: " + err.Error()

@@ -905,3 +905,23 @@ func TestVerify_Progress(t *testing.T) {
 		t.Fatalf("%d progress calls ending at %d of %d; want %d calls ending at %d", calls, last, total, rep.Totals.Segments, rep.Totals.SegmentBytes)
 	}
 }
+
+// GC's progress counts up to the bytes it deletes.
+func TestGC_Progress(t *testing.T) {
+	ctx := context.Background()
+	_, j := checkpointtest.StandardDir(t)
+	for i, body := range []string{"orphan one", "orphan number two"} {
+		name := format.SegmentPath(strings.Repeat(string(rune('a'+i)), 64))
+		if err := j.Repo.Store().Put(ctx, name, strings.NewReader(body), int64(len(body))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var last, total int64
+	rep, err := checkpoint.GC(ctx, j.Repo, checkpoint.GCOptions{Grace: -1, Progress: func(done, tot int64) { last, total = done, tot }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Deleted != 2 || last != total || total != rep.DeletedBytes || total != int64(len("orphan one")+len("orphan number two")) {
+		t.Fatalf("deleted %d (%d bytes); progress ended at %d of %d", rep.Deleted, rep.DeletedBytes, last, total)
+	}
+}
