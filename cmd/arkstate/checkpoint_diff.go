@@ -124,7 +124,7 @@ func runCheckpointDiff(ctx context.Context, opts *checkpointDiffOptions, out io.
 	case opts.keys && opts.out.format == "json":
 		err = json.NewEncoder(out).Encode(diffSummaryLine{Type: "summary", DiffSummary: sum})
 	case opts.keys && opts.out.format == "yaml":
-		err = diffYAMLDocument(out, diffSummaryLine{Type: "summary", DiffSummary: sum})
+		err = writeYAMLDocument(out, diffSummaryLine{Type: "summary", DiffSummary: sum})
 	case opts.out.format == "table":
 		err = writeDiffTable(out, sum, opts)
 	default:
@@ -157,7 +157,7 @@ func diffKeyWriter(outFormat string, out io.Writer) func(checkpoint.KeyChange) e
 		case "json":
 			return enc.Encode(line)
 		case "yaml":
-			return diffYAMLDocument(out, line)
+			return writeYAMLDocument(out, line)
 		}
 		if !headed {
 			headed = true
@@ -172,19 +172,6 @@ func diffKeyWriter(outFormat string, out io.Writer) func(checkpoint.KeyChange) e
 		_, err := fmt.Fprintf(out, "%-8s %-24s %5d  %-32s %d -> %d\n", line.Change, c.Operator+"/"+c.State, c.KeyGroup, key, c.OldSize, c.NewSize)
 		return err
 	}
-}
-
-// diffYAMLDocument writes v as one document of a YAML stream.
-func diffYAMLDocument(out io.Writer, v any) error {
-	b, err := marshalYAML(v)
-	if err != nil {
-		return err
-	}
-	if _, err := io.WriteString(out, "---\n"); err != nil {
-		return err
-	}
-	_, err = out.Write(b)
-	return err
 }
 
 // diffDisplayKey shows a key as text when it is printable UTF-8, else as 0x<hex>.

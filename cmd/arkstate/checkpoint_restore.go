@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -249,30 +248,4 @@ func restorePathExists(path string) bool {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-// progressBar returns a progress callback that draws a bar of bytes on w
-// when w is a terminal (nil otherwise, so callers skip the work), and a
-// function that ends the bar.
-func progressBar(w io.Writer, desc string) (progress func(done, total int64), finish func()) {
-	if !isTerminal(w) {
-		return nil, func() {}
-	}
-	var bar *progressbar.ProgressBar
-	return func(done, total int64) {
-			if bar == nil {
-				bar = progressbar.NewOptions64(total,
-					progressbar.OptionSetWriter(w),
-					progressbar.OptionSetDescription(desc),
-					progressbar.OptionShowBytes(true),
-					progressbar.OptionThrottle(100*time.Millisecond),
-					progressbar.OptionClearOnFinish(),
-				)
-			}
-			_ = bar.Set64(done)
-		}, func() {
-			if bar != nil {
-				_ = bar.Finish()
-			}
-		}
 }

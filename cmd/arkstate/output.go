@@ -6,9 +6,11 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/olekukonko/tablewriter"
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
 
@@ -151,4 +153,44 @@ func marshalYAML(v any) ([]byte, error) {
 		return nil, err
 	}
 	return yaml.JSONToYAML(j)
+}
+
+// writeYAMLDocument writes v as one document of a YAML stream (a command
+// that streams records: diff --keys, txlog replay).
+func writeYAMLDocument(out io.Writer, v any) error {
+	b, err := marshalYAML(v)
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(out, "---\n"); err != nil {
+		return err
+	}
+	_, err = out.Write(b)
+	return err
+}
+
+// progressBar returns a progress callback that draws a bar of bytes on w
+// when w is a terminal (nil otherwise, so callers skip the work), and a
+// function that ends the bar.
+func progressBar(w io.Writer, desc string) (progress func(done, total int64), finish func()) {
+	if !isTerminal(w) {
+		return nil, func() {}
+	}
+	var bar *progressbar.ProgressBar
+	return func(done, total int64) {
+			if bar == nil {
+				bar = progressbar.NewOptions64(total,
+					progressbar.OptionSetWriter(w),
+					progressbar.OptionSetDescription(desc),
+					progressbar.OptionShowBytes(true),
+					progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionClearOnFinish(),
+				)
+			}
+			_ = bar.Set64(done)
+		}, func() {
+			if bar != nil {
+				_ = bar.Finish()
+			}
+		}
 }

@@ -613,17 +613,7 @@ func txlogRecordWriter(w io.Writer, output string) func(*format.Record) error {
 		enc := json.NewEncoder(w)
 		return func(r *format.Record) error { return enc.Encode(newTxlogRecordView(r)) }
 	case "yaml":
-		return func(r *format.Record) error {
-			b, err := marshalYAML(newTxlogRecordView(r))
-			if err != nil {
-				return err
-			}
-			if _, err := io.WriteString(w, "---\n"); err != nil {
-				return err
-			}
-			_, err = w.Write(b)
-			return err
-		}
+		return func(r *format.Record) error { return writeYAMLDocument(w, newTxlogRecordView(r)) }
 	}
 	header := false
 	return func(r *format.Record) error {

@@ -399,17 +399,10 @@ func appendRecordTail(dst []byte, r *Record) []byte {
 	dst = binary.AppendUvarint(dst, r.Epoch)
 	switch r.Type {
 	case RecordMutation:
+		// The fields after the names are a mutations record's entry.
 		dst = appendRecordBytes(dst, r.Operator)
 		dst = appendRecordBytes(dst, r.State)
-		dst = binary.AppendUvarint(dst, uint64(r.KeyGroup))
-		dst = appendRecordBytes(dst, r.Key)
-		if r.Delete {
-			dst = append(dst, 1)
-		} else {
-			dst = append(dst, 0)
-		}
-		dst = appendRecordBytes(dst, r.Value)
-		dst = binary.AppendVarint(dst, r.ExpiresAt)
+		dst = AppendMutationEntry(dst, r.KeyGroup, r.Key, r.Value, r.ExpiresAt, r.Delete)
 	case RecordPosition:
 		dst = appendRecordBytes(dst, r.Source)
 		dst = appendRecordBytes(dst, r.Position)

@@ -193,7 +193,7 @@ func (j *journal) committed(txns []format.PendingTxn) error {
 // epoch later than checkpoint, and neither committed nor aborted since:
 // recovery has just aborted them, as no checkpoint lists them.
 func (j *journal) aborted(ctx context.Context, checkpoint, from uint64) error {
-	st, err := store.NewDir(j.opts.Dir)
+	st, err := j.local()
 	if err != nil {
 		return err
 	}
@@ -281,7 +281,7 @@ func (j *journal) logInput(source string, offset int64, data []byte) (uint64, er
 // cut at their end that it logs: this run's bytes begin there. Bytes
 // missing between two records, or records that overlap, are an error.
 func (j *journal) recoverInput(ctx context.Context, source string, offset int64, lsn uint64) ([]inputPiece, error) {
-	st, err := store.NewDir(j.opts.Dir)
+	st, err := j.local()
 	if err != nil {
 		return nil, err
 	}
@@ -331,6 +331,10 @@ func (j *journal) recoverInput(ctx context.Context, source string, offset int64,
 
 // close closes the log. With a store to copy to, it seals and copies the
 // log first, so that a finished job's copy holds its last commits.
+// local is the log's own directory as a store, for reading back what this
+// writer logged (the store it copies to may lack the active segment).
+func (j *journal) local() (store.Store, error) { return store.NewDir(j.opts.Dir) }
+
 func (j *journal) close(ctx context.Context) error {
 	var serr error
 	if j.opts.Store != nil {

@@ -541,7 +541,18 @@ func (l *Log) enqueue(recs []*format.Record, wait bool) (*batch, uint64, int, er
 // SyncGroup and SyncEach that is already true when Append returns; under
 // SyncInterval it forces the fsync that would otherwise wait for the timer,
 // for example before a checkpoint barrier is acknowledged.
-func (l *Log) Sync() error {
+func (l *Log) Sync() error { return l.flush(false) }
+
+// Seal returns once every record appended before it is durable in a
+// sealed segment: it closes the active segment, if it holds records, and
+// starts the next. A log whose store is elsewhere (S3) is sealed before
+// each checkpoint commits, so that Upload can copy every record the
+// checkpoint needs before anyone can see the checkpoint.
+func (l *Log) Seal() error { return l.flush(true) }
+
+// flush marks the current batch to be fsynced, and sealed with seal, and
+// waits until the committer has done so.
+func (l *Log) flush(seal bool) error {
 	l.mu.Lock()
 	if err := l.usableLocked(); err != nil {
 		l.mu.Unlock()
@@ -549,25 +560,7 @@ func (l *Log) Sync() error {
 	}
 	b := l.cur
 	b.sync = true
-	l.mu.Unlock()
-	l.signal()
-	<-b.done
-	return b.err
-}
-
-// Seal returns once every record appended before it is durable in a
-// sealed segment: it closes the active segment, if it holds records, and
-// starts the next. A log whose store is elsewhere (S3) is sealed before
-// each checkpoint commits, so that Upload can copy every record the
-// checkpoint needs before anyone can see the checkpoint.
-func (l *Log) Seal() error {
-	l.mu.Lock()
-	if err := l.usableLocked(); err != nil {
-		l.mu.Unlock()
-		return err
-	}
-	b := l.cur
-	b.sync, b.seal = true, true
+	b.seal = b.seal || seal
 	l.mu.Unlock()
 	l.signal()
 	<-b.done
