@@ -6,7 +6,6 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -158,15 +157,7 @@ func TestTxlogAbortAfterRecovery(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("txlog replay: exit %d\n%s", code, stderr)
 		}
-		var recs []txlogRecordView
-		for line := range strings.Lines(stdout) {
-			var r txlogRecordView
-			if err := json.Unmarshal([]byte(line), &r); err != nil {
-				t.Fatal(err)
-			}
-			recs = append(recs, r)
-		}
-		return recs
+		return replayRecords(t, stdout)
 	}
 	prepared := map[string]bool{}
 	for _, r := range records() {

@@ -235,16 +235,9 @@ func TestTxlogReplay_FromCheckpoint(t *testing.T) {
 		t.Fatalf("replay --write-checkpoint: exit %d\n%s", code, stderr)
 	}
 	mutations := 0
-	for line := range strings.Lines(stdout) {
-		var rec struct {
-			Type  string `json:"type"`
-			Epoch uint64 `json:"epoch"`
-		}
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("--print line %q: %v", line, err)
-		}
+	for _, rec := range replayRecords(t, stdout) {
 		if rec.Epoch <= base {
-			t.Fatalf("--print shows a record of epoch %d, which checkpoint %d already holds: %s", rec.Epoch, base, line)
+			t.Fatalf("--print shows a record of epoch %d, which checkpoint %d already holds: %+v", rec.Epoch, base, rec)
 		}
 		if rec.Type == "mutation" {
 			mutations++
@@ -279,13 +272,9 @@ func TestTxlogReplay_FromCheckpoint(t *testing.T) {
 		t.Fatalf("replay --to: exit %d\n%s", code, stderr)
 	}
 	mutations = 0
-	for line := range strings.Lines(stdout) {
-		var rec struct {
-			LSN  uint64 `json:"lsn"`
-			Type string `json:"type"`
-		}
-		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.LSN > to {
-			t.Fatalf("replay --to %d printed %q (%v)", to, line, err)
+	for _, rec := range replayRecords(t, stdout) {
+		if rec.LSN > to {
+			t.Fatalf("replay --to %d printed %+v", to, rec)
 		}
 		if rec.Type == "mutation" {
 			mutations++
@@ -299,4 +288,19 @@ func TestTxlogReplay_FromCheckpoint(t *testing.T) {
 	if _, stderr, code := cliUnchanged(t, into, nil, "txlog", "replay", src, "--from", baseID, "--write-checkpoint", "--into", into); code != exitUsage || !strings.Contains(stderr, "not empty") {
 		t.Fatalf("replay into a non-empty store: exit %d\n%s", code, stderr)
 	}
+}
+
+// replayRecords decodes txlog replay's JSON lines, failing t on a line
+// that is not one record.
+func replayRecords(t *testing.T, stdout string) []txlogRecordView {
+	t.Helper()
+	var recs []txlogRecordView
+	for line := range strings.Lines(stdout) {
+		var r txlogRecordView
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("replay line %q: %v", line, err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
 }
