@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -46,8 +47,9 @@ diff of two large checkpoints needs little memory.
 
 --keys lists each differing key as it is found: the operator, state, key group,
 key, kind of change and the value sizes. Keys that are not printable text are
-shown as 0x<hex>; key_hex always holds the exact bytes, and map-state keys are
-split into the user key and the map key.
+shown as 0x<hex> in the table; JSON has key (text) or key_b64 (base64) and
+stored_key_b64 with the exact stored bytes, and map-state keys are split into
+the user key and the map key.
 
 Exit status: 0 when the diff ran (also with differences unless --exit-code),
 1 with --exit-code when the checkpoints differ or when a checkpoint is damaged,
@@ -75,16 +77,21 @@ type diffKeyLine struct {
 	Operator string `json:"operator"`
 	State    string `json:"state"`
 	KeyGroup uint32 `json:"key_group"`
-	Key      string `json:"key"`
-	KeyHex   string `json:"key_hex"`
-	MapKey   string `json:"map_key,omitempty"`
-	Change   string `json:"change"`
-	OldSize  int    `json:"old_size"`
-	NewSize  int    `json:"new_size"`
+	// Key and MapKey (map state) are text when they are valid UTF-8,
+	// else KeyB64 and MapKeyB64 hold them in base64, as in state dump.
+	Key          string `json:"key,omitempty"`
+	KeyB64       string `json:"key_b64,omitempty"`
+	MapKey       string `json:"map_key,omitempty"`
+	MapKeyB64    string `json:"map_key_b64,omitempty"`
+	StoredKeyB64 string `json:"stored_key_b64"` // the exact stored key (for map state the composite key)
+	Change       string `json:"change"`
+	OldSize      int    `json:"old_size_bytes"`
+	NewSize      int    `json:"new_size_bytes"`
 }
 
 // diffSummaryLine is the last record of --keys output in JSON and YAML.
 type diffSummaryLine struct {
+	SchemaVersion           int    `json:"schema_version"`
 	Type                    string `json:"type"` // "summary"
 	*checkpoint.DiffSummary `yaml:",inline"`
 }
@@ -122,9 +129,9 @@ func runCheckpointDiff(ctx context.Context, opts *checkpointDiffOptions, out io.
 	}
 	switch {
 	case opts.keys && opts.out.format == "json":
-		err = json.NewEncoder(out).Encode(diffSummaryLine{Type: "summary", DiffSummary: sum})
+		err = json.NewEncoder(out).Encode(diffSummaryLine{SchemaVersion: schemaVersion, Type: "summary", DiffSummary: sum})
 	case opts.keys && opts.out.format == "yaml":
-		err = writeYAMLDocument(out, diffSummaryLine{Type: "summary", DiffSummary: sum})
+		err = writeYAMLDocument(out, diffSummaryLine{SchemaVersion: schemaVersion, Type: "summary", DiffSummary: sum})
 	case opts.out.format == "table":
 		err = writeDiffTable(out, sum, opts)
 	default:
@@ -147,11 +154,17 @@ func diffKeyWriter(outFormat string, out io.Writer) func(checkpoint.KeyChange) e
 	headed := false
 	return func(c checkpoint.KeyChange) error {
 		line := diffKeyLine{Type: "key", Operator: c.Operator, State: c.State, KeyGroup: c.KeyGroup,
-			Key: diffDisplayKey(c.Key), KeyHex: hex.EncodeToString(c.Key), Change: string(c.Change), OldSize: c.OldSize, NewSize: c.NewSize}
+			StoredKeyB64: base64.StdEncoding.EncodeToString(c.Key), Change: string(c.Change), OldSize: c.OldSize, NewSize: c.NewSize}
+		userKey, mapKey, isMap := c.Key, []byte(nil), false
 		if c.Kind == format.StateKindMap {
-			if uk, mk, ok := state.SplitMapKey(c.Key); ok {
-				line.Key, line.MapKey = diffDisplayKey(uk), diffDisplayKey(mk)
+			userKey, mapKey, isMap = state.SplitMapKey(c.Key)
+			if !isMap {
+				userKey = c.Key
 			}
+		}
+		line.Key, line.KeyB64 = txlogBytes(userKey)
+		if isMap {
+			line.MapKey, line.MapKeyB64 = txlogBytes(mapKey)
 		}
 		switch outFormat {
 		case "json":
@@ -165,9 +178,9 @@ func diffKeyWriter(outFormat string, out io.Writer) func(checkpoint.KeyChange) e
 				return err
 			}
 		}
-		key := line.Key
-		if line.MapKey != "" {
-			key += "[" + line.MapKey + "]"
+		key := diffDisplayKey(userKey)
+		if isMap {
+			key += "[" + diffDisplayKey(mapKey) + "]"
 		}
 		_, err := fmt.Fprintf(out, "%-8s %-24s %5d  %-32s %d -> %d\n", line.Change, c.Operator+"/"+c.State, c.KeyGroup, key, c.OldSize, c.NewSize)
 		return err

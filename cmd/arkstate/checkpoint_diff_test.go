@@ -2,7 +2,7 @@ package main
 
 import (
 	"bufio"
-	"encoding/hex"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -86,7 +86,7 @@ func TestCheckpointDiffCmd(t *testing.T) {
 				t.Fatalf("line of type %q", probe.Type)
 			}
 		}
-		if len(keys) != 140 || summary == nil || summary["changed"] != float64(80) || summary["added"] != float64(60) {
+		if len(keys) != 140 || summary == nil || summary["changed_count"] != float64(80) || summary["added_count"] != float64(60) {
 			t.Fatalf("%d keys, summary %v", len(keys), summary)
 		}
 		for _, k := range keys {
@@ -96,7 +96,7 @@ func TestCheckpointDiffCmd(t *testing.T) {
 					t.Fatalf("map key line %+v", k)
 				}
 			case "count":
-				if k.Change != "changed" || hex.EncodeToString([]byte(k.Key)) != k.KeyHex || k.OldSize != 8 {
+				if k.Change != "changed" || base64.StdEncoding.EncodeToString([]byte(k.Key)) != k.StoredKeyB64 || k.OldSize != 8 {
 					t.Fatalf("value key line %+v", k)
 				}
 			}
@@ -119,7 +119,7 @@ func TestCheckpointDiffCmd(t *testing.T) {
 
 	t.Run("ErrExitCode", func(t *testing.T) {
 		stdout, stderr, code := cliUnchanged(t, dir, leaseFiles, "checkpoint", "diff", dir, "2", "3", "--exit-code", "-o", "json")
-		if code != exitFindings || stderr != "" || !strings.Contains(stdout, `"changed": 66`) {
+		if code != exitFindings || stderr != "" || !strings.Contains(stdout, `"changed_count": 66`) {
 			t.Fatalf("exit %d, stderr %q, stdout:\n%s", code, stderr, stdout)
 		}
 	})

@@ -49,7 +49,7 @@ func TestCheckpointGCCmd(t *testing.T) {
 		// Young orphans are kept by the default grace period.
 		stdout, _, code := cliUnchanged(t, dir, leaseFiles, "checkpoint", "gc", dir, "-o", "json")
 		rep := decodeGC(t, stdout)
-		if code != exitOK || len(rep.Orphans) != 2 || rep.Deleted != 0 || rep.Grace != "1h0m0s" {
+		if code != exitOK || len(rep.Orphans) != 2 || rep.Deleted != 0 || rep.GraceMS != 3600000 {
 			t.Fatalf("exit %d, report %+v", code, rep)
 		}
 		for _, o := range rep.Orphans {

@@ -27,6 +27,7 @@ func cliRun(t testing.TB, stdin string, args ...string) (stdout, stderr string, 
 	t.Helper()
 	var out, errb bytes.Buffer
 	code = Main(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+	checkJSONOutput(t, args, out.String())
 	return out.String(), errb.String(), code
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/arkstate/arkstate/pkg/monitor"
 	"github.com/goccy/go-yaml"
 	"github.com/olekukonko/tablewriter"
 	"github.com/schollz/progressbar/v3"
@@ -26,6 +28,26 @@ func (o *outputFlag) addFlag(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&o.format, "output", "o", "table", "output format: table, json or yaml")
 	cmd.Flags().BoolVar(&o.noHeaders, "no-headers", false, "leave out the header line of tables (for scripts)")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputFormats, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// schemaVersion is written as schema_version first in every document a
+// command prints; /status shares the vocabulary and its version.
+const schemaVersion = monitor.SchemaVersion
+
+// versionedJSON is v's JSON with schema_version as its first field.
+func versionedJSON(v any) ([]byte, error) {
+	j, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if len(j) < 2 || j[0] != '{' {
+		return nil, fmt.Errorf("internal error: a %T is not a JSON object", v)
+	}
+	head := fmt.Sprintf(`{"schema_version":%d`, schemaVersion)
+	if string(j) == "{}" {
+		return []byte(head + "}"), nil
+	}
+	return append([]byte(head+","), j[1:]...), nil
 }
 
 // outputFormats are the values of --output.
@@ -55,11 +77,23 @@ func (o *outputFlag) render(w io.Writer, v any, table func(*tableWriter)) error 
 	}
 	switch o.format {
 	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		j, err := versionedJSON(v)
+		if err != nil {
+			return err
+		}
+		var b bytes.Buffer
+		if err := json.Indent(&b, j, "", "  "); err != nil {
+			return err
+		}
+		b.WriteByte('\n')
+		_, err = w.Write(b.Bytes())
+		return err
 	case "yaml":
-		b, err := marshalYAML(v)
+		j, err := versionedJSON(v)
+		if err != nil {
+			return err
+		}
+		b, err := yaml.JSONToYAML(j)
 		if err != nil {
 			return err
 		}

@@ -118,6 +118,17 @@ func (r *monitoredRun) waitStatus(t *testing.T, what string, ok func(monitor.Sta
 			t.Fatalf("/status: %v\n%s", err, body)
 		}
 		if len(report.Streams) == 1 && ok(report.Streams[0]) {
+			// /status follows the CLI's JSON vocabulary.
+			docs, err := decodeJSONDocs(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range vocabularyProblems(docs[0], "/status") {
+				t.Errorf("JSON contract: %s", p)
+			}
+			if report.SchemaVersion != schemaVersion {
+				t.Errorf("/status: schema_version %d, want %d", report.SchemaVersion, schemaVersion)
+			}
 			return report
 		}
 		if time.Now().After(deadline) {

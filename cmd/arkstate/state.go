@@ -204,19 +204,19 @@ same id makes the import fail.`,
 type stateImportReport struct {
 	CheckpointID uint64 `json:"checkpoint_id"`
 	Kind         string `json:"kind,omitempty"` // absent in a dry run
-	Parent       uint64 `json:"parent,omitempty"`
+	Parent       uint64 `json:"parent_checkpoint_id,omitempty"`
 	Created      bool   `json:"created"`
 	// DryRun says nothing was written: CheckpointID is the id the import
 	// would commit.
 	DryRun  bool  `json:"dry_run"`
-	Entries int64 `json:"entries"`
-	Deleted int64 `json:"deleted"`
-	Skipped int64 `json:"skipped"`
+	Entries int64 `json:"entry_count"`
+	Deleted int64 `json:"deleted_count"`
+	Skipped int64 `json:"skipped_count"`
 	// Missing lists delete lines that found no entry; never null.
 	Missing          []checkpoint.ImportMissing `json:"missing"`
-	SegmentsWritten  int                        `json:"segments_written"`
-	SegmentsUploaded int                        `json:"segments_uploaded"`
-	BytesUploaded    int64                      `json:"bytes_uploaded"`
+	SegmentsWritten  int                        `json:"written_segment_count"`
+	SegmentsUploaded int                        `json:"uploaded_segment_count"`
+	BytesUploaded    int64                      `json:"uploaded_bytes"`
 }
 
 func runStateImport(ctx context.Context, opts *stateImportOptions, out io.Writer) error {
@@ -262,6 +262,9 @@ func runStateImport(ctx context.Context, opts *stateImportOptions, out io.Writer
 		SegmentsWritten: res.Build.Segments, SegmentsUploaded: res.Build.SegmentsUploaded, BytesUploaded: res.Build.BytesUploaded}
 	if m := res.Manifest; m != nil {
 		rep.Kind, rep.Parent = m.Kind, m.Parent
+	}
+	if rep.Missing == nil {
+		rep.Missing = []checkpoint.ImportMissing{}
 	}
 	return opts.out.render(out, rep, func(t *tableWriter) {
 		if rep.DryRun {

@@ -46,8 +46,8 @@ func sameLines(a, b string) bool { return slices.Equal(sortedLines(a), sortedLin
 type importReport struct {
 	CheckpointID uint64 `json:"checkpoint_id"`
 	Created      bool   `json:"created"`
-	Entries      int64  `json:"entries"`
-	Deleted      int64  `json:"deleted"`
+	Entries      int64  `json:"entry_count"`
+	Deleted      int64  `json:"deleted_count"`
 	Missing      []struct {
 		Line int    `json:"line"`
 		Key  string `json:"key"`

@@ -164,7 +164,7 @@ func TestStateImport(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &rep); err != nil {
 			t.Fatal(err)
 		}
-		if rep["checkpoint_id"] != 4.0 || rep["entries"] != 1.0 || rep["kind"] != "incremental" || rep["parent"] != 3.0 || rep["segments_written"] != 1.0 {
+		if rep["checkpoint_id"] != 4.0 || rep["entry_count"] != 1.0 || rep["kind"] != "incremental" || rep["parent_checkpoint_id"] != 3.0 || rep["written_segment_count"] != 1.0 {
 			t.Fatalf("report %v", rep)
 		}
 		got, _, _ := cliRun(t, "", "state", "dump", root, "latest", "--key", "word-00001", "--state", "count")

@@ -40,7 +40,7 @@ func TestStoreCmds_Hybrid(t *testing.T) {
 			t.Fatal(err)
 		}
 		stdout, stderr, code := cliRun(t, "", append([]string{"checkpoint", "ls", addr, "-o", "json"}, s3flags...)...)
-		if code != exitOK || !strings.Contains(stdout, `"id": `+jsonNumber(3)) {
+		if code != exitOK || !strings.Contains(stdout, `"checkpoint_id": `+jsonNumber(3)) {
 			t.Fatalf("ls %s: exit %d\n%s%s", addr, code, stdout, stderr)
 		}
 		opsVerify(t, append([]string{addr}, s3flags...)...)

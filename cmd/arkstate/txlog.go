@@ -152,11 +152,11 @@ type txlogSegmentView struct {
 	Name      string `json:"name"`
 	FirstLSN  uint64 `json:"first_lsn"`
 	LastLSN   uint64 `json:"last_lsn"` // first_lsn - 1 when records is 0
-	Records   int64  `json:"records"`
-	Size      int64  `json:"size"`
-	Created   string `json:"created,omitempty"`
-	FirstTime string `json:"first_time,omitempty"`
-	LastTime  string `json:"last_time,omitempty"`
+	Records   int64  `json:"record_count"`
+	Size      int64  `json:"size_bytes"`
+	Created   string `json:"created_at,omitempty"`
+	FirstTime string `json:"first_record_at,omitempty"`
+	LastTime  string `json:"last_record_at,omitempty"`
 	Status    string `json:"status"`
 }
 
@@ -165,8 +165,8 @@ type txlogStreamView struct {
 	Stream   string             `json:"stream"`
 	FirstLSN uint64             `json:"first_lsn"`
 	LastLSN  uint64             `json:"last_lsn"`
-	Records  int64              `json:"records"`
-	Size     int64              `json:"size"`
+	Records  int64              `json:"record_count"`
+	Size     int64              `json:"size_bytes"`
 	Segments []txlogSegmentView `json:"segments"`
 }
 
@@ -288,15 +288,15 @@ func runTxlogLs(ctx context.Context, cmd *cobra.Command, opts *txlogStoreOptions
 type txlogProblemView struct {
 	Kind   string `json:"kind"` // damage, torn-tail or stray
 	File   string `json:"file"`
-	Offset int64  `json:"offset"` // -1 when it concerns the whole object
-	What   string `json:"what"`
+	Offset *int64 `json:"offset,omitempty"` // absent when it concerns the whole object
+	What   string `json:"problem"`
 	Advice string `json:"advice"`
 }
 
 type txlogVerifyStreamView struct {
 	Stream   string             `json:"stream"`
-	Segments int                `json:"segments"`
-	Records  int64              `json:"records"`
+	Segments int                `json:"segment_count"`
+	Records  int64              `json:"record_count"`
 	FirstLSN uint64             `json:"first_lsn"`
 	LastLSN  uint64             `json:"last_lsn"`
 	Damaged  bool               `json:"damaged"`
@@ -355,7 +355,11 @@ func runTxlogVerify(ctx context.Context, cmd *cobra.Command, opts *txlogStoreOpt
 		sv := txlogVerifyStreamView{Stream: rep.Stream, Segments: len(rep.Segments), Records: rep.Records,
 			FirstLSN: rep.FirstLSN, LastLSN: rep.LastLSN, Damaged: rep.Damaged(), Problems: []txlogProblemView{}}
 		for _, p := range rep.Problems {
-			sv.Problems = append(sv.Problems, txlogProblemView{Kind: string(p.Kind), File: p.File, Offset: p.Offset, What: p.What, Advice: p.Advice})
+			pv := txlogProblemView{Kind: string(p.Kind), File: p.File, What: p.What, Advice: p.Advice}
+			if p.Offset >= 0 {
+				pv.Offset = &p.Offset
+			}
+			sv.Problems = append(sv.Problems, pv)
 		}
 		if sv.Damaged {
 			view.OK = false
@@ -397,8 +401,8 @@ func renderTxlogVerifyTable(w io.Writer, view txlogVerifyView) error {
 	for _, sv := range view.Streams {
 		for _, p := range sv.Problems {
 			at := ""
-			if p.Offset >= 0 {
-				at = fmt.Sprintf(" at offset %d", p.Offset)
+			if p.Offset != nil {
+				at = fmt.Sprintf(" at offset %d", *p.Offset)
 			}
 			if _, err := fmt.Fprintf(w, "\n%s: %s%s: %s\n  advice: %s\n", p.Kind, p.File, at, p.What, p.Advice); err != nil {
 				return err
@@ -523,13 +527,13 @@ func runTxlogReplay(ctx context.Context, cmd *cobra.Command, opts *txlogReplayOp
 
 // txlogReplayReport is the JSON and YAML of replay --write-checkpoint.
 type txlogReplayReport struct {
-	Base           uint64 `json:"base_checkpoint"`
+	Base           uint64 `json:"base_checkpoint_id"`
 	Stream         string `json:"stream"`
 	FromLSN        uint64 `json:"from_lsn"`
 	ToLSN          uint64 `json:"to_lsn,omitempty"`
-	Until          string `json:"until,omitempty"`
-	Changes        int    `json:"changes"`
-	Checkpoint     uint64 `json:"checkpoint"`
+	Until          string `json:"until_at,omitempty"`
+	Changes        int    `json:"change_count"`
+	Checkpoint     uint64 `json:"checkpoint_id"`
 	Target         string `json:"target"`
 	TargetEndpoint string `json:"target_endpoint,omitempty"`
 }
@@ -630,35 +634,38 @@ func txlogRecordWriter(w io.Writer, output string) func(*format.Record) error {
 
 // txlogRecordView is one record in `txlog replay` JSON and YAML. Fields a
 // record type does not use are absent; so are empty byte fields and a false
-// delete flag. Each byte field is either <field> (valid UTF-8, as text) or
-// <field>_base64 (standard base64 with padding).
+// deleted flag. Each byte field is either <field> (valid UTF-8, as text) or
+// <field>_b64 (standard base64 with padding), as in state dump; a source
+// position and a transaction's data are JSON, as in checkpoint show.
 type txlogRecordView struct {
-	LSN            uint64  `json:"lsn"`
-	Type           string  `json:"type"`
-	Time           string  `json:"time"`
-	Epoch          uint64  `json:"epoch"`
-	Operator       string  `json:"operator,omitempty"`
-	State          string  `json:"state,omitempty"`
-	KeyGroup       *uint32 `json:"key_group,omitempty"`
-	Key            string  `json:"key,omitempty"`
-	KeyBase64      string  `json:"key_base64,omitempty"`
-	Delete         bool    `json:"delete,omitempty"`
-	Value          string  `json:"value,omitempty"`
-	ValueBase64    string  `json:"value_base64,omitempty"`
-	ExpiresAt      string  `json:"expires_at,omitempty"`
-	Source         string  `json:"source,omitempty"`
-	Position       string  `json:"position,omitempty"`
-	PositionBase64 string  `json:"position_base64,omitempty"`
-	Output         string  `json:"output,omitempty"`
-	TxnID          string  `json:"txn_id,omitempty"`
-	Data           string  `json:"data,omitempty"`
-	DataBase64     string  `json:"data_base64,omitempty"`
-	Checkpoint     uint64  `json:"checkpoint,omitempty"`
+	LSN          uint64          `json:"lsn"`
+	Type         string          `json:"type"`
+	Time         string          `json:"time"`
+	Epoch        uint64          `json:"epoch"`
+	Operator     string          `json:"operator,omitempty"`
+	State        string          `json:"state,omitempty"`
+	KeyGroup     *uint32         `json:"key_group,omitempty"`
+	Key          string          `json:"key,omitempty"`
+	KeyB64       string          `json:"key_b64,omitempty"`
+	Deleted      bool            `json:"deleted,omitempty"`
+	Value        string          `json:"value,omitempty"`
+	ValueB64     string          `json:"value_b64,omitempty"`
+	ExpiresAt    string          `json:"expires_at,omitempty"`
+	Source       string          `json:"source,omitempty"`
+	Position     json.RawMessage `json:"position,omitempty"`
+	PositionB64  string          `json:"position_b64,omitempty"`
+	Output       string          `json:"output,omitempty"`
+	TxnID        string          `json:"txn_id,omitempty"`
+	Data         json.RawMessage `json:"data,omitempty"`
+	DataB64      string          `json:"data_b64,omitempty"`
+	Chunk        string          `json:"chunk,omitempty"` // an input record's bytes
+	ChunkB64     string          `json:"chunk_b64,omitempty"`
+	CheckpointID uint64          `json:"checkpoint_id,omitempty"`
 }
 
 func newTxlogRecordView(r *format.Record) txlogRecordView {
 	v := txlogRecordView{LSN: r.LSN, Type: r.Type.String(), Time: txlogTime(time.Unix(0, r.Time)), Epoch: r.Epoch,
-		Operator: r.Operator, State: r.State, Delete: r.Delete, Source: r.Source, Output: r.Output, TxnID: r.TxnID, Checkpoint: r.Checkpoint}
+		Operator: r.Operator, State: r.State, Deleted: r.Delete, Source: r.Source, Output: r.Output, TxnID: r.TxnID, CheckpointID: r.Checkpoint}
 	if r.Type == format.RecordMutation {
 		kg := r.KeyGroup
 		v.KeyGroup = &kg
@@ -666,11 +673,27 @@ func newTxlogRecordView(r *format.Record) txlogRecordView {
 	if r.ExpiresAt != 0 {
 		v.ExpiresAt = txlogTime(time.Unix(0, r.ExpiresAt))
 	}
-	v.Key, v.KeyBase64 = txlogBytes(r.Key)
-	v.Value, v.ValueBase64 = txlogBytes(r.Value)
-	v.Position, v.PositionBase64 = txlogBytes(r.Position)
-	v.Data, v.DataBase64 = txlogBytes(r.Data)
+	v.Key, v.KeyB64 = txlogBytes(r.Key)
+	v.Value, v.ValueB64 = txlogBytes(r.Value)
+	v.Position, v.PositionB64 = txlogJSON(r.Position)
+	if r.Type == format.RecordInput {
+		v.Chunk, v.ChunkB64 = txlogBytes(r.Data)
+	} else {
+		v.Data, v.DataB64 = txlogJSON(r.Data)
+	}
 	return v
+}
+
+// txlogJSON returns b as JSON if it is valid JSON (a position or a
+// transaction's data always is), else as base64.
+func txlogJSON(b []byte) (json.RawMessage, string) {
+	if len(b) == 0 {
+		return nil, ""
+	}
+	if json.Valid(b) {
+		return json.RawMessage(b), ""
+	}
+	return nil, base64.StdEncoding.EncodeToString(b)
 }
 
 // txlogBytes returns b as text if it is valid UTF-8, else as base64.

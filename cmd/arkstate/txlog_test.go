@@ -39,7 +39,7 @@ func txlogFixtureRecord(i int) *format.Record {
 	case 4:
 		return &format.Record{Type: format.RecordPosition, Epoch: epoch, Source: "stdin", Position: []byte(fmt.Sprintf(`{"line":%d}`, i))}
 	case 5:
-		return &format.Record{Type: format.RecordTxnPrepare, Epoch: epoch, Output: "file", TxnID: fmt.Sprint("t", epoch), Data: []byte("out/pending")}
+		return &format.Record{Type: format.RecordTxnPrepare, Epoch: epoch, Output: "file", TxnID: fmt.Sprint("t", epoch), Data: []byte(`{"pending":"out/pending"}`)}
 	case 6:
 		return &format.Record{Type: format.RecordTxnCommit, Epoch: epoch, Output: "file", TxnID: fmt.Sprint("t", epoch)}
 	default:
@@ -191,7 +191,7 @@ func TestTxlogVerifyCmd(t *testing.T) {
 		v, stderr, code := verify(t, dir)
 		p := v.Streams[0].Problems
 		if code != exitFindings || v.OK || !v.Streams[0].Damaged || len(p) != 1 || p[0].Kind != "damage" ||
-			p[0].File != "txlog/main/"+filepath.Base(segs[1]) || p[0].Offset < txlog.SegmentHeaderSize || p[0].Offset > 70 ||
+			p[0].File != "txlog/main/"+filepath.Base(segs[1]) || p[0].Offset == nil || *p[0].Offset < txlog.SegmentHeaderSize || *p[0].Offset > 70 ||
 			!strings.Contains(p[0].What, "checksum") || p[0].Advice == "" {
 			t.Fatalf("exit %d, %+v", code, v)
 		}
@@ -208,7 +208,7 @@ func TestTxlogVerifyCmd(t *testing.T) {
 		os.Remove(segs[2])
 		v, _, code := verify(t, dir, "--stream", "main")
 		p := v.Streams[0].Problems
-		if code != exitFindings || len(p) != 1 || !strings.Contains(p[0].What, "LSN gap") || p[0].Offset != -1 {
+		if code != exitFindings || len(p) != 1 || !strings.Contains(p[0].What, "LSN gap") || p[0].Offset != nil {
 			t.Fatalf("exit %d, %+v", code, v)
 		}
 	})
@@ -259,13 +259,13 @@ func TestTxlogReplayCmd(t *testing.T) {
 			{"lsn": 2.0, "type": "mutation", "time": "2025-03-14T15:09:27Z", "epoch": 1.0, "operator": "count", "state": "n",
 				"key_group": 0.0, "key": "word-1", "value": "héllo", "expires_at": "2025-03-14T16:09:26Z"},
 			{"lsn": 3.0, "type": "mutation", "time": "2025-03-14T15:09:28Z", "epoch": 1.0, "operator": "count", "state": "n",
-				"key_group": 9.0, "key_base64": "/wAC", "value": "\x00\x00\x00\x01"},
+				"key_group": 9.0, "key_b64": "/wAC", "value": "\x00\x00\x00\x01"},
 			{"lsn": 4.0, "type": "mutation", "time": "2025-03-14T15:09:29Z", "epoch": 1.0, "operator": "count", "state": "n",
-				"key_group": 3.0, "key": "gone", "delete": true},
-			{"lsn": 5.0, "type": "position", "time": "2025-03-14T15:09:30Z", "epoch": 1.0, "source": "stdin", "position": `{"line":4}`},
-			{"lsn": 6.0, "type": "txn-prepare", "time": "2025-03-14T15:09:31Z", "epoch": 1.0, "output": "file", "txn_id": "t1", "data": "out/pending"},
+				"key_group": 3.0, "key": "gone", "deleted": true},
+			{"lsn": 5.0, "type": "position", "time": "2025-03-14T15:09:30Z", "epoch": 1.0, "source": "stdin", "position": map[string]any{"line": 4.0}},
+			{"lsn": 6.0, "type": "txn-prepare", "time": "2025-03-14T15:09:31Z", "epoch": 1.0, "output": "file", "txn_id": "t1", "data": map[string]any{"pending": "out/pending"}},
 			{"lsn": 7.0, "type": "txn-commit", "time": "2025-03-14T15:09:32Z", "epoch": 1.0, "output": "file", "txn_id": "t1"},
-			{"lsn": 8.0, "type": "epoch-end", "time": "2025-03-14T15:09:33Z", "epoch": 1.0, "checkpoint": 1.0},
+			{"lsn": 8.0, "type": "epoch-end", "time": "2025-03-14T15:09:33Z", "epoch": 1.0, "checkpoint_id": 1.0},
 		}
 		for i, w := range want {
 			got, _ := json.Marshal(recs[i])
@@ -296,7 +296,7 @@ func TestTxlogReplayCmd(t *testing.T) {
 			t.Fatalf("exit %d, table:\n%s", code, stdout)
 		}
 		stdout, _, code = cliUnchanged(t, dir, nil, "txlog", "replay", dir, "--stream", "main", "--to", "3", "-o", "yaml")
-		if code != exitOK || strings.Count(stdout, "---\n") != 3 || !strings.Contains(stdout, "key_base64: /wAC") {
+		if code != exitOK || strings.Count(stdout, "---\n") != 3 || !strings.Contains(stdout, "key_b64: /wAC") {
 			t.Fatalf("exit %d, yaml:\n%s", code, stdout)
 		}
 	})

@@ -19,7 +19,7 @@ var (
 type buildInfo struct {
 	Version   string `json:"version"`
 	Commit    string `json:"commit,omitempty"`
-	Date      string `json:"date,omitempty"`
+	Date      string `json:"committed_at,omitempty"` // the commit's time (vcs.time or -ldflags main.date)
 	GoVersion string `json:"go_version"`
 	Platform  string `json:"platform"`
 }

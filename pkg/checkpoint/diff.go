@@ -51,23 +51,23 @@ type KeyChange struct {
 // and the old values of changed keys, so BytesAdded-BytesRemoved is the
 // growth of the state's values from A to B.
 type DiffSummary struct {
-	A            uint64         `json:"a"`
-	B            uint64         `json:"b"`
-	Added        uint64         `json:"added"`
-	Removed      uint64         `json:"removed"`
-	Changed      uint64         `json:"changed"`
-	BytesAdded   int64          `json:"bytes_added"`
-	BytesRemoved int64          `json:"bytes_removed"`
+	A            uint64         `json:"from_checkpoint_id"`
+	B            uint64         `json:"to_checkpoint_id"`
+	Added        uint64         `json:"added_count"`
+	Removed      uint64         `json:"removed_count"`
+	Changed      uint64         `json:"changed_count"`
+	BytesAdded   int64          `json:"added_bytes"`
+	BytesRemoved int64          `json:"removed_bytes"`
 	Operators    []OperatorDiff `json:"operators"`
 	// RangesCompared and RangesSkipped count the key-group spans read and
 	// the spans whose layer lists were identical in A and B and so were
 	// skipped without reading. A span is one range when A and B have the
 	// same ranges, and the union of overlapping ranges when their
 	// parallelism differs.
-	RangesCompared int `json:"ranges_compared"`
-	RangesSkipped  int `json:"ranges_skipped"`
+	RangesCompared int `json:"compared_range_count"`
+	RangesSkipped  int `json:"skipped_range_count"`
 	// SegmentsOpened counts the segment objects read.
-	SegmentsOpened int `json:"segments_opened"`
+	SegmentsOpened int `json:"opened_segment_count"`
 }
 
 // Differences returns the number of keys that differ.
@@ -76,19 +76,19 @@ func (s *DiffSummary) Differences() uint64 { return s.Added + s.Removed + s.Chan
 // OperatorDiff is one operator's part of a DiffSummary.
 type OperatorDiff struct {
 	Operator string      `json:"operator"`
-	InA      bool        `json:"in_a"`
-	InB      bool        `json:"in_b"`
+	InA      bool        `json:"in_from"`
+	InB      bool        `json:"in_to"`
 	States   []StateDiff `json:"states"`
 }
 
 // StateDiff counts one state's differences; see DiffSummary for the bytes.
 type StateDiff struct {
 	State        string `json:"state"`
-	Added        uint64 `json:"added"`
-	Removed      uint64 `json:"removed"`
-	Changed      uint64 `json:"changed"`
-	BytesAdded   int64  `json:"bytes_added"`
-	BytesRemoved int64  `json:"bytes_removed"`
+	Added        uint64 `json:"added_count"`
+	Removed      uint64 `json:"removed_count"`
+	Changed      uint64 `json:"changed_count"`
+	BytesAdded   int64  `json:"added_bytes"`
+	BytesRemoved int64  `json:"removed_bytes"`
 }
 
 // Diff compares the live state of checkpoints a and b, operator by

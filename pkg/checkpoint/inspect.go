@@ -41,14 +41,14 @@ const (
 // alone. Sizes are the sizes the manifests record.
 type CheckpointSummary struct {
 	// ID is the checkpoint id.
-	ID uint64 `json:"id"`
+	ID uint64 `json:"checkpoint_id"`
 	// CreatedAt is when the checkpoint completed; zero when the manifest is
 	// damaged.
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	// Kind is format.KindFull or format.KindIncremental; empty when damaged.
 	Kind string `json:"kind,omitempty"`
 	// Parent is the checkpoint an incremental one builds on.
-	Parent uint64 `json:"parent,omitempty"`
+	Parent uint64 `json:"parent_checkpoint_id,omitempty"`
 	// Operators lists the operator ids with keyed state, sorted.
 	Operators []string `json:"operators"`
 	// Keys counts live state entries: one per value-state key, per map
@@ -57,13 +57,13 @@ type CheckpointSummary struct {
 	// a base holds only live entries — and otherwise an upper bound, since a
 	// delta's put may overwrite an entry below it and a tombstone deletes
 	// one. KeysExact says which. The segments are not read.
-	Keys uint64 `json:"keys"`
+	Keys uint64 `json:"key_count"`
 	// KeysExact is true when Keys is exact (see Keys).
-	KeysExact bool `json:"keys_exact"`
+	KeysExact bool `json:"key_count_exact"`
 	// Layers is the number of layers over all operators and ranges.
-	Layers int `json:"layers"`
+	Layers int `json:"layer_count"`
 	// Segments is the number of distinct segments the checkpoint references.
-	Segments int `json:"segments"`
+	Segments int `json:"segment_count"`
 	// LogicalBytes is the sum of the sizes of all its layers, counting a
 	// segment once per layer that names it: what restoring it reads.
 	LogicalBytes int64 `json:"logical_bytes"`
@@ -91,7 +91,7 @@ func (s CheckpointSummary) MarshalJSON() ([]byte, error) {
 		return json.Marshal(plain(s))
 	}
 	return json.Marshal(struct {
-		ID     uint64 `json:"id"`
+		ID     uint64 `json:"checkpoint_id"`
 		Status string `json:"status"`
 		Error  string `json:"error,omitempty"`
 	}{s.ID, s.Status, s.Error})
@@ -249,16 +249,84 @@ type CheckpointDetail struct {
 	Segments []SegmentLayout
 }
 
-// MarshalJSON writes the manifest's body fields (the stable contract of
-// docs/FORMAT.md) with "segments" added when layouts were read, so that a
-// reader of either sees the same field names.
+// MarshalJSON writes the checkpoint in the names of the CLI's JSON
+// vocabulary (docs/CLI.md): the manifest's content, with "segments" added
+// when layouts were read. The stored manifest's own field names are the
+// format's (docs/FORMAT.md); a reader of this document does not need them.
 func (d *CheckpointDetail) MarshalJSON() ([]byte, error) {
-	type wire struct {
-		*format.Manifest
-		Prepared []PendingPrepared `json:"pending_prepared,omitempty"`
-		Segments []SegmentLayout   `json:"segments,omitempty"`
+	m := d.Manifest
+	v := detailJSON{
+		JobID:        m.JobID,
+		CheckpointID: m.CheckpointID,
+		Parent:       m.Parent,
+		Kind:         m.Kind,
+		CreatedAt:    m.CreatedAt,
+		KeyGroups:    m.KeyGroups,
+		Operators:    make([]operatorJSON, len(m.Operators)),
+		Sources:      m.Sources,
+		Txlog:        m.Txlog,
+		Pending:      m.Pending,
+		Prepared:     d.Prepared,
+		Segments:     d.Segments,
 	}
-	return json.Marshal(wire{d.Manifest, d.Prepared, d.Segments})
+	for i, op := range m.Operators {
+		o := operatorJSON{Operator: op.ID, States: make([]stateJSON, len(op.States)), Ranges: make([]rangeJSON, len(op.Ranges))}
+		for j, st := range op.States {
+			o.States[j] = stateJSON{State: st.Name, Kind: st.Kind, Codec: st.Codec, TTLMS: st.TTLMillis}
+		}
+		for j, r := range op.Ranges {
+			rj := rangeJSON{FirstKeyGroup: r.Start, LastKeyGroup: r.End, Layers: make([]layerJSON, len(r.Layers))}
+			for k, l := range r.Layers {
+				rj.Layers[k] = layerJSON{Hash: l.Hash, SizeBytes: l.Size, Kind: l.Kind, EntryCount: l.Entries, CheckpointID: l.Checkpoint}
+			}
+			o.Ranges[j] = rj
+		}
+		v.Operators[i] = o
+	}
+	return json.Marshal(v)
+}
+
+// detailJSON and the types below are CheckpointDetail's JSON form.
+type detailJSON struct {
+	JobID        string                  `json:"job_id"`
+	CheckpointID uint64                  `json:"checkpoint_id"`
+	Parent       uint64                  `json:"parent_checkpoint_id,omitempty"`
+	Kind         string                  `json:"kind"`
+	CreatedAt    time.Time               `json:"created_at"`
+	KeyGroups    uint32                  `json:"key_groups"`
+	Operators    []operatorJSON          `json:"operators"`
+	Sources      []format.SourcePosition `json:"sources,omitempty"`
+	Txlog        *format.TxlogPosition   `json:"txlog,omitempty"`
+	Pending      []format.PendingTxn     `json:"pending,omitempty"`
+	Prepared     []PendingPrepared       `json:"pending_prepared,omitempty"`
+	Segments     []SegmentLayout         `json:"segments,omitempty"`
+}
+
+type operatorJSON struct {
+	Operator string      `json:"operator"`
+	States   []stateJSON `json:"states"`
+	Ranges   []rangeJSON `json:"ranges"`
+}
+
+type stateJSON struct {
+	State string `json:"state"`
+	Kind  string `json:"kind"`
+	Codec string `json:"codec"`
+	TTLMS int64  `json:"ttl_ms"`
+}
+
+type rangeJSON struct {
+	FirstKeyGroup uint32      `json:"first_key_group"`
+	LastKeyGroup  uint32      `json:"last_key_group"`
+	Layers        []layerJSON `json:"layers"`
+}
+
+type layerJSON struct {
+	Hash         string `json:"hash"`
+	SizeBytes    int64  `json:"size_bytes"`
+	Kind         string `json:"kind"`
+	EntryCount   uint64 `json:"entry_count"`
+	CheckpointID uint64 `json:"checkpoint_id"`
 }
 
 // SegmentLayout is a segment's footer and index, read without reading any
@@ -266,10 +334,10 @@ func (d *CheckpointDetail) MarshalJSON() ([]byte, error) {
 type SegmentLayout struct {
 	Hash        string         `json:"hash"`
 	Object      string         `json:"object"` // the object name in the store
-	Size        int64          `json:"size"`
-	RawSize     int64          `json:"raw_size"` // uncompressed bytes of all blocks
-	Entries     uint64         `json:"entries"`
-	Tombstones  uint64         `json:"tombstones"`
+	Size        int64          `json:"size_bytes"`
+	RawSize     int64          `json:"raw_size_bytes"` // uncompressed bytes of all blocks
+	Entries     uint64         `json:"entry_count"`
+	Tombstones  uint64         `json:"tombstone_count"`
 	MinKeyGroup uint32         `json:"min_key_group"`
 	MaxKeyGroup uint32         `json:"max_key_group"`
 	States      []string       `json:"states"`
@@ -282,12 +350,26 @@ type SegmentLayout struct {
 	Error string `json:"error,omitempty"`
 }
 
+// MarshalJSON leaves out what a segment that could not be opened does not
+// tell: its sizes and counts would read as real zeros.
+func (l SegmentLayout) MarshalJSON() ([]byte, error) {
+	type plain SegmentLayout
+	if l.Error == "" {
+		return json.Marshal(plain(l))
+	}
+	return json.Marshal(struct {
+		Hash   string `json:"hash"`
+		Object string `json:"object"`
+		Error  string `json:"error"`
+	}{l.Hash, l.Object, l.Error})
+}
+
 // SegmentBlock is one block's index entry.
 type SegmentBlock struct {
 	Offset        int64  `json:"offset"`
-	StoredLen     int    `json:"stored_len"`
-	RawLen        int    `json:"raw_len"`
-	Entries       int    `json:"entries"`
+	StoredLen     int    `json:"stored_bytes"`
+	RawLen        int    `json:"raw_bytes"`
+	Entries       int    `json:"entry_count"`
 	Checksum      uint32 `json:"crc32c"`
 	FirstState    string `json:"first_state"`
 	FirstKeyGroup uint32 `json:"first_key_group"`

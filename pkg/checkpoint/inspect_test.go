@@ -162,7 +162,7 @@ func TestList(t *testing.T) {
 		data, err := json.Marshal(list[2])
 		// Nothing the manifest would have told is reported, not even as
 		// zero or empty.
-		if err != nil || string(data) != `{"id":4,"status":"damaged","error":`+strconv.Quote(list[2].Error)+`}` {
+		if err != nil || string(data) != `{"checkpoint_id":4,"status":"damaged","error":`+strconv.Quote(list[2].Error)+`}` {
 			t.Fatalf("damaged row JSON %s (%v)", data, err)
 		}
 	})

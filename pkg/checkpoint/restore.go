@@ -58,11 +58,11 @@ type RestoreOptions struct {
 // RestorePlan says what a restore copies, and whether it completed.
 type RestorePlan struct {
 	// Checkpoint is the restored checkpoint.
-	Checkpoint uint64 `json:"checkpoint"`
+	Checkpoint uint64 `json:"checkpoint_id"`
 	// Chain lists the checkpoints whose manifests are copied, oldest first:
 	// the last full checkpoint at or before Checkpoint, then each
 	// incremental one up to it, so the copy's parent chain is complete.
-	Chain []uint64 `json:"chain"`
+	Chain []uint64 `json:"chain_checkpoint_ids"`
 	// Source and Target are the stores' addresses, as Open takes them
 	// (store.Address); an S3 store's endpoint is in SourceEndpoint and
 	// TargetEndpoint.
@@ -72,17 +72,17 @@ type RestorePlan struct {
 	TargetEndpoint string `json:"target_endpoint,omitempty"`
 	// Segments and SegmentBytes count the distinct segments the chain's
 	// manifests reference.
-	Segments     int   `json:"segments"`
+	Segments     int   `json:"segment_count"`
 	SegmentBytes int64 `json:"segment_bytes"`
 	// ManifestBytes is the size of the copied manifests.
 	ManifestBytes int64 `json:"manifest_bytes"`
 	// Files and Bytes count every object written: segments, manifests and
 	// the store marker.
-	Files int   `json:"files"`
-	Bytes int64 `json:"bytes"`
+	Files int   `json:"file_count"`
+	Bytes int64 `json:"written_bytes"`
 	// Requests estimates the store operations of the restore: listings,
 	// reads and writes on both stores (a multipart transfer counts as one).
-	Requests int  `json:"requests"`
+	Requests int  `json:"request_count"`
 	DryRun   bool `json:"dry_run"`
 	// Completed is true once the last manifest is written.
 	Completed bool `json:"completed"`

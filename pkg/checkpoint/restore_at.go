@@ -21,20 +21,20 @@ var ErrTimeNotRetained = errors.New("time not retained")
 // PointInTime describes a point-in-time restore.
 type PointInTime struct {
 	// At is the moment restored.
-	At time.Time `json:"at"`
+	At time.Time `json:"state_at"`
 	// Base is the newest checkpoint completed at or before At.
-	Base uint64 `json:"base_checkpoint"`
+	Base uint64 `json:"base_checkpoint_id"`
 	// Changes is how many of the log's state changes after Base, up to At,
 	// were applied.
-	Changes int `json:"changes"`
+	Changes int `json:"change_count"`
 	// Checkpoint is the target's checkpoint holding the state at At: Base
 	// when no change followed it, else Base+1, written from Base and the
 	// changes. It has no source positions and no pending transactions:
 	// a pipeline restarted on it starts its input from the beginning.
-	Checkpoint uint64 `json:"checkpoint"`
+	Checkpoint uint64 `json:"checkpoint_id"`
 	// Earliest and Latest bound the moments the source can restore.
-	Earliest time.Time `json:"earliest"`
-	Latest   time.Time `json:"latest"`
+	Earliest time.Time `json:"earliest_at"`
+	Latest   time.Time `json:"latest_at"`
 }
 
 // RestoreAt restores the state of src at time at into dst: the newest

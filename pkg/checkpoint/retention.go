@@ -65,8 +65,8 @@ type Orphan struct {
 	Name    string     `json:"name"`
 	Kind    OrphanKind `json:"kind"`
 	Reason  string     `json:"reason"`
-	Bytes   int64      `json:"bytes"`
-	ModTime time.Time  `json:"mod_time"`
+	Bytes   int64      `json:"size_bytes"`
+	ModTime time.Time  `json:"modified_at"`
 	// Upload is the S3 multipart upload id of a temporary upload.
 	Upload string `json:"upload,omitempty"`
 	Action string `json:"action"`
@@ -74,7 +74,7 @@ type Orphan struct {
 
 // UnreadableManifest is a manifest GC or prune could not read.
 type UnreadableManifest struct {
-	Checkpoint uint64 `json:"checkpoint"`
+	Checkpoint uint64 `json:"checkpoint_id"`
 	File       string `json:"file"`
 	Error      string `json:"error"`
 }
@@ -99,17 +99,19 @@ type GCOptions struct {
 // GCReport is what GC found and did.
 type GCReport struct {
 	DryRun bool `json:"dry_run"`
-	// Grace is the grace period applied, as a Go duration ("1h0m0s").
-	Grace string `json:"grace"`
+	// Grace is the grace period applied; GraceMS is it in milliseconds,
+	// the unit of every duration in the CLI's JSON.
+	Grace   time.Duration `json:"-"`
+	GraceMS int64         `json:"grace_ms"`
 	// Checkpoints are the retained checkpoints whose manifests were read.
-	Checkpoints []uint64 `json:"checkpoints"`
+	Checkpoints []uint64 `json:"checkpoint_ids"`
 	// Segments counts the segment objects in the store; Referenced those
 	// a retained manifest names.
-	Segments   int `json:"segments"`
-	Referenced int `json:"referenced"`
+	Segments   int `json:"segment_count"`
+	Referenced int `json:"referenced_count"`
 	// Orphans lists every unreferenced object by name.
 	Orphans      []Orphan `json:"orphans"`
-	Deleted      int      `json:"deleted"`
+	Deleted      int      `json:"deleted_count"`
 	DeletedBytes int64    `json:"deleted_bytes"`
 	// Unreadable lists manifests that could not be read; when it is not
 	// empty GC deleted nothing.
@@ -140,7 +142,7 @@ func gc(ctx context.Context, repo *Repo, opts GCOptions, gone map[uint64]bool) (
 		grace = DefaultGCGrace
 	}
 	grace = max(grace, 0)
-	rep := &GCReport{DryRun: opts.DryRun, Grace: grace.String(), Checkpoints: []uint64{}, Orphans: []Orphan{}, Unreadable: []UnreadableManifest{}}
+	rep := &GCReport{DryRun: opts.DryRun, Grace: grace, GraceMS: grace.Milliseconds(), Checkpoints: []uint64{}, Orphans: []Orphan{}, Unreadable: []UnreadableManifest{}}
 	g := &gcRun{ctx: ctx, repo: repo, rep: rep, gone: gone, read: map[uint64]bool{}, refs: map[string]bool{}}
 	g.temps, _ = store.As[store.Temporaries](repo.store)
 	if err := g.mark(); err != nil {
@@ -361,7 +363,7 @@ type PruneOptions struct {
 
 // KeptCheckpoint is a checkpoint Prune keeps, and why.
 type KeptCheckpoint struct {
-	ID     uint64 `json:"id"`
+	ID     uint64 `json:"checkpoint_id"`
 	Reason string `json:"reason"`
 }
 
@@ -372,7 +374,7 @@ type PruneReport struct {
 	Kept     []KeptCheckpoint `json:"kept"`
 	// Deleted lists the deleted checkpoints (in a dry run, those that
 	// would be), oldest first.
-	Deleted []uint64 `json:"deleted"`
+	Deleted []uint64 `json:"deleted_checkpoint_ids"`
 	// Unreadable lists manifests of kept checkpoints or their ancestors
 	// that could not be read; when it is not empty nothing was deleted.
 	Unreadable []UnreadableManifest `json:"unreadable_manifests"`

@@ -150,7 +150,7 @@ func TestPrune(t *testing.T) {
 		}
 		// Everything was written just now: the pruned checkpoints'
 		// segments wait for a later gc.
-		if rep.GC.Deleted != 0 || len(orphanNames(rep.GC, checkpoint.ActionGrace)) == 0 || rep.GC.Grace != "1h0m0s" {
+		if rep.GC.Deleted != 0 || len(orphanNames(rep.GC, checkpoint.ActionGrace)) == 0 || rep.GC.Grace != time.Hour || rep.GC.GraceMS != 3600000 {
 			t.Fatalf("gc %+v", rep.GC)
 		}
 	})

@@ -139,7 +139,7 @@ type VerifyOptions struct {
 // with every checked checkpoint it affects.
 type Problem struct {
 	// Checkpoints are the checked checkpoints the damage affects, ascending.
-	Checkpoints []uint64 `json:"checkpoints"`
+	Checkpoints []uint64 `json:"checkpoint_ids"`
 	// File is the damaged (or missing) object's name in the store.
 	File string `json:"file"`
 	// Kind classifies the damage (the Problem* constants).
@@ -153,25 +153,25 @@ type Problem struct {
 // VerifyTotals count what Verify checked.
 type VerifyTotals struct {
 	// Checkpoints is the number of checkpoints checked.
-	Checkpoints int `json:"checkpoints"`
+	Checkpoints int `json:"checkpoint_count"`
 	// Segments is the number of distinct segments they reference; each is
 	// checked once however many checkpoints share it.
-	Segments int `json:"segments"`
+	Segments int `json:"segment_count"`
 	// SegmentBytes is the size of those segments, as found in the store.
 	SegmentBytes int64 `json:"segment_bytes"`
 	// DeepSegments and DeepBytes count the segments deep-checked (read in
 	// full), damaged or not; a segment missing or of the wrong size is not
 	// read.
-	DeepSegments int   `json:"deep_segments"`
+	DeepSegments int   `json:"deep_segment_count"`
 	DeepBytes    int64 `json:"deep_bytes"`
 	// Problems is len(VerifyReport.Problems).
-	Problems int `json:"problems"`
+	Problems int `json:"problem_count"`
 }
 
 // VerifyReport is the outcome of Verify.
 type VerifyReport struct {
 	// Checkpoints lists the checkpoints checked, ascending.
-	Checkpoints []uint64 `json:"checkpoints"`
+	Checkpoints []uint64 `json:"checkpoint_ids"`
 	// Deep is true when segments were read in full (Deep or Sample).
 	Deep bool `json:"deep"`
 	// Sample is the slice deep-checked ("N/T"), empty for all.

@@ -28,59 +28,93 @@ type Status struct {
 	// release the store's lease: healthy, and not yet processing.
 	WaitingForLease bool `json:"waiting_for_lease,omitempty"`
 
-	RecordsIn  int64 `json:"records_in"`
-	RecordsOut int64 `json:"records_out"`
+	RecordsIn  int64 `json:"in_record_count"`
+	RecordsOut int64 `json:"out_record_count"`
 
 	// Checkpointing is false when the stream runs without state; the
 	// checkpoint fields are then zero and health does not look at them.
 	Checkpointing        bool          `json:"checkpointing"`
-	CheckpointInterval   time.Duration `json:"checkpoint_interval_ns,omitempty"`
-	CheckpointsCompleted int64         `json:"checkpoints_completed"`
-	CheckpointsFailed    int64         `json:"checkpoints_failed"`
+	CheckpointInterval   time.Duration `json:"-"` // checkpoint_interval_ms
+	CheckpointsCompleted int64         `json:"completed_checkpoint_count"`
+	CheckpointsFailed    int64         `json:"failed_checkpoint_count"`
 	// FailuresSinceSuccess counts the checkpoints failed since the last one
 	// that completed.
-	FailuresSinceSuccess int64  `json:"failures_since_success"`
+	FailuresSinceSuccess int64  `json:"failed_since_success_count"`
 	LastCheckpointID     uint64 `json:"last_checkpoint_id,omitempty"`
 	// LastCheckpointAt is when the last completed checkpoint committed.
 	LastCheckpointAt time.Time `json:"last_checkpoint_at,omitzero"`
 	// LastCheckpointDuration is from the barrier's injection to the end of
 	// the last checkpoint attempt, completed or not.
-	LastCheckpointDuration time.Duration `json:"last_checkpoint_duration_ns,omitempty"`
+	LastCheckpointDuration time.Duration `json:"-"` // last_checkpoint_duration_ms
 	// CheckpointBytes is the size of the segments the last completed
 	// checkpoint is made of: what a restore would read.
 	CheckpointBytes int64 `json:"checkpoint_bytes"`
 	// BytesUploaded counts segment bytes written to the store by this run.
-	BytesUploaded int64 `json:"bytes_uploaded"`
+	BytesUploaded int64 `json:"uploaded_bytes"`
 	// RestoredFrom is the checkpoint the run resumed from, 0 for none.
-	RestoredFrom uint64 `json:"restored_from,omitempty"`
+	RestoredFrom uint64 `json:"restored_from_checkpoint_id,omitempty"`
 	// CommitFailures counts output commits failed in a row (0 once one
 	// succeeds), and LastCommitError says why the last one failed. While
 	// it is not 0 no output becomes visible.
-	CommitFailures  int64  `json:"commit_failures,omitempty"`
+	CommitFailures  int64  `json:"commit_failure_count,omitempty"`
 	LastCommitError string `json:"last_commit_error,omitempty"`
 	// FrozenLayers counts the state layers frozen by snapshots and not yet
 	// folded into their base, over all subtasks. Reads walk them, so it
 	// should stay small: folding happens as records are written and while
 	// the stream is idle.
-	FrozenLayers int `json:"frozen_layers"`
+	FrozenLayers int `json:"frozen_layer_count"`
 	// Replication describes the copies a hybrid store makes to its remote
 	// side; nil for other stores.
 	Replication *Replication `json:"replication,omitempty"`
+}
+
+// statusJSON is Status's JSON form: durations in milliseconds, the unit
+// of every duration in the CLI's JSON (docs/CLI.md), where time.Duration
+// would write nanoseconds.
+type statusJSON struct {
+	statusFields
+	CheckpointIntervalMS     int64   `json:"checkpoint_interval_ms,omitempty"`
+	LastCheckpointDurationMS float64 `json:"last_checkpoint_duration_ms,omitempty"`
+}
+
+// statusFields is Status without its methods, so that statusJSON does not
+// inherit MarshalJSON.
+type statusFields Status
+
+// MarshalJSON writes s with its durations in milliseconds.
+func (s Status) MarshalJSON() ([]byte, error) {
+	return json.Marshal(statusJSON{
+		statusFields:             statusFields(s),
+		CheckpointIntervalMS:     s.CheckpointInterval.Milliseconds(),
+		LastCheckpointDurationMS: float64(s.LastCheckpointDuration.Microseconds()) / 1000,
+	})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (s *Status) UnmarshalJSON(b []byte) error {
+	var v statusJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*s = Status(v.statusFields)
+	s.CheckpointInterval = time.Duration(v.CheckpointIntervalMS) * time.Millisecond
+	s.LastCheckpointDuration = time.Duration(v.LastCheckpointDurationMS * float64(time.Millisecond))
+	return nil
 }
 
 // Replication is a hybrid store's background copying to its remote side.
 type Replication struct {
 	// Queued copies wait or run, QueuedBytes in all: how far the remote
 	// copy lags behind the local one.
-	Queued      int   `json:"queued"`
+	Queued      int   `json:"queued_count"`
 	QueuedBytes int64 `json:"queued_bytes"`
-	Copied      int64 `json:"copied"`
+	Copied      int64 `json:"copied_count"`
 	CopiedBytes int64 `json:"copied_bytes"`
 	// Failed counts failed copy attempts; each is retried.
-	Failed int64 `json:"failed"`
+	Failed int64 `json:"failed_count"`
 	// ReadFromRemote counts segments found damaged locally and read from
 	// the remote copy by a restore.
-	ReadFromRemote int64  `json:"read_from_remote"`
+	ReadFromRemote int64  `json:"read_from_remote_count"`
 	LastError      string `json:"last_error,omitempty"`
 }
 
@@ -135,12 +169,19 @@ func (s Status) Check(now time.Time) StreamHealth {
 	return h
 }
 
+// SchemaVersion is the version of the JSON vocabulary of /status and of
+// every arkstate command's JSON (docs/CLI.md, "JSON vocabulary"). It
+// changes when a field is renamed or removed or changes its meaning; new
+// fields do not change it, since readers ignore fields they do not know.
+const SchemaVersion = 2
+
 // Report is the JSON document served at /status.
 type Report struct {
-	Time    time.Time `json:"time"`
-	Version string    `json:"version,omitempty"`
-	Health  Health    `json:"health"`
-	Streams []Status  `json:"streams"`
+	SchemaVersion int       `json:"schema_version"`
+	Time          time.Time `json:"time"`
+	Version       string    `json:"version,omitempty"`
+	Health        Health    `json:"health"`
+	Streams       []Status  `json:"streams"`
 }
 
 // Monitor collects the Status of registered streams and serves them.
@@ -227,7 +268,7 @@ func (m *Monitor) Statuses() []Status {
 // Report gathers every stream's status and the health verdict.
 func (m *Monitor) Report() Report {
 	now := m.now()
-	r := Report{Time: now.UTC(), Version: m.version, Streams: m.Statuses()}
+	r := Report{SchemaVersion: SchemaVersion, Time: now.UTC(), Version: m.version, Streams: m.Statuses()}
 	r.Health = health(r.Streams, now)
 	return r
 }

@@ -152,7 +152,7 @@ func TestModel_PollsAndQuits(t *testing.T) {
 	var hits int
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits++
-		w.Write([]byte(`{"time":"2026-11-27T10:00:00Z","version":"v9","health":{"healthy":true,"streams":[]},"streams":[{"stream":"s","running":true,"records_in":3}]}`))
+		w.Write([]byte(`{"time":"2026-11-27T10:00:00Z","version":"v9","health":{"healthy":true,"streams":[]},"streams":[{"stream":"s","running":true,"in_record_count":3}]}`))
 	}))
 	defer srv.Close()
 	m := New(Options{Addr: srv.URL, Interval: time.Hour, Checkpoints: func(context.Context) ([]checkpoint.CheckpointSummary, error) {
