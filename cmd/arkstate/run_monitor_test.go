@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	"github.com/arkstate/arkstate/pkg/monitor"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 // monitorPipeline never ends: a generated word stream counted with
@@ -62,8 +66,10 @@ func startMonitoredRunIn(t *testing.T, dir string, flags ...string) *monitoredRu
 	bin := arkstateBinary(t)
 	r := &monitoredRun{dir: dir, exited: make(chan struct{})}
 	cfg := filepath.Join(r.dir, "pipeline.yaml")
-	if err := os.WriteFile(cfg, []byte(monitorPipeline), 0o644); err != nil {
-		t.Fatal(err)
+	if _, err := os.Stat(cfg); errors.Is(err, fs.ErrNotExist) { // a test may write its own
+		if err := os.WriteFile(cfg, []byte(monitorPipeline), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	r.cmd = exec.Command(bin, append([]string{"run", "-c", cfg, "--metrics-addr", "127.0.0.1:0"}, flags...)...)
 	stderr, err := r.cmd.StderrPipe()
@@ -185,6 +191,53 @@ func TestRun_MetricsAddr(t *testing.T) {
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("the monitor still answers after run exited")
 	}
+}
+
+// TestRun_MetricsLint scrapes a live job before its first checkpoint and
+// lints /metrics with `promtool check metrics` (promtool from
+// $ARKSTATE_PROMTOOL or PATH; .ci/run installs Debian's and sets
+// ARKSTATE_PROMTOOL so that CI cannot pass without it). Where promtool is
+// not installed it lints with promlint, the client_golang package that
+// promtool's check runs. arkstate_build_info must be there before any
+// checkpoint completes.
+func TestRun_MetricsLint(t *testing.T) {
+	dir := t.TempDir()
+	slow := strings.Replace(monitorPipeline, "checkpoint_interval_ms: 50", "checkpoint_interval_ms: 3600000", 1)
+	if err := os.WriteFile(filepath.Join(dir, "pipeline.yaml"), []byte(slow), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := startMonitoredRunIn(t, dir)
+	report := run.waitStatus(t, "records", func(s monitor.Status) bool { return s.RecordsIn > 0 })
+	metrics := httpGet(t, run.base+"/metrics", http.StatusOK)
+	if report.Streams[0].CheckpointsCompleted != 0 || strings.Contains(metrics, "arkstate_checkpoint_last_success_timestamp_seconds{") {
+		t.Fatalf("a checkpoint completed already: %+v", report.Streams[0])
+	}
+	for _, want := range []string{`arkstate_build_info{`, `arkstate_stream_start_time_seconds{stream="words"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics before the first checkpoint lacks %s:\n%s", want, metrics)
+		}
+	}
+
+	promtool := os.Getenv("ARKSTATE_PROMTOOL")
+	if promtool == "" {
+		promtool, _ = exec.LookPath("promtool")
+	}
+	if promtool == "" {
+		t.Log("promtool is not installed: linting with promlint, the package behind `promtool check metrics`")
+		problems, err := promlint.New(strings.NewReader(metrics)).Lint()
+		if err != nil || len(problems) > 0 {
+			t.Fatalf("promlint: %v %+v", err, problems)
+		}
+		return
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(metrics)
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("%s check metrics: %v\n%s", promtool, err, out)
+	}
+	t.Logf("%s check metrics: clean", promtool)
+	run.stop(t)
 }
 
 func httpGet(t *testing.T, url string, wantCode int) string {
