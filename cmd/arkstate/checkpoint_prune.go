@@ -19,6 +19,7 @@ type checkpointPruneOptions struct {
 	dryRun   bool
 	grace    time.Duration
 	openRepo func(context.Context) (*checkpoint.Repo, error)
+	stderr   io.Writer // where the progress bar goes, if it is a terminal
 }
 
 func (o *checkpointPruneOptions) addFlags(cmd *cobra.Command) {
@@ -54,6 +55,7 @@ deleted), 2 for bad arguments, 3 when the store cannot be read or written.`,
 			opts.openRepo = func(ctx context.Context) (*checkpoint.Repo, error) {
 				return opts.store.openRepo(ctx, cmd, args[0])
 			}
+			opts.stderr = cmd.ErrOrStderr()
 			return runCheckpointPrune(cmd.Context(), &opts, cmd.OutOrStdout())
 		},
 	}
@@ -77,7 +79,11 @@ func runCheckpointPrune(ctx context.Context, opts *checkpointPruneOptions, out i
 		return err
 	}
 	defer done()
-	rep, pruneErr := checkpoint.Prune(ctx, repo, checkpoint.PruneOptions{KeepLast: opts.keepLast, DryRun: opts.dryRun, Grace: grace, Maintenance: hold})
+	popts := checkpoint.PruneOptions{KeepLast: opts.keepLast, DryRun: opts.dryRun, Grace: grace, Maintenance: hold}
+	var finish func()
+	popts.Progress, finish = progressBar(opts.stderr, "prune")
+	rep, pruneErr := checkpoint.Prune(ctx, repo, popts)
+	finish()
 	if rep == nil {
 		return pruneErr
 	}

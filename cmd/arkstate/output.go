@@ -207,19 +207,49 @@ func writeYAMLDocument(out io.Writer, v any) error {
 // when w is a terminal (nil otherwise, so callers skip the work), and a
 // function that ends the bar.
 func progressBar(w io.Writer, desc string) (progress func(done, total int64), finish func()) {
+	return newProgressBar(w, desc, true)
+}
+
+// progressReader counts the bytes read through it for a progress bar;
+// total is -1 when the size is unknown (a pipe), which draws a spinner.
+type progressReader struct {
+	r           io.Reader
+	done, total int64
+	progress    func(done, total int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.done += int64(n)
+	p.progress(p.done, p.total)
+	return n, err
+}
+
+// progressSteps is progressBar for a count of steps that are not bytes
+// (state dump's key groups).
+func progressSteps(w io.Writer, desc string) (progress func(done, total int64), finish func()) {
+	return newProgressBar(w, desc, false)
+}
+
+func newProgressBar(w io.Writer, desc string, showBytes bool) (progress func(done, total int64), finish func()) {
 	if !isTerminal(w) {
 		return nil, func() {}
 	}
 	var bar *progressbar.ProgressBar
 	return func(done, total int64) {
 			if bar == nil {
-				bar = progressbar.NewOptions64(total,
+				opts := []progressbar.Option{
 					progressbar.OptionSetWriter(w),
 					progressbar.OptionSetDescription(desc),
-					progressbar.OptionShowBytes(true),
-					progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionThrottle(100 * time.Millisecond),
 					progressbar.OptionClearOnFinish(),
-				)
+				}
+				if showBytes {
+					opts = append(opts, progressbar.OptionShowBytes(true))
+				} else {
+					opts = append(opts, progressbar.OptionShowCount())
+				}
+				bar = progressbar.NewOptions64(total, opts...)
 			}
 			_ = bar.Set64(done)
 		}, func() {

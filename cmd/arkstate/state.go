@@ -39,9 +39,10 @@ directory path, file:///path or s3://bucket/prefix, as for checkpoint commands.`
 type stateDumpOptions struct {
 	store    storeFlags
 	out      outputFlag
-	filter   checkpoint.DumpFilter
+	filter   checkpoint.DumpOptions
 	ref      string
 	openRepo func(context.Context) (*checkpoint.Repo, error)
+	stderr   io.Writer // where the progress bar goes, if it is a terminal
 }
 
 func (o *stateDumpOptions) addFlags(cmd *cobra.Command) {
@@ -73,7 +74,7 @@ accepted and gives the same; yaml is refused). Dump only reads the store.`,
   arkstate state dump s3://bucket/job 42 --operator count --key user-17`,
 		Args: usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.ref = args[1]
+			opts.ref, opts.stderr = args[1], cmd.ErrOrStderr()
 			opts.openRepo = func(ctx context.Context) (*checkpoint.Repo, error) {
 				return opts.store.openRepo(ctx, cmd, args[0])
 			}
@@ -98,7 +99,11 @@ func runStateDump(ctx context.Context, opts *stateDumpOptions, out io.Writer) er
 	}
 	defer repo.Store().Close()
 	w := bufio.NewWriterSize(out, 256<<10)
-	err = checkpoint.Dump(ctx, repo, id, opts.filter, func(rec checkpoint.DumpRecord) error {
+	filter := opts.filter
+	var finish func()
+	filter.Progress, finish = progressSteps(opts.stderr, "dump")
+	defer finish()
+	err = checkpoint.Dump(ctx, repo, id, filter, func(rec checkpoint.DumpRecord) error {
 		line, err := rec.MarshalJSON()
 		if err != nil {
 			return err
@@ -239,6 +244,7 @@ func runStateImport(ctx context.Context, opts *stateImportOptions, out io.Writer
 		}
 	}
 	in := opts.in
+	size := int64(-1)
 	if opts.from != "-" {
 		f, err := os.Open(opts.from)
 		if err != nil {
@@ -246,10 +252,18 @@ func runStateImport(ctx context.Context, opts *stateImportOptions, out io.Writer
 		}
 		defer f.Close()
 		in = f
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = fi.Size()
+		}
 	} else {
 		iopts.Name = "<stdin>"
 	}
+	progress, finish := progressBar(opts.stderr, "import")
+	if progress != nil {
+		in = &progressReader{r: in, total: size, progress: progress}
+	}
 	res, created, err := importInto(ctx, opts, in, iopts)
+	finish()
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,14 +21,20 @@ import (
 // named state.
 var ErrStateNotFound = errors.New("state not found in checkpoint")
 
-// DumpFilter selects the entries Dump emits; an empty field selects all.
-type DumpFilter struct {
+// DumpOptions select the entries Dump emits (an empty field selects all)
+// and follow its progress.
+type DumpOptions struct {
 	Operator string // only this operator's state
 	State    string // only states of this name
 	// Key selects one key: for map states, every map entry under that user
 	// key. Only the key's key group is read, so only the blocks that may
 	// hold it. (The empty key cannot be selected: "" selects every key.)
 	Key string
+	// Progress, when set, is called as the dump moves on, with the
+	// (state, key group) pairs done and their total over the selected
+	// operators, states and key groups. Segments hold entries in (state,
+	// key group, key) order, so this is how far the dump is.
+	Progress func(done, total int64)
 }
 
 // DumpRecord is one live state entry in its JSON form: one line of
@@ -412,7 +419,7 @@ func truncateJSON(raw json.RawMessage) string {
 // or a map entry whose stored key is malformed is damage: a
 // *format.CorruptError. An error from emit stops the dump and is returned
 // as is.
-func Dump(ctx context.Context, repo *Repo, id uint64, f DumpFilter, emit func(DumpRecord) error) error {
+func Dump(ctx context.Context, repo *Repo, id uint64, f DumpOptions, emit func(DumpRecord) error) error {
 	m, err := repo.Manifest(ctx, id)
 	if err != nil {
 		return err
@@ -439,18 +446,68 @@ func Dump(ctx context.Context, repo *Repo, id uint64, f DumpFilter, emit func(Du
 		kg := state.KeyGroupFor(f.Key, m.KeyGroups)
 		rng = state.KeyGroupRange{Start: kg, End: kg}
 	}
+	selected := ops[:0:0]
 	for _, o := range ops {
-		if f.State != "" && !hasState(o.States, f.State) {
-			continue
+		if f.State == "" || hasState(o.States, f.State) {
+			selected = append(selected, o)
 		}
-		if err := dumpOperator(ctx, repo, m, o, rng, f, emit); err != nil {
+	}
+	// The view reads an operator's key-group ranges in turn, each in
+	// (state, key group) order: each selected state of each range is one
+	// stretch of key groups.
+	type stretch struct {
+		first, last uint32           // the range's key groups within rng
+		states      map[string]int64 // where each state's stretch starts
+	}
+	stretches := make([][]stretch, len(selected))
+	var total int64
+	for i, o := range selected {
+		var names []string
+		for _, d := range o.States {
+			if f.State == "" || d.Name == f.State {
+				names = append(names, d.Name)
+			}
+		}
+		slices.Sort(names)
+		for _, r := range o.Ranges {
+			first, last := max(r.Start, rng.Start), min(r.End, rng.End)
+			if first > last {
+				continue
+			}
+			st := stretch{first: first, last: last, states: make(map[string]int64, len(names))}
+			for _, n := range names {
+				st.states[n] = total
+				total += int64(last-first) + 1
+			}
+			stretches[i] = append(stretches[i], st)
+		}
+	}
+	for i, o := range selected {
+		var progress func(e *format.Entry)
+		if f.Progress != nil {
+			progress = func(e *format.Entry) {
+				for _, st := range stretches[i] {
+					if start, ok := st.states[e.State]; ok && st.first <= e.KeyGroup && e.KeyGroup <= st.last {
+						f.Progress(start+int64(e.KeyGroup-st.first), total)
+						return
+					}
+				}
+			}
+		}
+		if err := dumpOperator(ctx, repo, m, o, rng, f, emit, progress); err != nil {
 			return err
 		}
+	}
+	if f.Progress != nil {
+		f.Progress(total, total)
 	}
 	return nil
 }
 
-func dumpOperator(ctx context.Context, repo *Repo, m *format.Manifest, o format.OperatorState, rng state.KeyGroupRange, f DumpFilter, emit func(DumpRecord) error) error {
+// dumpOperator emits operator o's entries in rng; progress, when set, is
+// shown the first entry of each (state, key group).
+func dumpOperator(ctx context.Context, repo *Repo, m *format.Manifest, o format.OperatorState, rng state.KeyGroupRange, f DumpOptions,
+	emit func(DumpRecord) error, progress func(*format.Entry)) error {
 	descs := make(map[string]format.StateDescriptor, len(o.States))
 	for _, d := range o.States {
 		descs[d.Name] = d
@@ -460,6 +517,8 @@ func dumpOperator(ctx context.Context, repo *Repo, m *format.Manifest, o format.
 		return err
 	}
 	defer v.Close()
+	var lastState string
+	lastKeyGroup := ^uint32(0)
 	for n := 0; v.Next(); n++ {
 		if n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -467,6 +526,10 @@ func dumpOperator(ctx context.Context, repo *Repo, m *format.Manifest, o format.
 			}
 		}
 		e := v.Entry()
+		if progress != nil && (e.KeyGroup != lastKeyGroup || e.State != lastState) {
+			lastState, lastKeyGroup = e.State, e.KeyGroup
+			progress(e)
+		}
 		if f.State != "" && e.State != f.State {
 			continue
 		}

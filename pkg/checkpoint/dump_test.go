@@ -20,7 +20,7 @@ import (
 )
 
 // dumpAll runs Dump and returns the records and their lines.
-func dumpAll(t testing.TB, r *checkpoint.Repo, id uint64, f checkpoint.DumpFilter) ([]checkpoint.DumpRecord, string) {
+func dumpAll(t testing.TB, r *checkpoint.Repo, id uint64, f checkpoint.DumpOptions) ([]checkpoint.DumpRecord, string) {
 	t.Helper()
 	var recs []checkpoint.DumpRecord
 	var out bytes.Buffer
@@ -51,7 +51,7 @@ func dumpFind(recs []checkpoint.DumpRecord, op, st, key string) []checkpoint.Dum
 func TestDump(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		j := checkpointtest.Standard(t, store.NewMem("dump"))
-		recs, _ := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
+		recs, _ := dumpAll(t, j.Repo, 3, checkpoint.DumpOptions{})
 		counts := map[string]int{}
 		for _, r := range recs {
 			counts[r.Operator+"/"+r.State]++
@@ -84,18 +84,18 @@ func TestDump(t *testing.T) {
 	})
 	t.Run("OKFilters", func(t *testing.T) {
 		j := checkpointtest.Standard(t, store.NewMem("dump"))
-		all, _ := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
+		all, _ := dumpAll(t, j.Repo, 3, checkpoint.DumpOptions{})
 		cases := []struct {
 			name string
-			f    checkpoint.DumpFilter
+			f    checkpoint.DumpOptions
 			keep func(checkpoint.DumpRecord) bool
 		}{
-			{"Operator", checkpoint.DumpFilter{Operator: "dedupe"}, func(r checkpoint.DumpRecord) bool { return r.Operator == "dedupe" }},
-			{"State", checkpoint.DumpFilter{State: "windows"}, func(r checkpoint.DumpRecord) bool { return r.State == "windows" }},
-			{"Key", checkpoint.DumpFilter{Key: checkpointtest.Word(3)}, func(r checkpoint.DumpRecord) bool { return r.Key == checkpointtest.Word(3) }},
-			{"OperatorStateKey", checkpoint.DumpFilter{Operator: "count", State: "windows", Key: checkpointtest.Word(555)},
+			{"Operator", checkpoint.DumpOptions{Operator: "dedupe"}, func(r checkpoint.DumpRecord) bool { return r.Operator == "dedupe" }},
+			{"State", checkpoint.DumpOptions{State: "windows"}, func(r checkpoint.DumpRecord) bool { return r.State == "windows" }},
+			{"Key", checkpoint.DumpOptions{Key: checkpointtest.Word(3)}, func(r checkpoint.DumpRecord) bool { return r.Key == checkpointtest.Word(3) }},
+			{"OperatorStateKey", checkpoint.DumpOptions{Operator: "count", State: "windows", Key: checkpointtest.Word(555)},
 				func(r checkpoint.DumpRecord) bool { return r.State == "windows" && r.Key == checkpointtest.Word(555) }},
-			{"AbsentKey", checkpoint.DumpFilter{Key: "no such word"}, func(checkpoint.DumpRecord) bool { return false }},
+			{"AbsentKey", checkpoint.DumpOptions{Key: "no such word"}, func(checkpoint.DumpRecord) bool { return false }},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -124,29 +124,29 @@ func TestDump(t *testing.T) {
 		defer s.Close()
 		j := checkpointtest.Standard(t, s)
 		before := checkpointtest.TreeHashes(t, root)
-		dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
-		dumpAll(t, j.Repo, 2, checkpoint.DumpFilter{Key: checkpointtest.Word(7)})
+		dumpAll(t, j.Repo, 3, checkpoint.DumpOptions{})
+		dumpAll(t, j.Repo, 2, checkpoint.DumpOptions{Key: checkpointtest.Word(7)})
 		if after := checkpointtest.TreeHashes(t, root); fmt.Sprint(after) != fmt.Sprint(before) {
 			t.Fatal("Dump changed the store")
 		}
 	})
 	t.Run("ErrCheckpointNotFound", func(t *testing.T) {
 		j := checkpointtest.Standard(t, store.NewMem("dump"))
-		err := checkpoint.Dump(context.Background(), j.Repo, 9, checkpoint.DumpFilter{}, func(checkpoint.DumpRecord) error { return nil })
+		err := checkpoint.Dump(context.Background(), j.Repo, 9, checkpoint.DumpOptions{}, func(checkpoint.DumpRecord) error { return nil })
 		if !errors.Is(err, checkpoint.ErrCheckpointNotFound) {
 			t.Fatalf("err = %v, want ErrCheckpointNotFound", err)
 		}
 	})
 	t.Run("ErrOperatorNotFound", func(t *testing.T) {
 		j := checkpointtest.Standard(t, store.NewMem("dump"))
-		err := checkpoint.Dump(context.Background(), j.Repo, 3, checkpoint.DumpFilter{Operator: "nope"}, func(checkpoint.DumpRecord) error { return nil })
+		err := checkpoint.Dump(context.Background(), j.Repo, 3, checkpoint.DumpOptions{Operator: "nope"}, func(checkpoint.DumpRecord) error { return nil })
 		if !errors.Is(err, checkpoint.ErrOperatorNotFound) {
 			t.Fatalf("err = %v, want ErrOperatorNotFound", err)
 		}
 	})
 	t.Run("ErrStateNotFound", func(t *testing.T) {
 		j := checkpointtest.Standard(t, store.NewMem("dump"))
-		err := checkpoint.Dump(context.Background(), j.Repo, 3, checkpoint.DumpFilter{Operator: "dedupe", State: "count"}, func(checkpoint.DumpRecord) error { return nil })
+		err := checkpoint.Dump(context.Background(), j.Repo, 3, checkpoint.DumpOptions{Operator: "dedupe", State: "count"}, func(checkpoint.DumpRecord) error { return nil })
 		if !errors.Is(err, checkpoint.ErrStateNotFound) {
 			t.Fatalf("err = %v, want ErrStateNotFound", err)
 		}
@@ -155,7 +155,7 @@ func TestDump(t *testing.T) {
 		j := checkpointtest.Standard(t, store.NewMem("dump"))
 		stop := errors.New("stop")
 		n := 0
-		err := checkpoint.Dump(context.Background(), j.Repo, 3, checkpoint.DumpFilter{}, func(checkpoint.DumpRecord) error {
+		err := checkpoint.Dump(context.Background(), j.Repo, 3, checkpoint.DumpOptions{}, func(checkpoint.DumpRecord) error {
 			n++
 			return stop
 		})
@@ -178,7 +178,7 @@ func TestDump(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRepo(t, store.NewMem("dump"))
 			writeRaw(t, r, 1, "op", tc.descs, []format.Entry{tc.entry})
-			err := checkpoint.Dump(context.Background(), r, 1, checkpoint.DumpFilter{}, func(checkpoint.DumpRecord) error { return nil })
+			err := checkpoint.Dump(context.Background(), r, 1, checkpoint.DumpOptions{}, func(checkpoint.DumpRecord) error { return nil })
 			var ce *format.CorruptError
 			if !errors.As(err, &ce) || !errors.Is(err, format.ErrMalformed) {
 				t.Fatalf("err = %v, want a *format.CorruptError wrapping ErrMalformed", err)
@@ -525,7 +525,7 @@ func TestDump_Rich(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		r := newRepo(t, store.NewMem("rich"))
 		writeRich(t, r, 1)
-		recs, lines := dumpAll(t, r, 1, checkpoint.DumpFilter{})
+		recs, lines := dumpAll(t, r, 1, checkpoint.DumpOptions{})
 		// One record per state and key, and a second map key in "m".
 		if want := (richStates + 1) * len(richKeys); len(recs) != want {
 			t.Fatalf("%d records, want %d:\n%s", len(recs), want, lines)
@@ -622,4 +622,31 @@ func FuzzDumpRecord(f *testing.F) {
 			t.Fatalf("%q -> %q -> %q", line, out, again)
 		}
 	})
+}
+
+// Dump's progress never goes back and ends at every (state, key group)
+// pair of the selection.
+func TestDump_Progress(t *testing.T) {
+	j := checkpointtest.Standard(t, store.NewMem("dump-progress"))
+	for _, tc := range []struct {
+		opts  checkpoint.DumpOptions
+		total int64
+	}{
+		{checkpoint.DumpOptions{}, 3 * 128}, // count/count, count/windows, dedupe/seen
+		{checkpoint.DumpOptions{Operator: "count"}, 2 * 128},
+		{checkpoint.DumpOptions{State: "windows"}, 128},
+		{checkpoint.DumpOptions{Key: checkpointtest.Word(7)}, 3},
+	} {
+		var seen []int64
+		tc.opts.Progress = func(done, total int64) {
+			if total != tc.total || done > total || (len(seen) > 0 && done < seen[len(seen)-1]) {
+				t.Errorf("%+v: progress %d of %d after %v", tc.opts, done, total, seen)
+			}
+			seen = append(seen, done)
+		}
+		dumpAll(t, j.Repo, 3, tc.opts)
+		if len(seen) == 0 || seen[len(seen)-1] != tc.total {
+			t.Errorf("%+v: progress %v, want it to end at %d", tc.opts, seen, tc.total)
+		}
+	}
 }

@@ -138,13 +138,13 @@ func TestImport(t *testing.T) {
 	t.Run("OKRoundTrip", func(t *testing.T) {
 		s := store.NewMem("imp")
 		j := checkpointtest.Standard(t, s)
-		_, a := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
+		_, a := dumpAll(t, j.Repo, 3, checkpoint.DumpOptions{})
 		res := mustImport(t, j.Repo, a, checkpoint.ImportOptions{})
 		m := res.Manifest
 		if m.CheckpointID != 4 || m.Kind != format.KindFull || m.Parent != 0 || res.Entries != 1617 || res.Skipped != 0 {
 			t.Fatalf("imported checkpoint %d kind %s parent %d with %d entries (%d skipped)", m.CheckpointID, m.Kind, m.Parent, res.Entries, res.Skipped)
 		}
-		_, b := dumpAll(t, j.Repo, 4, checkpoint.DumpFilter{})
+		_, b := dumpAll(t, j.Repo, 4, checkpoint.DumpOptions{})
 		if a != b {
 			t.Fatal("the dump of the imported checkpoint differs from the dump it was imported from")
 		}
@@ -165,9 +165,9 @@ func TestImport(t *testing.T) {
 	t.Run("OKRoundTripRich", func(t *testing.T) {
 		r := newRepo(t, store.NewMem("imp"))
 		writeRich(t, r, 1)
-		_, a := dumpAll(t, r, 1, checkpoint.DumpFilter{})
+		_, a := dumpAll(t, r, 1, checkpoint.DumpOptions{})
 		mustImport(t, r, a, checkpoint.ImportOptions{})
-		_, b := dumpAll(t, r, 2, checkpoint.DumpFilter{})
+		_, b := dumpAll(t, r, 2, checkpoint.DumpOptions{})
 		if a != b {
 			t.Fatalf("dumps differ:\n%s\n%s", a, b)
 		}
@@ -213,7 +213,7 @@ func TestImport(t *testing.T) {
 	})
 	t.Run("OKIncremental", func(t *testing.T) {
 		j := checkpointtest.Standard(t, store.NewMem("imp"))
-		recs, _ := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
+		recs, _ := dumpAll(t, j.Repo, 3, checkpoint.DumpOptions{})
 		upserts := `{"operator":"count","state":"count","key":"word-00001","value":99}
 {"operator":"count","state":"count","key":"brand-new","value":1}
 {"operator":"count","state":"windows","key":"word-00002","map_key":"w999","value":5}
@@ -239,7 +239,7 @@ func TestImport(t *testing.T) {
 			}
 			want[keyOf(r)] = string(r.Value)
 		}
-		got, _ := dumpAll(t, j.Repo, 4, checkpoint.DumpFilter{})
+		got, _ := dumpAll(t, j.Repo, 4, checkpoint.DumpOptions{})
 		if len(got) != len(want) {
 			t.Fatalf("%d records, want %d", len(got), len(want))
 		}
@@ -300,7 +300,7 @@ func TestImport(t *testing.T) {
 	})
 	t.Run("OKDelete", func(t *testing.T) {
 		j := checkpointtest.Standard(t, store.NewMem("imp"))
-		recs, _ := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
+		recs, _ := dumpAll(t, j.Repo, 3, checkpoint.DumpOptions{})
 		keyOf := func(r checkpoint.DumpRecord) string {
 			return r.Operator + "\x00" + r.State + "\x00" + r.Key + "\x00" + string(r.MapKey)
 		}
@@ -338,7 +338,7 @@ func TestImport(t *testing.T) {
 		delete(want, keyOf(*mapEntry))
 		delete(want, keyOf(*list))
 		want["count\x00count\x00word-00009\x00"] = "7"
-		got, _ := dumpAll(t, j.Repo, 4, checkpoint.DumpFilter{})
+		got, _ := dumpAll(t, j.Repo, 4, checkpoint.DumpOptions{})
 		if len(got) != len(want) {
 			t.Fatalf("%d records after the deletes, want %d", len(got), len(want))
 		}
@@ -398,7 +398,7 @@ func TestImport(t *testing.T) {
 		if rs := m.Operators[2].Ranges; len(rs) != 1 || rs[0].Start != 0 || rs[0].End != checkpointtest.KeyGroups-1 || len(rs[0].Layers) != 1 {
 			t.Fatalf("extra ranges %v, want one base over all key groups", rs)
 		}
-		recs, _ := dumpAll(t, j.Repo, 4, checkpoint.DumpFilter{Operator: "extra"})
+		recs, _ := dumpAll(t, j.Repo, 4, checkpoint.DumpOptions{Operator: "extra"})
 		if len(recs) != 1 || string(recs[0].Value) != "true" {
 			t.Fatalf("extra: %+v", recs)
 		}
@@ -422,14 +422,14 @@ func TestImport(t *testing.T) {
 		if len(rs) != 2 || rs[0].Start != 0 || rs[0].End != 63 || rs[1].Start != 64 || rs[1].End != checkpointtest.KeyGroups-1 || len(rs[0].Layers) != 1 || len(rs[1].Layers) != 1 {
 			t.Fatalf("ranges %v, want the parent's [0,63] and a new [64,127], one base each", rs)
 		}
-		recs, _ := dumpAll(t, r, 2, checkpoint.DumpFilter{})
+		recs, _ := dumpAll(t, r, 2, checkpoint.DumpOptions{})
 		if len(recs) != 2 {
 			t.Fatalf("records %+v", recs)
 		}
 	})
 	t.Run("OKOperator", func(t *testing.T) {
 		j := checkpointtest.Standard(t, store.NewMem("imp"))
-		_, all := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{})
+		_, all := dumpAll(t, j.Repo, 3, checkpoint.DumpOptions{})
 		// Keep every other dedupe line: the operator's state shrinks.
 		var in strings.Builder
 		kept := 0
@@ -450,14 +450,14 @@ func TestImport(t *testing.T) {
 		if fmt.Sprint(res.Manifest.Operators[0]) != fmt.Sprint(m3.Operators[0]) {
 			t.Fatal("operator count was not carried over unchanged")
 		}
-		got, _ := dumpAll(t, j.Repo, 4, checkpoint.DumpFilter{Operator: "dedupe"})
+		got, _ := dumpAll(t, j.Repo, 4, checkpoint.DumpOptions{Operator: "dedupe"})
 		if len(got) != kept {
 			t.Fatalf("dedupe has %d records, want %d", len(got), kept)
 		}
 	})
 	t.Run("OKFullReplacesOperators", func(t *testing.T) {
 		j := checkpointtest.Standard(t, store.NewMem("imp"))
-		_, counts := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{Operator: "count"})
+		_, counts := dumpAll(t, j.Repo, 3, checkpoint.DumpOptions{Operator: "count"})
 		res := mustImport(t, j.Repo, counts, checkpoint.ImportOptions{})
 		if len(res.Manifest.Operators) != 1 || res.Manifest.Operators[0].ID != "count" {
 			t.Fatalf("operators %v, want only count", res.Manifest.Operators)
@@ -466,7 +466,7 @@ func TestImport(t *testing.T) {
 	t.Run("OKEmptyStoreWithStates", func(t *testing.T) {
 		src := newRepo(t, store.NewMem("src"))
 		m := writeRich(t, src, 1)
-		_, a := dumpAll(t, src, 1, checkpoint.DumpFilter{})
+		_, a := dumpAll(t, src, 1, checkpoint.DumpOptions{})
 		dst := newRepo(t, store.NewMem("dst"))
 		res := mustImport(t, dst, a, checkpoint.ImportOptions{States: m.Operators})
 		if res.Manifest.CheckpointID != 1 || len(res.Manifest.Operators[0].Ranges) != 1 {
@@ -476,17 +476,17 @@ func TestImport(t *testing.T) {
 	})
 	t.Run("OKReencode", func(t *testing.T) {
 		j := checkpointtest.Standard(t, store.NewMem("imp"))
-		_, a := dumpAll(t, j.Repo, 3, checkpoint.DumpFilter{Operator: "count", State: "count"})
+		_, a := dumpAll(t, j.Repo, 3, checkpoint.DumpOptions{Operator: "count", State: "count"})
 		states := []format.OperatorState{{ID: "count", States: []format.StateDescriptor{{Name: "count", Kind: "value", Codec: "int32"}}}}
 		res := mustImport(t, j.Repo, a, checkpoint.ImportOptions{States: states, Operator: "count"})
 		if d := res.Manifest.Operators[0].States; d[0].Name != "count" || d[0].Codec != "int32" {
 			t.Fatalf("descriptors %v, want count re-encoded as int32", d)
 		}
-		_, b := dumpAll(t, j.Repo, 4, checkpoint.DumpFilter{Operator: "count", State: "count"})
+		_, b := dumpAll(t, j.Repo, 4, checkpoint.DumpOptions{Operator: "count", State: "count"})
 		if a != b {
 			t.Fatal("re-encoded values dump differently")
 		}
-		recs, _ := dumpAll(t, j.Repo, 4, checkpoint.DumpFilter{Operator: "count", State: "windows"})
+		recs, _ := dumpAll(t, j.Repo, 4, checkpoint.DumpOptions{Operator: "count", State: "windows"})
 		if len(recs) != 0 {
 			t.Fatalf("windows has %d records after a full import without them", len(recs))
 		}
@@ -609,7 +609,7 @@ func BenchmarkDump(b *testing.B) {
 	var entries, bytes int
 	for b.Loop() {
 		entries, bytes = 0, 0
-		err := checkpoint.Dump(context.Background(), j.Repo, 1, checkpoint.DumpFilter{}, func(rec checkpoint.DumpRecord) error {
+		err := checkpoint.Dump(context.Background(), j.Repo, 1, checkpoint.DumpOptions{}, func(rec checkpoint.DumpRecord) error {
 			line, err := rec.MarshalJSON()
 			entries++
 			bytes += len(line) + 1
@@ -625,7 +625,7 @@ func BenchmarkDump(b *testing.B) {
 
 func BenchmarkImport(b *testing.B) {
 	j := benchJob(b, 50000)
-	_, lines := dumpAll(b, j.Repo, 1, checkpoint.DumpFilter{})
+	_, lines := dumpAll(b, j.Repo, 1, checkpoint.DumpOptions{})
 	var entries int64
 	for b.Loop() {
 		res, err := checkpoint.Import(context.Background(), j.Repo, strings.NewReader(lines), checkpoint.ImportOptions{})

@@ -359,6 +359,9 @@ type PruneOptions struct {
 	Grace time.Duration
 	// Maintenance is checked before every delete, as in GCOptions.
 	Maintenance *Maintenance
+	// Progress, when set, follows the GC that frees the deleted
+	// checkpoints' segments, where the bytes are (see GCOptions.Progress).
+	Progress func(done, total int64)
 }
 
 // KeptCheckpoint is a checkpoint Prune keeps, and why.
@@ -440,7 +443,7 @@ func Prune(ctx context.Context, repo *Repo, opts PruneOptions) (*PruneReport, er
 	if !opts.DryRun {
 		gone = nil // deleted for real: GC sees them gone
 	}
-	rep.GC, err = gc(ctx, repo, GCOptions{DryRun: opts.DryRun, Grace: opts.Grace, Maintenance: opts.Maintenance}, gone)
+	rep.GC, err = gc(ctx, repo, GCOptions{DryRun: opts.DryRun, Grace: opts.Grace, Maintenance: opts.Maintenance, Progress: opts.Progress}, gone)
 	return rep, err
 }
 

@@ -76,9 +76,16 @@ func TestPrune(t *testing.T) {
 
 	t.Run("OK", func(t *testing.T) {
 		r, j, _ := longHistory(t)
-		rep, err := checkpoint.Prune(ctx, r, checkpoint.PruneOptions{KeepLast: 1, Grace: -1})
+		var calls int
+		var last, total int64
+		progress := func(done, tot int64) { calls, last, total = calls+1, done, tot }
+		rep, err := checkpoint.Prune(ctx, r, checkpoint.PruneOptions{KeepLast: 1, Grace: -1, Progress: progress})
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The progress follows the GC that frees the deleted checkpoints' bytes.
+		if rep.GC == nil || calls != rep.GC.Deleted || last != total || total != rep.GC.DeletedBytes || total == 0 {
+			t.Fatalf("%d progress calls ending at %d of %d; gc %+v", calls, last, total, rep.GC)
 		}
 		if got := ids(t, r); !slices.Equal(got, []uint64{9, 10}) {
 			t.Fatalf("checkpoints left %v", got)

@@ -32,7 +32,7 @@ func restoredCounts(t *testing.T, s store.Store) map[string]uint64 {
 		t.Fatal(err)
 	}
 	counts := map[string]uint64{}
-	err = checkpoint.Dump(ctx, repo, id, checkpoint.DumpFilter{State: "count"}, func(r checkpoint.DumpRecord) error {
+	err = checkpoint.Dump(ctx, repo, id, checkpoint.DumpOptions{State: "count"}, func(r checkpoint.DumpRecord) error {
 		n, err := strconv.ParseUint(string(r.Value), 10, 64)
 		counts[r.Key] = n
 		return err
