@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/arkstate/arkstate/pkg/checkpoint"
+	"github.com/arkstate/arkstate/pkg/monitor"
 	"github.com/arkstate/arkstate/pkg/tui"
 )
 
@@ -22,6 +23,7 @@ type topOptions struct {
 	storeOpt storeFlags
 	interval time.Duration
 	once     bool
+	out      outputFlag
 }
 
 func newTopCmd() *cobra.Command {
@@ -37,7 +39,10 @@ newest checkpoints of that store. Keys: q quits, r polls at once.
 
 --once prints a single frame to stdout, with the colours the output can show
 (none when it is not a terminal, when NO_COLOR is set or TERM=dumb), and
-exits: 3 when the job cannot be reached, 2 for a bad address or store.`,
+exits: 3 when the job cannot be reached, 2 for a bad address or store.
+--once --output json (or yaml) prints the job's /status document instead,
+in this binary's names, with the store's checkpoints as "checkpoints" when
+--store is given.`,
 		Example: `  arkstate run -c pipeline.yaml --metrics-addr 127.0.0.1:9090 &
   arkstate top --addr 127.0.0.1:9090 --store ./state`,
 		Args: usageArgs(cobra.NoArgs),
@@ -50,12 +55,20 @@ exits: 3 when the job cannot be reached, 2 for a bad address or store.`,
 	cmd.Flags().DurationVar(&opts.interval, "interval", time.Second, "time between polls")
 	cmd.Flags().BoolVar(&opts.once, "once", false, "print one frame and exit")
 	opts.storeOpt.addFlags(cmd)
+	opts.out.addFlag(cmd)
+	_ = cmd.Flags().MarkHidden("no-headers") // a frame has no table headers
 	return cmd
 }
 
 func runTop(ctx context.Context, cmd *cobra.Command, opts topOptions) error {
 	if opts.interval <= 0 {
 		return usageErrorf("--interval %s: must be positive", opts.interval)
+	}
+	if err := opts.out.validate(); err != nil {
+		return err
+	}
+	if opts.out.format != "table" && !opts.once {
+		return usageErrorf("--output %s needs --once: the live view is for a terminal", opts.out.format)
 	}
 	addr := opts.addr
 	if !strings.Contains(addr, "://") {
@@ -74,6 +87,9 @@ func runTop(ctx context.Context, cmd *cobra.Command, opts topOptions) error {
 			return checkpoint.List(ctx, repo)
 		}
 	}
+	if opts.once && opts.out.format != "table" {
+		return topOnceDocument(ctx, cmd, topts, &opts.out)
+	}
 	if opts.once {
 		return topOnce(ctx, cmd, topts)
 	}
@@ -81,6 +97,33 @@ func runTop(ctx context.Context, cmd *cobra.Command, opts topOptions) error {
 		tea.WithInput(cmd.InOrStdin()), tea.WithOutput(cmd.OutOrStdout()))
 	_, err := p.Run()
 	return err
+}
+
+// topDocument is `top --once --output json`: the /status document, read
+// into this binary's types (so in its names and schema_version), and the
+// store's checkpoints as `checkpoint ls` lists them.
+type topDocument struct {
+	monitor.Report
+	Checkpoints []checkpoint.CheckpointSummary `json:"checkpoints,omitzero"` // [] with --store, absent without
+}
+
+// topOnceDocument prints one poll of each source as JSON or YAML.
+func topOnceDocument(ctx context.Context, cmd *cobra.Command, opts tui.Options, out *outputFlag) error {
+	r, err := tui.FetchStatus(ctx, &http.Client{Timeout: 10 * time.Second}, opts.Addr)
+	if err != nil {
+		return fmt.Errorf("cannot reach the job: %w", err) // exit 3
+	}
+	r.SchemaVersion = schemaVersion
+	doc := topDocument{Report: r}
+	if opts.Checkpoints != nil {
+		if doc.Checkpoints, err = opts.Checkpoints(ctx); err != nil {
+			return err
+		}
+		if doc.Checkpoints == nil {
+			doc.Checkpoints = []checkpoint.CheckpointSummary{}
+		}
+	}
+	return out.render(cmd.OutOrStdout(), doc, nil)
 }
 
 // topOnce renders one frame from one poll of each source.

@@ -169,3 +169,14 @@ func TestTop_Tmux(t *testing.T) {
 	}
 	run.stop(t)
 }
+
+// top prints JSON only as one poll (--once); without it --output json is a
+// usage error, and a job it cannot reach is exit 3 with nothing on stdout.
+func TestTop_OutputJSON(t *testing.T) {
+	if stdout, stderr, code := cliRun(t, "", "top", "-o", "json"); code != exitUsage || stdout != "" || !strings.Contains(stderr, "--once") {
+		t.Fatalf("top -o json: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if stdout, stderr, code := cliRun(t, "", "top", "--once", "-o", "json", "--addr", "127.0.0.1:1"); code != exitIO || stdout != "" {
+		t.Fatalf("top --once -o json on no job: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
