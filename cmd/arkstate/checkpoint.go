@@ -34,7 +34,8 @@ servers; credentials from the standard AWS chain).`,
 // groupUsage makes the usage of a command that only groups others read
 // "arkstate GROUP [command]": it runs (to refuse stray arguments with exit
 // 2, which cobra does not check for a group that does not run), but
-// "arkstate GROUP [flags]" would suggest it does something by itself.
+// "arkstate GROUP [flags]" would suggest it does something by itself. The
+// subcommands inherit the template, so it keeps their usage line.
 func groupUsage(cmd *cobra.Command) {
-	cmd.SetUsageTemplate(strings.Replace(cmd.UsageTemplate(), "Usage:{{if .Runnable}}\n  {{.UseLine}}{{end}}", "Usage:", 1))
+	cmd.SetUsageTemplate(strings.Replace(cmd.UsageTemplate(), "Usage:{{if .Runnable}}", "Usage:{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
 }

@@ -40,7 +40,11 @@ KEYS is exact for checkpoints made only of base layers and an upper bound
 (shown as ≤N) for incremental ones. STORED counts each distinct segment once;
 EXCLUSIVE is the part no other checkpoint references, what deleting this
 checkpoint alone would free. A manifest that cannot be read is listed as
-damaged with the reason; ls still exits 0 (use verify to fail on damage).`,
+damaged with the reason; ls still exits 0 (use verify to fail on damage).
+
+Exit status: 0 when listed, damaged checkpoints included; 2 for bad
+arguments or a store that is not an arkstate store; 3 when the store cannot
+be read.`,
 		Example: `  arkstate checkpoint ls /var/lib/arkstate
   arkstate checkpoint ls s3://bucket/job --output json`,
 		Args: usageArgs(cobra.ExactArgs(1)),

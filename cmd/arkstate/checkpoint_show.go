@@ -43,7 +43,12 @@ ID is a number, a directory name (chk-00000000000000000042) or "latest".
 --segments also reads every segment's footer and index (no blocks) and prints
 its layout. JSON and YAML output are the manifest's own fields (docs/FORMAT.md),
 plus "segments" with --segments. A segment that cannot be read is shown with
-its error and makes show exit 1.`,
+its error and makes show exit 1.
+
+Exit status: 0 when shown; 1 when the manifest is damaged, or with
+--segments when a segment cannot be read (the output is printed first); 2 for
+bad arguments, no such checkpoint or not an arkstate store; 3 when the store
+cannot be read.`,
 		Example: `  arkstate checkpoint show /var/lib/arkstate latest
   arkstate checkpoint show s3://bucket/job 42 --segments --output json`,
 		Args: usageArgs(cobra.ExactArgs(2)),

@@ -209,13 +209,21 @@ func TestTable_Plain(t *testing.T) {
 }
 
 // Every command's short and long help starts with a capital, as sentences
-// do; a new command cannot slip in lower-case.
+// do; every command that does something has its usage line, examples and
+// an exit-status section in --help. A new command cannot slip in without.
 func TestHelp_Capitalised(t *testing.T) {
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		for _, text := range []string{c.Short, c.Long} {
 			if r, _ := utf8.DecodeRuneInString(text); text != "" && !unicode.IsUpper(r) && !strings.HasPrefix(text, "arkstate ") { // the name is spelled so
 				t.Errorf("%s: help starts in lower case: %.40q", c.CommandPath(), text)
+			}
+		}
+		path := strings.Fields(c.CommandPath())[1:]
+		if c.Runnable() && !c.HasAvailableSubCommands() && len(path) > 0 && path[0] != "completion" && path[0] != "help" && path[0] != "version" {
+			help, _, _ := cliRun(t, "", append(path, "--help")...)
+			if !strings.Contains(help, "Usage:\n  "+c.UseLine()+"\n") || !strings.Contains(help, "\nExamples:\n") || !strings.Contains(help, "\nExit status: ") {
+				t.Errorf("%s --help lacks its usage line, examples or exit status:\n%s", c.CommandPath(), help)
 			}
 		}
 		for _, sub := range c.Commands() {

@@ -69,7 +69,11 @@ import back byte for byte (arkstate state import).
 Entries are written operator by operator, each in key-group range, state,
 key-group and key order; expired entries are included with their expiry.
 The output is always JSON lines (--output json, the default; table is
-accepted and gives the same; yaml is refused). Dump only reads the store.`,
+accepted and gives the same; yaml is refused). Dump only reads the store.
+
+Exit status: 0 when written; 1 when the checkpoint is damaged; 2 for bad
+arguments, not a store, an unknown checkpoint, operator or state; 3 when the
+store cannot be read or stdout is closed.`,
 		Example: `  arkstate state dump /var/lib/arkstate latest > state.jsonl
   arkstate state dump s3://bucket/job 42 --operator count --key user-17`,
 		Args: usageArgs(cobra.ExactArgs(2)),
@@ -181,7 +185,13 @@ Every line is checked before anything is written: a bad line is reported with
 its file, line number and field, and nothing is committed. The input is sorted
 in memory (up to 1 GiB of entries); import larger states one operator at a
 time with --operator. Stop the pipeline first: a checkpoint it commits with the
-same id makes the import fail.`,
+same id makes the import fail.
+
+Exit status: 0 when committed (with --dry-run: when it would be); 1 when
+the latest checkpoint is damaged; 2 for bad arguments, a bad input line or
+--states file, or a store that does not match --job-id or --key-groups; 3
+when the store cannot be read or written, or another writer committed the id
+first.`,
 		Example: `  arkstate state dump /var/lib/arkstate latest > state.jsonl
   arkstate state import /var/lib/arkstate --from state.jsonl
   arkstate state import s3://bucket/job --from fixes.jsonl --incremental --output json

@@ -39,10 +39,13 @@ newest checkpoints of that store. Keys: q quits, r polls at once.
 
 --once prints a single frame to stdout, with the colours the output can show
 (none when it is not a terminal, when NO_COLOR is set or TERM=dumb), and
-exits: 3 when the job cannot be reached, 2 for a bad address or store.
---once --output json (or yaml) prints the job's /status document instead,
-in this binary's names, with the store's checkpoints as "checkpoints" when
---store is given.`,
+exits. --once --output json (or yaml) prints the job's /status document
+instead, in this binary's names, with the store's checkpoints as
+"checkpoints" when --store is given.
+
+Exit status: 0 when quit with q, or when --once printed; 2 for a bad --addr,
+--interval or store, or --output json without --once; 3 when --once cannot
+reach the job, or the store cannot be read.`,
 		Example: `  arkstate run -c pipeline.yaml --metrics-addr 127.0.0.1:9090 &
   arkstate top --addr 127.0.0.1:9090 --store ./state`,
 		Args: usageArgs(cobra.NoArgs),

@@ -188,7 +188,13 @@ record to count them; use verify to fail on damage.
 --pending lists instead the two-phase-commit transactions the log shows
 pre-committed and not yet committed or aborted, with their age: output that
 is written but not yet visible. A transaction pending for long means
-checkpoints or output commits are failing.`,
+checkpoints or output commits are failing.
+
+Exit status: 0 when listed, torn tails and damage included (use verify to
+fail on damage); 2 for bad arguments or an unknown --stream; 3 when the store
+cannot be read.`,
+		Example: `  arkstate txlog ls /var/lib/arkstate
+  arkstate txlog ls s3://bucket/job --pending --output json`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.pending {
@@ -322,7 +328,13 @@ state after a checkpoint can be rebuilt only from the records after it. It
 reports each problem with its file, offset and advice, and exits 1 if any is
 damage or an uncovered checkpoint. A torn tail at the end of a stream's last
 segment (an interrupted, unacknowledged write) and stray objects are reported
-but do not fail the check.`,
+but do not fail the check.
+
+Exit status: 0 when no stream is damaged (torn tails and strays may be
+reported); 1 on damage or an uncovered checkpoint; 2 for bad arguments or a
+store without a transaction log; 3 when the store cannot be read.`,
+		Example: `  arkstate txlog verify /var/lib/arkstate
+  arkstate txlog verify s3://bucket/job --output json > txlog-verify.json`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runTxlogVerify(cmd.Context(), cmd, &opts, args[0], cmd.OutOrStdout())
@@ -445,9 +457,15 @@ With --stream S instead, it prints the stream's raw records from --from-lsn
 
 --to stops after an LSN, or --until before the first record written after a
 time (RFC 3339, e.g. 2025-03-14T15:09:26Z). With --output json it prints one
-JSON object per line. Byte fields (key, value, position, data) appear as text
-when they are valid UTF-8 and otherwise as <field>_base64. A torn tail ends
-the replay quietly; damage or an LSN gap stops it with exit code 1.`,
+JSON object per line. Byte fields (key, value, an input record's chunk)
+appear as text when they are valid UTF-8 and otherwise as <field>_b64; a
+position and a transaction's data are JSON. A torn tail ends
+the replay quietly; damage or an LSN gap stops it with exit code 1.
+
+Exit status: 0 when replayed; 1 on damage or an LSN gap (the records before
+it are printed first); 2 for bad arguments, an unknown checkpoint or stream,
+an LSN not in the log, or an --into target that is not empty without
+--force; 3 when a store cannot be read or written.`,
 		Example: `  arkstate txlog replay /var/lib/arkstate --from latest --output json
   arkstate txlog replay /var/lib/arkstate --from 41 --until 2026-12-07T10:15:00Z --write-checkpoint --into /tmp/at-1015
   arkstate txlog replay s3://bucket/job --stream wordcount --from-lsn 1200 --to 1300`,
