@@ -30,7 +30,7 @@ var (
 		"Size of the segments the last completed checkpoint is made of.", streamLabel, nil)
 	descUploaded = prometheus.NewDesc("arkstate_checkpoint_uploaded_bytes_total",
 		"Segment bytes written to the checkpoint store.", streamLabel, nil)
-	descRestoredFrom = prometheus.NewDesc("arkstate_restored_from_checkpoint",
+	descRestoredFrom = prometheus.NewDesc("arkstate_checkpoint_restored_id",
 		"Checkpoint the run resumed from; 0 for a fresh start.", streamLabel, nil)
 	descFrozen = prometheus.NewDesc("arkstate_state_frozen_layers",
 		"State layers frozen by snapshots and not yet folded into their base.", streamLabel, nil)

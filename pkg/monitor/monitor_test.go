@@ -140,7 +140,7 @@ func TestHandler_Metrics(t *testing.T) {
 		{"arkstate_checkpoint_last_duration_seconds", words, 0.25},
 		{"arkstate_checkpoint_state_bytes", words, 4096},
 		{"arkstate_checkpoint_uploaded_bytes_total", words, 1 << 20},
-		{"arkstate_restored_from_checkpoint", words, 3},
+		{"arkstate_checkpoint_restored_id", words, 3},
 		{"arkstate_stream_healthy", words, 1},
 		{"arkstate_stream_healthy", map[string]string{"stream": "clicks"}, 0},
 		{"arkstate_checkpoint_failures_since_success", map[string]string{"stream": "clicks"}, 6},
