@@ -12,9 +12,10 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/spf13/cobra"
+
 	"github.com/arkstate/arkstate/internal/s3test"
 	"github.com/arkstate/arkstate/pkg/checkpoint/checkpointtest"
-	"github.com/spf13/cobra"
 )
 
 // The CLI test harness: every in-process run of the command goes through

@@ -9,11 +9,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/arkstate/arkstate/pkg/monitor"
 	"github.com/goccy/go-yaml"
 	"github.com/olekukonko/tablewriter"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+
+	"github.com/arkstate/arkstate/pkg/monitor"
 )
 
 // outputFlag is the --output flag every command shares: table for people,

@@ -29,7 +29,7 @@ import (
 
 const crashpointConfig = `streams:
   - id: wordcount
-    input:  {type: generate, seed: 7, count: 8000, rate: 10000}   # paced: about 0.8 s, 20 checkpoints
+    input:  {type: generate, seed: 7, count: 8000, rate: 5000}   # paced: about 1.6 s, 40 checkpoints, so that even a loaded machine passes every point
     pipeline:
       thread_num: 2
       processors:

@@ -18,8 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arkstate/arkstate/pkg/monitor"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/arkstate/arkstate/pkg/monitor"
 )
 
 // monitorPipeline never ends: a generated word stream counted with
