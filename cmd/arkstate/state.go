@@ -147,7 +147,7 @@ func (o *stateImportOptions) addFlags(cmd *cobra.Command) {
 	o.store.addFlags(cmd)
 	o.out.addFlag(cmd)
 	cmd.Flags().StringVar(&o.from, "from", "", "JSON lines to import, as state dump writes them (- for standard input)")
-	cmd.Flags().StringVar(&o.states, "states", "", "JSON file declaring state descriptors the latest checkpoint lacks: [{\"id\":OP,\"states\":[{\"name\",\"kind\",\"codec\",\"ttl_millis\"}]}]")
+	cmd.Flags().StringVar(&o.states, "states", "", "JSON file declaring state descriptors the latest checkpoint lacks: [{\"operator\":OP,\"states\":[{\"state\",\"kind\",\"codec\",\"ttl_ms\"}]}], as in checkpoint show's \"operators\" (a manifest's names id, name and ttl_millis work too)")
 	cmd.Flags().BoolVar(&o.incremental, "incremental", false, "apply the lines as upserts on top of the latest checkpoint instead of replacing its state")
 	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "check every line and report what the import would commit, without writing anything")
 	cmd.Flags().StringVar(&o.operator, "operator", "", "import only this operator's lines; the other operators keep their state")

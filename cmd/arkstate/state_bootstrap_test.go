@@ -283,3 +283,31 @@ func TestExamples_WordCountFromImport(t *testing.T) {
 		t.Fatal("the input has no \"exactly\"; the test shows nothing")
 	}
 }
+
+// The "operators" of checkpoint show's JSON are a --states file as they
+// are: a store dumped, and imported with its own descriptors into a new
+// directory, holds the same entries.
+func TestStateImport_StatesFromShow(t *testing.T) {
+	good := copyFixtureStore(t, filepath.Join(inspectFixtures, "good"))
+	show, stderr, code := cliRun(t, "", "checkpoint", "show", good, "latest", "-o", "json")
+	var doc struct {
+		Operators json.RawMessage `json:"operators"`
+	}
+	if code != exitOK || json.Unmarshal([]byte(show), &doc) != nil {
+		t.Fatalf("show: exit %d: %s", code, stderr)
+	}
+	states := stateWrite(t, "states.json", string(doc.Operators))
+	dump, stderr, code := cliRun(t, "", "state", "dump", good, "latest")
+	if code != exitOK {
+		t.Fatalf("dump: exit %d: %s", code, stderr)
+	}
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	if _, stderr, code := cliRun(t, "", "state", "import", fresh, "--from", stateWrite(t, "state.jsonl", dump),
+		"--job-id", checkpointtest.JobID, "--key-groups", "128", "--states", states); code != exitOK {
+		t.Fatalf("import with show's operators as --states: exit %d: %s", code, stderr)
+	}
+	again, _, _ := cliRun(t, "", "state", "dump", fresh, "latest")
+	if !sameLines(dump, again) {
+		t.Fatalf("the new store's dump differs from the source's")
+	}
+}

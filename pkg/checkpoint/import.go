@@ -313,9 +313,12 @@ func checkDescriptor(d format.StateDescriptor) error {
 }
 
 // DecodeStateDescriptors reads a descriptors file for ImportOptions.States:
-// a JSON array of {"id": operator, "states": [{"name", "kind", "codec",
-// "ttl_millis"}]}, the shape of a manifest's operators (other fields are
-// ignored). name is used in errors.
+// a JSON array of operators, each with its states, in either of two
+// spellings: the names of `checkpoint show`'s JSON ({"operator", "states":
+// [{"state", "kind", "codec", "ttl_ms"}]}, so that its "operators" can be
+// fed back), or those of a stored manifest ({"id", "states": [{"name",
+// "kind", "codec", "ttl_millis"}]}). Other fields, such as ranges, are
+// ignored. name is used in errors.
 func DecodeStateDescriptors(r io.Reader, name string) ([]format.OperatorState, error) {
 	data, err := io.ReadAll(io.LimitReader(r, format.MaxManifestSize+1))
 	if err != nil {
@@ -324,20 +327,66 @@ func DecodeStateDescriptors(r io.Reader, name string) ([]format.OperatorState, e
 	if len(data) > format.MaxManifestSize {
 		return nil, &ImportError{File: name, Err: fmt.Errorf("longer than %d bytes", format.MaxManifestSize)}
 	}
-	var ops []format.OperatorState
-	if err := json.Unmarshal(data, &ops); err != nil {
-		return nil, &ImportError{File: name, Err: fmt.Errorf("want a JSON array of {\"id\", \"states\"}: %v", err)}
+	var in []struct {
+		ID       string `json:"id"`
+		Operator string `json:"operator"`
+		States   []struct {
+			Name      string `json:"name"`
+			State     string `json:"state"`
+			Kind      string `json:"kind"`
+			Codec     string `json:"codec"`
+			TTLMillis *int64 `json:"ttl_millis"`
+			TTLMS     *int64 `json:"ttl_ms"`
+		} `json:"states"`
 	}
-	for i, o := range ops {
-		if err := checkImportID("operator id", o.ID); err != nil {
-			return nil, &ImportError{File: name, Field: fmt.Sprintf("[%d].id", i), Err: err}
+	if err := json.Unmarshal(data, &in); err != nil {
+		return nil, &ImportError{File: name, Err: fmt.Errorf("want a JSON array of {\"operator\", \"states\"}: %v", err)}
+	}
+	// either returns the one of two spellings of a field that is given;
+	// both given must agree.
+	either := func(a, b, aName, bName string) (string, error) {
+		switch {
+		case a != "" && b != "" && a != b:
+			return "", fmt.Errorf("%s %q and %s %q disagree", aName, a, bName, b)
+		case a != "":
+			return a, nil
 		}
+		return b, nil
+	}
+	ops := make([]format.OperatorState, len(in))
+	for i, o := range in {
+		id, err := either(o.Operator, o.ID, "operator", "id")
+		if err == nil {
+			err = checkImportID("operator id", id)
+		}
+		if err != nil {
+			key := "id" // the field the file used, or the manifest's name when it has none
+			if o.Operator != "" {
+				key = "operator"
+			}
+			return nil, &ImportError{File: name, Field: fmt.Sprintf("[%d].%s", i, key), Err: err}
+		}
+		ops[i] = format.OperatorState{ID: id, States: make([]format.StateDescriptor, len(o.States))}
 		for j, d := range o.States {
-			if err := checkDescriptor(d); err != nil {
-				return nil, &ImportError{File: name, Field: fmt.Sprintf("[%d].states[%d]", i, j), Err: err}
+			field := fmt.Sprintf("[%d].states[%d]", i, j)
+			st, err := either(d.State, d.Name, "state", "name")
+			if err != nil {
+				return nil, &ImportError{File: name, Field: field, Err: err}
+			}
+			var ttl int64
+			switch {
+			case d.TTLMS != nil && d.TTLMillis != nil && *d.TTLMS != *d.TTLMillis:
+				return nil, &ImportError{File: name, Field: field, Err: fmt.Errorf("ttl_ms %d and ttl_millis %d disagree", *d.TTLMS, *d.TTLMillis)}
+			case d.TTLMS != nil:
+				ttl = *d.TTLMS
+			case d.TTLMillis != nil:
+				ttl = *d.TTLMillis
+			}
+			ops[i].States[j] = format.StateDescriptor{Name: st, Kind: d.Kind, Codec: d.Codec, TTLMillis: ttl}
+			if err := checkDescriptor(ops[i].States[j]); err != nil {
+				return nil, &ImportError{File: name, Field: field, Err: err}
 			}
 		}
-		ops[i].Ranges = nil
 	}
 	return ops, nil
 }

@@ -575,6 +575,17 @@ func TestDecodeStateDescriptors(t *testing.T) {
 			t.Fatalf("got %+v", ops)
 		}
 	})
+	// checkpoint show's names, so that its "operators" can be fed back.
+	t.Run("OKShowNames", func(t *testing.T) {
+		ops, err := checkpoint.DecodeStateDescriptors(strings.NewReader(`[{"operator":"count","states":[{"state":"count","kind":"value","codec":"uint64","ttl_ms":0},
+			{"state":"windows","kind":"map","codec":"string/uint64","ttl_ms":60000}],"ranges":[{"first_key_group":0,"last_key_group":1,"layers":[]}]}]`), "states.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ops) != 1 || ops[0].ID != "count" || len(ops[0].States) != 2 || ops[0].States[1].Name != "windows" || ops[0].States[1].TTLMillis != 60000 || ops[0].Ranges != nil {
+			t.Fatalf("got %+v", ops)
+		}
+	})
 	for _, tc := range []struct{ name, in, field string }{
 		{"ErrNotArray", `{"id":"x"}`, ""},
 		{"ErrNoID", `[{"states":[]}]`, "[0].id"},
@@ -583,6 +594,10 @@ func TestDecodeStateDescriptors(t *testing.T) {
 		{"ErrKind", `[{"id":"o","states":[{"name":"s","kind":"set","codec":"json"}]}]`, "[0].states[0]"},
 		{"ErrMapCodec", `[{"id":"o","states":[{"name":"s","kind":"map","codec":"json"}]}]`, "[0].states[0]"},
 		{"ErrNoCodec", `[{"id":"o","states":[{"name":"s","kind":"value"}]}]`, "[0].states[0]"},
+		{"ErrNoOperator", `[{"states":[]}]`, "[0].id"},
+		{"ErrOperatorDisagrees", `[{"id":"a","operator":"b","states":[]}]`, "[0].operator"},
+		{"ErrStateDisagrees", `[{"operator":"o","states":[{"name":"s","state":"t","kind":"value","codec":"json"}]}]`, "[0].states[0]"},
+		{"ErrTTLDisagrees", `[{"operator":"o","states":[{"state":"s","kind":"value","codec":"json","ttl_ms":1,"ttl_millis":2}]}]`, "[0].states[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := checkpoint.DecodeStateDescriptors(strings.NewReader(tc.in), "states.json")
