@@ -652,3 +652,37 @@ func BenchmarkImport(b *testing.B) {
 	b.ReportMetric(float64(entries)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 	b.SetBytes(int64(len(lines)))
 }
+
+// FuzzDecodeStateDescriptors: a descriptors file never panics the decoder,
+// every error names the file, and what it accepts are descriptors import
+// can use (valid ids, kinds and codecs, no ranges).
+func FuzzDecodeStateDescriptors(f *testing.F) {
+	for _, seed := range []string{
+		`[{"operator":"count","states":[{"state":"count","kind":"value","codec":"uint64","ttl_ms":0}]}]`,
+		`[{"id":"count","states":[{"name":"w","kind":"map","codec":"string/uint64","ttl_millis":60000}],"ranges":[]}]`,
+		`[{"id":"a","operator":"a","states":[{"name":"s","state":"s","kind":"list","codec":"json","ttl_ms":5,"ttl_millis":5}]}]`,
+		`[]`, `{}`, `[{"states":[]}]`, `[{"operator":"o","states":[{"kind":"value"}]}]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ops, err := checkpoint.DecodeStateDescriptors(bytes.NewReader(data), "states.json")
+		if err != nil {
+			var ie *checkpoint.ImportError
+			if !errors.As(err, &ie) || ie.File != "states.json" {
+				t.Fatalf("error %v does not name the file", err)
+			}
+			return
+		}
+		for _, o := range ops {
+			if o.ID == "" || o.Ranges != nil {
+				t.Fatalf("accepted operator %+v", o)
+			}
+			for _, d := range o.States {
+				if d.Name == "" || d.Codec == "" || d.TTLMillis < 0 {
+					t.Fatalf("accepted descriptor %+v of operator %q", d, o.ID)
+				}
+			}
+		}
+	})
+}
