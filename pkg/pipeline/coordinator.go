@@ -50,29 +50,47 @@ type coordinator struct {
 	// checkpoint to list and commit again (docs/EXACTLY-ONCE.md).
 	uncommitted []format.PendingTxn
 	// commitFailures counts output commits failed in a row, the first of
-	// them at failingSince.
-	commitFailures int
-	failingSince   time.Time
+	// them at failingSince; checkpointFailures and checkpointFailingSince
+	// do the same for checkpoints.
+	commitFailures         int
+	failingSince           time.Time
+	checkpointFailures     int
+	checkpointFailingSince time.Time
 	// logFrom is the transaction-log position of the checkpoint in flight:
 	// the LSN before its successor epoch's EpochBegin (see journal).
 	logFrom uint64
 }
 
-// MinCommitFailures is how many output commits in a row (one per completed
-// checkpoint) must fail, over at least Options.CommitRetryFor, before the
-// stream stops with ErrCommitStuck: a commit that keeps failing would
-// otherwise hold all later output back while every manifest lists more
-// transactions, and a short outage must not end a job.
-const MinCommitFailures = 10
+// MinFailures is how many checkpoints in a row, or output commits in a
+// row (one per completed checkpoint), must fail, over at least
+// Options.RetryFor, before the stream stops with ErrCheckpointStuck or
+// ErrCommitStuck. A short outage must not end a job; a lasting one would
+// otherwise hold all output back for good without ending the run, and a
+// bounded job would retry its final checkpoint forever.
+const MinFailures = 10
 
-// DefaultCommitRetryFor is Options.CommitRetryFor when it is zero: the
+// DefaultRetryFor is Options.RetryFor when it is zero: the
 // larger of 5 minutes and 10 checkpoint intervals.
-const DefaultCommitRetryFor = 5 * time.Minute
+const DefaultRetryFor = 5 * time.Minute
 
 // ErrCommitStuck ends a stream whose output commit kept failing (see
-// MinCommitFailures). The transactions stay listed in the last checkpoint,
+// MinFailures). The transactions stay listed in the last checkpoint,
 // so a restart commits them.
 var ErrCommitStuck = errors.New("output commit keeps failing")
+
+// ErrCheckpointStuck ends a stream whose checkpoints kept failing (see
+// MinFailures). Nothing since the last completed checkpoint is visible
+// or lost: a restart resumes from it, and the pre-committed output that
+// no checkpoint listed is aborted.
+var ErrCheckpointStuck = errors.New("checkpoints keep failing")
+
+// retryFor is how long failures may go on before a stream stops.
+func (c *coordinator) retryFor() time.Duration {
+	if d := c.r.opts.RetryFor; d > 0 {
+		return d
+	}
+	return max(DefaultRetryFor, 10*c.r.opts.Interval)
+}
 
 // requestFinal asks for the checkpoint that ends a bounded input.
 func (c *coordinator) requestFinal() {
@@ -160,6 +178,9 @@ func (c *coordinator) run(ctx context.Context) error {
 			if errors.Is(commitErr, ErrCommitStuck) {
 				return commitErr
 			}
+			if errors.Is(err, ErrCheckpointStuck) {
+				return err
+			}
 			final := c.isFinal(inflight)
 			got, inflight = nil, 0
 			c.next++
@@ -184,8 +205,9 @@ func (c *coordinator) run(ctx context.Context) error {
 // complete writes checkpoint id from the tasks' acknowledgements and, once
 // its manifest is durable, commits what the output pre-committed. A failed
 // checkpoint (err) is logged and counted; processing goes on and the next
-// checkpoint retries. A failed commit (commitErr) is retried after the next
-// checkpoint; one that keeps failing (MinCommitFailures) is ErrCommitStuck.
+// checkpoint retries, and checkpoints that keep failing (MinFailures) are
+// ErrCheckpointStuck. A failed commit (commitErr) is retried after the
+// next checkpoint; one that keeps failing is ErrCommitStuck.
 func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) (err, commitErr error) {
 	// The transactions are the coordinator's from here on, whatever fails.
 	for _, a := range acks {
@@ -208,10 +230,19 @@ func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) (err,
 	if err != nil {
 		c.r.stats.CheckpointsFailed.Add(1)
 		c.r.stats.FailuresSinceSuccess.Add(1)
+		c.checkpointFailures++
+		if c.checkpointFailures == 1 {
+			c.checkpointFailingSince = time.Now()
+		}
+		if failing := time.Since(c.checkpointFailingSince); c.checkpointFailures >= MinFailures && failing >= c.retryFor() {
+			return fmt.Errorf("%w: %d times in a row over %v, the last checkpoint %d: %w",
+				ErrCheckpointStuck, c.checkpointFailures, failing.Round(time.Millisecond), id, err), nil
+		}
 		c.r.log.Error("checkpoint failed; processing continues", "checkpoint", id, "err", err,
-			"uncommitted_transactions", len(c.uncommitted))
+			"failures_in_a_row", c.checkpointFailures, "uncommitted_transactions", len(c.uncommitted))
 		return err, nil
 	}
+	c.checkpointFailures = 0
 	c.parent.Store(m)
 	c.r.stats.CheckpointsCompleted.Add(1)
 	c.r.stats.FailuresSinceSuccess.Store(0)
@@ -229,11 +260,7 @@ func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) (err,
 		c.r.stats.CommitFailures.Store(int64(c.commitFailures))
 		msg := err.Error()
 		c.r.stats.LastCommitError.Store(&msg)
-		retryFor := c.r.opts.CommitRetryFor
-		if retryFor == 0 {
-			retryFor = max(DefaultCommitRetryFor, 10*c.r.opts.Interval)
-		}
-		if failing := time.Since(c.failingSince); c.commitFailures >= MinCommitFailures && failing >= retryFor {
+		if failing := time.Since(c.failingSince); c.commitFailures >= MinFailures && failing >= c.retryFor() {
 			return nil, fmt.Errorf("%w: %d times in a row over %v, the last after checkpoint %d: %w",
 				ErrCommitStuck, c.commitFailures, failing.Round(time.Millisecond), id, err)
 		}

@@ -291,7 +291,7 @@ func TestRunner_CommitFailure(t *testing.T) {
 		out := &failingCommitOutput{FileOutput: spec.Output.(*FileOutput)}
 		out.failures.Store(-1)
 		spec.Output = out
-		r, err := NewRunner(spec, Options{Repo: repo, Interval: 5 * time.Millisecond, CommitRetryFor: 50 * time.Millisecond})
+		r, err := NewRunner(spec, Options{Repo: repo, Interval: 5 * time.Millisecond, RetryFor: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -486,5 +486,52 @@ func TestRunner_WaitForLease(t *testing.T) {
 		if got[w] != n {
 			t.Fatalf("word %s: %d, want %d", w, got[w], n)
 		}
+	}
+}
+
+// Checkpoints that keep failing stop the stream with ErrCheckpointStuck,
+// naming the store's error, instead of retrying for ever (a bounded job
+// would never end); nothing becomes visible, and a restart with the store
+// back resumes from the last checkpoint and commits every count once.
+func TestRunner_ErrCheckpointStuck(t *testing.T) {
+	dir := t.TempDir()
+	want := writeWords(t, filepath.Join(dir, "input.txt"), 3000, 200, 9)
+	store, repo := flakyRepo(t, dir)
+	spec := wordCountSpec(t, dir, 2)
+	store.down.Store(true)
+	r, err := NewRunner(spec, Options{Repo: repo, Interval: 5 * time.Millisecond, RetryFor: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		cancel()
+		<-done
+		t.Fatalf("still running after %d failed checkpoints over 30 s", r.Stats().CheckpointsFailed.Load())
+	}
+	if !errors.Is(err, ErrCheckpointStuck) || !errors.Is(err, errDown) {
+		t.Fatalf("Run = %v; want ErrCheckpointStuck wrapping the store's error", err)
+	}
+	if n := r.Stats().CheckpointsFailed.Load(); n < MinFailures {
+		t.Fatalf("stopped after %d failed checkpoints, want at least %d", n, MinFailures)
+	}
+	if n := len(readCounts(t, filepath.Join(dir, "out"))); n != 0 {
+		t.Fatalf("%d words visible although no checkpoint completed", n)
+	}
+	store.down.Store(false)
+	r, err = NewRunner(wordCountSpec(t, dir, 2), Options{Repo: repo, Interval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(context.Background()); err != nil {
+		t.Fatalf("restart with the store back: %v", err)
+	}
+	if got := readCounts(t, filepath.Join(dir, "out")); !maps.Equal(got, want) {
+		t.Fatalf("%d words committed, want %d, or counts differ", len(got), len(want))
 	}
 }

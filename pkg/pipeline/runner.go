@@ -58,11 +58,11 @@ type Options struct {
 	// OnCheckpoint, when set, is called after every checkpoint attempt, on
 	// the coordinator's goroutine: keep it short.
 	OnCheckpoint func(CheckpointResult)
-	// CommitRetryFor is how long output commits may keep failing (and at
-	// least MinCommitFailures times) before the stream stops with
-	// ErrCommitStuck; zero means DefaultCommitRetryFor or 10 intervals,
-	// whichever is longer.
-	CommitRetryFor time.Duration
+	// RetryFor is how long checkpoints, or output commits, may keep
+	// failing (and at least MinFailures times in a row) before the stream
+	// stops with ErrCheckpointStuck or ErrCommitStuck; zero means
+	// DefaultRetryFor or 10 intervals, whichever is longer.
+	RetryFor time.Duration
 	// OnStart, when set, is called once the runner has its lease and has
 	// restored its state, before the input opens: restored is the
 	// checkpoint it resumed from, 0 for a fresh start.
