@@ -49,13 +49,9 @@ type coordinator struct {
 	// drops one: a failed checkpoint or commit leaves them for the next
 	// checkpoint to list and commit again (docs/EXACTLY-ONCE.md).
 	uncommitted []format.PendingTxn
-	// commitFailures counts output commits failed in a row, the first of
-	// them at failingSince; checkpointFailures and checkpointFailingSince
-	// do the same for checkpoints.
-	commitFailures         int
-	failingSince           time.Time
-	checkpointFailures     int
-	checkpointFailingSince time.Time
+	// checkpointFailures and commitFailures are the runs of checkpoints and
+	// of output commits failed in a row.
+	checkpointFailures, commitFailures failureRun
 	// logFrom is the transaction-log position of the checkpoint in flight:
 	// the LSN before its successor epoch's EpochBegin (see journal).
 	logFrom uint64
@@ -83,6 +79,24 @@ var ErrCommitStuck = errors.New("output commit keeps failing")
 // or lost: a restart resumes from it, and the pre-committed output that
 // no checkpoint listed is aborted.
 var ErrCheckpointStuck = errors.New("checkpoints keep failing")
+
+// failureRun is a run of failures in a row: how many, since when.
+type failureRun struct {
+	n     int
+	since time.Time
+}
+
+// add counts one more failure and reports how long the run has lasted,
+// and whether it is long enough, in number (MinFailures) and in time
+// (retryFor), to stop the stream.
+func (f *failureRun) add(retryFor time.Duration) (failing time.Duration, stuck bool) {
+	f.n++
+	if f.n == 1 {
+		f.since = time.Now()
+	}
+	failing = time.Since(f.since)
+	return failing, f.n >= MinFailures && failing >= retryFor
+}
 
 // retryFor is how long failures may go on before a stream stops.
 func (c *coordinator) retryFor() time.Duration {
@@ -230,19 +244,15 @@ func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) (err,
 	if err != nil {
 		c.r.stats.CheckpointsFailed.Add(1)
 		c.r.stats.FailuresSinceSuccess.Add(1)
-		c.checkpointFailures++
-		if c.checkpointFailures == 1 {
-			c.checkpointFailingSince = time.Now()
-		}
-		if failing := time.Since(c.checkpointFailingSince); c.checkpointFailures >= MinFailures && failing >= c.retryFor() {
+		if failing, stuck := c.checkpointFailures.add(c.retryFor()); stuck {
 			return fmt.Errorf("%w: %d times in a row over %v, the last checkpoint %d: %w",
-				ErrCheckpointStuck, c.checkpointFailures, failing.Round(time.Millisecond), id, err), nil
+				ErrCheckpointStuck, c.checkpointFailures.n, failing.Round(time.Millisecond), id, err), nil
 		}
 		c.r.log.Error("checkpoint failed; processing continues", "checkpoint", id, "err", err,
-			"failures_in_a_row", c.checkpointFailures, "uncommitted_transactions", len(c.uncommitted))
+			"failures_in_a_row", c.checkpointFailures.n, "uncommitted_transactions", len(c.uncommitted))
 		return err, nil
 	}
-	c.checkpointFailures = 0
+	c.checkpointFailures = failureRun{}
 	c.parent.Store(m)
 	c.r.stats.CheckpointsCompleted.Add(1)
 	c.r.stats.FailuresSinceSuccess.Store(0)
@@ -253,19 +263,16 @@ func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) (err,
 	if err := c.r.spec.Output.Commit(ctx, c.uncommitted); err != nil {
 		// The checkpoint lists them, so a restart commits them; the next
 		// checkpoint lists them again and retries meanwhile.
-		c.commitFailures++
-		if c.commitFailures == 1 {
-			c.failingSince = time.Now()
-		}
-		c.r.stats.CommitFailures.Store(int64(c.commitFailures))
+		failing, stuck := c.commitFailures.add(c.retryFor())
+		c.r.stats.CommitFailures.Store(int64(c.commitFailures.n))
 		msg := err.Error()
 		c.r.stats.LastCommitError.Store(&msg)
-		if failing := time.Since(c.failingSince); c.commitFailures >= MinFailures && failing >= c.retryFor() {
+		if stuck {
 			return nil, fmt.Errorf("%w: %d times in a row over %v, the last after checkpoint %d: %w",
-				ErrCommitStuck, c.commitFailures, failing.Round(time.Millisecond), id, err)
+				ErrCommitStuck, c.commitFailures.n, failing.Round(time.Millisecond), id, err)
 		}
 		c.r.log.Error("output commit failed; the next checkpoint retries it", "checkpoint", id, "err", err,
-			"failures_in_a_row", c.commitFailures, "uncommitted_transactions", len(c.uncommitted))
+			"failures_in_a_row", c.commitFailures.n, "uncommitted_transactions", len(c.uncommitted))
 		return nil, err
 	}
 	crashpoint.Hit(crashpoint.AfterCommit)
@@ -275,7 +282,7 @@ func (c *coordinator) complete(ctx context.Context, id uint64, acks []ack) (err,
 		}
 	}
 	c.uncommitted = nil
-	c.commitFailures = 0
+	c.commitFailures = failureRun{}
 	c.r.stats.CommitFailures.Store(0)
 	c.r.log.Debug("checkpoint complete", "checkpoint", id, "kind", m.Kind)
 	if c.r.opts.Retained > 0 {
