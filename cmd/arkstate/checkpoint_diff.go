@@ -157,14 +157,13 @@ func diffKeyWriter(outFormat string, out io.Writer) func(checkpoint.KeyChange) e
 			StoredKeyB64: base64.StdEncoding.EncodeToString(c.Key), Change: string(c.Change), OldSize: c.OldSize, NewSize: c.NewSize}
 		userKey, mapKey, isMap := c.Key, []byte(nil), false
 		if c.Kind == format.StateKindMap {
-			userKey, mapKey, isMap = state.SplitMapKey(c.Key)
-			if !isMap {
-				userKey = c.Key
+			if uk, mk, ok := state.SplitMapKey(c.Key); ok {
+				userKey, mapKey, isMap = uk, mk, true
 			}
 		}
-		line.Key, line.KeyB64 = txlogBytes(userKey)
+		line.Key, line.KeyB64 = textOrB64(userKey)
 		if isMap {
-			line.MapKey, line.MapKeyB64 = txlogBytes(mapKey)
+			line.MapKey, line.MapKeyB64 = textOrB64(mapKey)
 		}
 		switch outFormat {
 		case "json":

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
 	"github.com/olekukonko/tablewriter"
@@ -52,6 +54,15 @@ func versionedJSON(v any) ([]byte, error) {
 		return []byte(head + "}"), nil
 	}
 	return append([]byte(head+","), j[1:]...), nil
+}
+
+// textOrB64 is the vocabulary's rule for bytes: a field holds them as
+// text when they are valid UTF-8, else <field>_b64 holds them in base64.
+func textOrB64(b []byte) (text, b64 string) {
+	if utf8.Valid(b) {
+		return string(b), ""
+	}
+	return "", base64.StdEncoding.EncodeToString(b)
 }
 
 // outputFormats are the values of --output.

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -691,11 +690,11 @@ func newTxlogRecordView(r *format.Record) txlogRecordView {
 	if r.ExpiresAt != 0 {
 		v.ExpiresAt = txlogTime(time.Unix(0, r.ExpiresAt))
 	}
-	v.Key, v.KeyB64 = txlogBytes(r.Key)
-	v.Value, v.ValueB64 = txlogBytes(r.Value)
+	v.Key, v.KeyB64 = textOrB64(r.Key)
+	v.Value, v.ValueB64 = textOrB64(r.Value)
 	v.Position, v.PositionB64 = txlogJSON(r.Position)
 	if r.Type == format.RecordInput {
-		v.Chunk, v.ChunkB64 = txlogBytes(r.Data)
+		v.Chunk, v.ChunkB64 = textOrB64(r.Data)
 	} else {
 		v.Data, v.DataB64 = txlogJSON(r.Data)
 	}
@@ -714,18 +713,10 @@ func txlogJSON(b []byte) (json.RawMessage, string) {
 	return nil, base64.StdEncoding.EncodeToString(b)
 }
 
-// txlogBytes returns b as text if it is valid UTF-8, else as base64.
-func txlogBytes(b []byte) (text, b64 string) {
-	if utf8.Valid(b) {
-		return string(b), ""
-	}
-	return "", base64.StdEncoding.EncodeToString(b)
-}
-
 // txlogRecordDetail is the type-specific part of a replay table row.
 func txlogRecordDetail(r *format.Record) string {
 	show := func(b []byte) string {
-		text, b64 := txlogBytes(b)
+		text, b64 := textOrB64(b)
 		if b64 != "" {
 			return "base64:" + b64
 		}
