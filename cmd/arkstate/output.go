@@ -47,9 +47,6 @@ func versionedJSON(v any) ([]byte, error) {
 		return nil, fmt.Errorf("internal error: a %T is not a JSON object", v)
 	}
 	head := fmt.Sprintf(`{"schema_version":%d`, schemaVersion)
-	if bytes.HasPrefix(j, []byte(head+",")) {
-		return j, nil // a document that carries it already (/status in top)
-	}
 	if string(j) == "{}" {
 		return []byte(head + "}"), nil
 	}

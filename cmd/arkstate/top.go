@@ -90,11 +90,8 @@ func runTop(ctx context.Context, cmd *cobra.Command, opts topOptions) error {
 			return checkpoint.List(ctx, repo)
 		}
 	}
-	if opts.once && opts.out.format != "table" {
-		return topOnceDocument(ctx, cmd, topts, &opts.out)
-	}
 	if opts.once {
-		return topOnce(ctx, cmd, topts)
+		return topOnce(ctx, cmd, topts, &opts.out)
 	}
 	p := tea.NewProgram(tui.New(topts), tea.WithContext(ctx),
 		tea.WithInput(cmd.InOrStdin()), tea.WithOutput(cmd.OutOrStdout()))
@@ -103,39 +100,34 @@ func runTop(ctx context.Context, cmd *cobra.Command, opts topOptions) error {
 }
 
 // topDocument is `top --once --output json`: the /status document, read
-// into this binary's types (so in its names and schema_version), and the
+// into this binary's types (so in its names and schema version), and the
 // store's checkpoints as `checkpoint ls` lists them.
 type topDocument struct {
 	monitor.Report
 	Checkpoints []checkpoint.CheckpointSummary `json:"checkpoints,omitzero"` // [] with --store, absent without
 }
 
-// topOnceDocument prints one poll of each source as JSON or YAML.
-func topOnceDocument(ctx context.Context, cmd *cobra.Command, opts tui.Options, out *outputFlag) error {
+// topOnce polls each source once and prints a frame, or with --output
+// json or yaml the document.
+func topOnce(ctx context.Context, cmd *cobra.Command, opts tui.Options, out *outputFlag) error {
 	r, err := tui.FetchStatus(ctx, &http.Client{Timeout: 10 * time.Second}, opts.Addr)
 	if err != nil {
 		return fmt.Errorf("cannot reach the job: %w", err) // exit 3
 	}
-	r.SchemaVersion = schemaVersion
-	doc := topDocument{Report: r}
-	if opts.Checkpoints != nil {
-		if doc.Checkpoints, err = opts.Checkpoints(ctx); err != nil {
-			return err
+	if out.format != "table" {
+		r.SchemaVersion = 0 // render writes this binary's, first
+		doc := topDocument{Report: r}
+		if opts.Checkpoints != nil {
+			if doc.Checkpoints, err = opts.Checkpoints(ctx); err != nil {
+				return err
+			}
+			if doc.Checkpoints == nil {
+				doc.Checkpoints = []checkpoint.CheckpointSummary{}
+			}
 		}
-		if doc.Checkpoints == nil {
-			doc.Checkpoints = []checkpoint.CheckpointSummary{}
-		}
+		return out.render(cmd.OutOrStdout(), doc, nil)
 	}
-	return out.render(cmd.OutOrStdout(), doc, nil)
-}
-
-// topOnce renders one frame from one poll of each source.
-func topOnce(ctx context.Context, cmd *cobra.Command, opts tui.Options) error {
 	var st tui.State
-	r, err := tui.FetchStatus(ctx, &http.Client{Timeout: 10 * time.Second}, opts.Addr)
-	if err != nil {
-		return fmt.Errorf("cannot reach the job: %w", err) // exit 3
-	}
 	st.Observe(r, nil)
 	if opts.Checkpoints != nil {
 		st.Checkpoints, st.CheckpointsErr = opts.Checkpoints(ctx)

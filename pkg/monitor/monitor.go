@@ -177,7 +177,7 @@ const SchemaVersion = 2
 
 // Report is the JSON document served at /status.
 type Report struct {
-	SchemaVersion int       `json:"schema_version"`
+	SchemaVersion int       `json:"schema_version,omitempty"` // always set in a report Monitor serves
 	Time          time.Time `json:"time"`
 	Version       string    `json:"version,omitempty"`
 	Health        Health    `json:"health"`
