@@ -93,7 +93,7 @@ var unitRules = []struct {
 	typ   string
 	rule  string
 }{
-	{func(k string) bool { return k == "time" || strings.HasSuffix(k, "_at") }, "time", "a time is named time or *_at"},
+	{isTimeKey, "time", "a time is named time or *_at"},
 	{func(k string) bool { return strings.HasSuffix(k, "_bytes") }, "number", "a size is *_bytes"},
 	{func(k string) bool { return strings.HasSuffix(k, "_ms") }, "number", "a duration is *_ms"},
 	{func(k string) bool { return strings.HasSuffix(k, "_count") }, "number", "a count is *_count"},
@@ -102,6 +102,8 @@ var unitRules = []struct {
 	{func(k string) bool { return strings.HasSuffix(k, "checkpoint_ids") }, "array", "checkpoint ids are *checkpoint_ids"},
 	{func(k string) bool { return strings.HasSuffix(k, "_b64") }, "string", "base64 bytes are *_b64"},
 }
+
+func isTimeKey(k string) bool { return k == "time" || strings.HasSuffix(k, "_at") }
 
 // jsonType names v's type in the vocabulary's terms.
 func jsonType(v any) string {
@@ -160,7 +162,7 @@ func vocabularyProblems(doc any, path string) []string {
 						problems = append(problems, fmt.Sprintf("%s: a %s breaks the rule %q", p, got, r.rule))
 					}
 				}
-				if got == "time" && !unitRules[0].match(k) && !typeAllowed(entry.types, "any") && !userText[k] {
+				if got == "time" && !isTimeKey(k) && !typeAllowed(entry.types, "any") && !userText[k] {
 					problems = append(problems, fmt.Sprintf("%s: a time under a key not named time or *_at", p))
 				}
 				if ok && !typeAllowed(entry.types, "any") {
